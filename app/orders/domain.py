@@ -1,0 +1,45 @@
+"""The platform-neutral order: what every webhook adapter produces and the calculator reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformLine:
+    external_id: str
+    title: str
+    quantity: int
+    unit_price: int  # minor units, shop currency
+    discount_amount: int  # minor units allocated to this line, all units together
+    gift_card: bool = False
+    product_id: str | None = None
+    variant_id: str | None = None
+    sku: str | None = None
+    vendor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformCustomer:
+    external_id: str
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformOrder:
+    external_id: str
+    currency: str
+    lines: tuple[PlatformLine, ...]
+    total_amount: int
+    name: str | None = None
+    email: str | None = None
+    customer: PlatformCustomer | None = None
+    financial_status: str | None = None
+    paid: bool = False
+    test: bool = False
+    cancelled_at: datetime | None = None
+    updated_at: datetime | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,143 @@
+"""Shopify adapter: signature check and payload → platform-neutral order."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.kit.money import to_minor
+from app.orders.domain import PlatformCustomer, PlatformLine, PlatformOrder
+
+ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated"})
+# financial_status values that mean the customer's payment went through.
+_PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
+
+
+class InvalidPayload(ValueError):
+    """The payload is JSON but not an order we can read (bad amounts, unknown currency…)."""
+
+
+def sign(body: bytes, secret: str) -> str:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify(body: bytes, secret: str, signature: str | None) -> bool:
+    if not signature:
+        return False
+    return hmac.compare_digest(sign(body, secret).encode(), signature.strip().encode())
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+
+class _Money(_Lenient):
+    amount: str
+
+
+class _MoneySet(_Lenient):
+    shop_money: _Money
+
+
+class _DiscountAllocation(_Lenient):
+    amount: str = "0"
+    amount_set: _MoneySet | None = None
+
+
+class _LineItem(_Lenient):
+    id: str
+    title: str = ""
+    name: str | None = None
+    quantity: int = Field(ge=0)
+    price: str
+    price_set: _MoneySet | None = None
+    discount_allocations: list[_DiscountAllocation] = Field(default_factory=list)
+    gift_card: bool = False
+    product_id: str | None = None
+    variant_id: str | None = None
+    sku: str | None = None
+    vendor: str | None = None
+
+
+class _Customer(_Lenient):
+    id: str
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+class ShopifyOrder(_Lenient):
+    id: str
+    name: str | None = None
+    email: str | None = None
+    currency: str
+    financial_status: str | None = None
+    test: bool = False
+    cancelled_at: datetime | None = None
+    updated_at: datetime | None = None
+    total_price: str = "0"
+    total_price_set: _MoneySet | None = None
+    tags: str = ""
+    customer: _Customer | None = None
+    line_items: list[_LineItem] = Field(default_factory=list)
+
+
+def _shop_amount(plain: str, money_set: _MoneySet | None) -> str:
+    # Shop money is the shop's currency; `presentment_money` may be another.
+    return money_set.shop_money.amount if money_set else plain
+
+
+def _line(item: _LineItem, currency: str) -> PlatformLine:
+    discount = sum(
+        to_minor(_shop_amount(a.amount, a.amount_set), currency) for a in item.discount_allocations
+    )
+    return PlatformLine(
+        external_id=item.id,
+        title=item.name or item.title,
+        quantity=item.quantity,
+        unit_price=to_minor(_shop_amount(item.price, item.price_set), currency),
+        discount_amount=discount,
+        gift_card=item.gift_card,
+        product_id=item.product_id,
+        variant_id=item.variant_id,
+        sku=item.sku,
+        vendor=item.vendor,
+    )
+
+
+def parse_order(payload: dict[str, Any], topic: str) -> PlatformOrder:
+    """Raises pydantic.ValidationError or InvalidPayload on a payload that is not an order."""
+    order = ShopifyOrder.model_validate(payload)
+    try:
+        return _platform_order(order, topic)
+    except ValueError as exc:  # amounts and currencies are checked while converting
+        raise InvalidPayload(str(exc)) from exc
+
+
+def _platform_order(order: ShopifyOrder, topic: str) -> PlatformOrder:
+    currency = order.currency
+    customer = None
+    if order.customer is not None:
+        c = order.customer
+        customer = PlatformCustomer(c.id, c.email, c.first_name, c.last_name)
+    return PlatformOrder(
+        external_id=order.id,
+        currency=currency,
+        lines=tuple(_line(item, currency) for item in order.line_items),
+        total_amount=to_minor(_shop_amount(order.total_price, order.total_price_set), currency),
+        name=order.name,
+        email=order.email or (customer.email if customer else None),
+        customer=customer,
+        financial_status=order.financial_status,
+        paid=topic == "orders/paid" or order.financial_status in _PAID_STATUSES,
+        test=order.test,
+        cancelled_at=order.cancelled_at,
+        updated_at=order.updated_at,
+        tags=tuple(t.strip() for t in order.tags.split(",") if t.strip()),
+    )

@@ -1,0 +1,135 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.kit.money import Rounding
+from app.orders.domain import PlatformLine, PlatformOrder
+from app.program.calculator import Program, Reason, allocate, calculate
+from app.webhooks.shopify import parse_order
+from tests.payloads import paid_order
+
+
+def order_of(*lines: PlatformLine, currency: str = "USD", test: bool = False) -> PlatformOrder:
+    return PlatformOrder("1", currency, tuple(lines), total_amount=0, test=test, paid=True)
+
+
+def line(ext: str, price: int, qty: int = 1, discount: int = 0, gift: bool = False) -> PlatformLine:
+    return PlatformLine(ext, f"item {ext}", qty, price, discount, gift_card=gift)
+
+
+def test_sample_order_earns_438_split_over_its_lines() -> None:
+    breakdown = calculate(parse_order(paid_order(), "orders/paid"), Program())
+    assert breakdown.cashback_amount == 438  # 5% of (2 × 40.00 − 8.00) + 15.50, half-up
+    assert breakdown.eligible_amount == 8750
+    by_line = {lc.external_id: lc for lc in breakdown.lines}
+    assert by_line["466157049"].cashback_amount == 360
+    assert by_line["703073504"].cashback_amount == 78
+    gift = by_line["518995019"]
+    assert (gift.cashback_amount, gift.eligible_amount, gift.reason) == (0, 0, Reason.gift_card)
+
+
+@pytest.mark.parametrize(
+    ("rounding", "expected"),
+    [(Rounding.half_up, 438), (Rounding.half_even, 438), (Rounding.down, 437)],
+)
+def test_the_total_is_rounded_once_with_the_program_mode(rounding: Rounding, expected: int) -> None:
+    order = order_of(line("a", 7200), line("b", 1550))
+    assert calculate(order, Program(rounding=rounding)).cashback_amount == expected
+
+
+def test_half_even_differs_from_half_up_on_an_exact_half() -> None:
+    order = order_of(line("a", 50))  # 5% of 0.50 = 2.5 cents
+    assert calculate(order, Program(rounding=Rounding.half_up)).cashback_amount == 3
+    assert calculate(order, Program(rounding=Rounding.half_even)).cashback_amount == 2
+
+
+def test_zero_decimal_and_three_decimal_currencies() -> None:
+    jpy = order_of(line("a", 1990, qty=3), currency="JPY")  # 5% of ¥5970 = ¥298.5
+    assert calculate(jpy, Program()).cashback_amount == 299
+    kwd = order_of(line("a", 12345), currency="KWD")  # 5% of 12.345 KWD = 0.61725
+    assert calculate(kwd, Program()).cashback_amount == 617
+
+
+def test_test_orders_earn_nothing_by_default() -> None:
+    breakdown = calculate(order_of(line("a", 10000), test=True), Program())
+    assert breakdown.cashback_amount == 0
+    assert breakdown.reasons == (Reason.test_order,)
+    allowed = calculate(order_of(line("a", 10000), test=True), Program(exclude_test_orders=False))
+    assert allowed.cashback_amount == 500
+
+
+def test_an_order_of_gift_cards_only_says_why_it_earns_nothing() -> None:
+    breakdown = calculate(order_of(line("a", 2500, gift=True)), Program())
+    assert (breakdown.cashback_amount, breakdown.reasons) == (0, (Reason.gift_card,))
+
+
+def test_discounts_beyond_the_price_never_go_negative() -> None:
+    breakdown = calculate(order_of(line("a", 1000, discount=1500), line("b", 1000)), Program())
+    assert [lc.eligible_amount for lc in breakdown.lines] == [0, 1000]
+    assert breakdown.cashback_amount == 50
+
+
+def test_allocation_ties_go_by_line_key_not_position() -> None:
+    shares = [Decimal("0.5"), Decimal("0.5")]
+    assert allocate(1, shares, ["b", "a"]) == [0, 1]
+    assert allocate(1, shares, ["a", "b"]) == [1, 0]
+
+
+lines_strategy = st.lists(
+    st.builds(
+        line,
+        ext=st.uuids().map(str),
+        price=st.integers(min_value=0, max_value=10**8),
+        qty=st.integers(min_value=1, max_value=50),
+        discount=st.integers(min_value=0, max_value=10**8),
+        gift=st.booleans(),
+    ),
+    min_size=1,
+    max_size=30,
+    unique_by=lambda pl: pl.external_id,
+)
+rates = st.decimals(min_value=0, max_value=100, places=4, allow_nan=False, allow_infinity=False)
+roundings = st.sampled_from(list(Rounding))
+
+
+@given(lines=lines_strategy, rate=rates, rounding=roundings)
+def test_lines_sum_to_the_total_and_never_go_negative(
+    lines: list[PlatformLine], rate: Decimal, rounding: Rounding
+) -> None:
+    breakdown = calculate(order_of(*lines), Program(base_rate=rate, rounding=rounding))
+    assert sum(lc.cashback_amount for lc in breakdown.lines) == breakdown.cashback_amount
+    assert all(lc.cashback_amount >= 0 for lc in breakdown.lines)
+    assert all(
+        lc.cashback_amount == 0
+        for lc, pl in zip(breakdown.lines, lines, strict=True)
+        if pl.gift_card
+    )
+    exact = sum(lc.eligible_amount for lc in breakdown.lines) * rate / 100
+    assert abs(breakdown.cashback_amount - exact) < 1  # rounded once, to the nearest unit
+
+
+@given(lines=lines_strategy, rate=rates, data=st.data())
+def test_the_result_does_not_depend_on_line_order(
+    lines: list[PlatformLine], rate: Decimal, data: st.DataObject
+) -> None:
+    shuffled = data.draw(st.permutations(lines))
+    first = calculate(order_of(*lines), Program(base_rate=rate))
+    second = calculate(order_of(*shuffled), Program(base_rate=rate))
+    assert first.cashback_amount == second.cashback_amount
+    assert {lc.external_id: lc.cashback_amount for lc in first.lines} == {
+        lc.external_id: lc.cashback_amount for lc in second.lines
+    }
+
+
+@given(lines=lines_strategy, low=rates, high=rates, rounding=roundings)
+def test_a_higher_rate_never_earns_less(
+    lines: list[PlatformLine], low: Decimal, high: Decimal, rounding: Rounding
+) -> None:
+    low, high = sorted((low, high))
+    order = order_of(*lines)
+    assert (
+        calculate(order, Program(base_rate=low, rounding=rounding)).cashback_amount
+        <= calculate(order, Program(base_rate=high, rounding=rounding)).cashback_amount
+    )
