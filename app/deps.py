@@ -1,0 +1,80 @@
+"""Request dependencies: resources, the request's unit of work, and who is calling."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.errors import Unauthorized
+from app.kit.resources import Resources
+from app.kit.uow import unit_of_work
+from app.shops import service as shop_service
+from app.shops.models import ApiKey, Shop
+
+
+def get_resources(request: Request) -> Resources:
+    res: Resources = request.app.state.resources
+    return res
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_session(res: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        yield session
+
+
+# scope="function": the commit happens before the response is sent, never after.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+_api_key_scheme = HTTPBearer(
+    scheme_name="ApiKey",
+    description="A shop's API key: `Authorization: Bearer cbk_…`.",
+    auto_error=False,
+)
+_admin_scheme = HTTPBearer(
+    scheme_name="AdminToken",
+    description="The operator token (`CASHBACK_ADMIN_TOKEN`).",
+    auto_error=False,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    key: ApiKey
+    shop: Shop
+
+
+async def get_caller(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)],
+) -> Caller:
+    if credentials is None:
+        raise Unauthorized("send `Authorization: Bearer <api key>`")
+    found = await shop_service.authenticate(session, credentials.credentials)
+    if found is None:
+        raise Unauthorized("unknown or revoked API key")
+    return Caller(*found)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller, scope="function")]
+
+
+def require_admin_token(
+    res: ResourcesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_scheme)],
+) -> None:
+    expected = res.settings.admin_token.get_secret_value().encode()
+    given = credentials.credentials.encode() if credentials else b""
+    if not hmac.compare_digest(given, expected):
+        raise Unauthorized("send `Authorization: Bearer <CASHBACK_ADMIN_TOKEN>`")
+
+
+AdminDep = Depends(require_admin_token)

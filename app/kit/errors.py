@@ -1,0 +1,160 @@
+"""RFC 9457 problem details: every error is an exception that knows its status and stable code."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. `body.amount`.")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = Field(description="URI naming the kind of problem.", examples=["about:blank"])
+    title: str = Field(description="Short, human-readable summary of the kind of problem.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str | None = Field(default=None, description="What went wrong this time.")
+    code: str = Field(description="Stable, machine-readable error code.", examples=["not_found"])
+    errors: list[FieldError] | None = Field(default=None, description="Field errors (422 only).")
+
+
+class ProblemError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(ProblemError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Unauthorized(ProblemError):
+    status, code, title = 401, "unauthorized", "Missing or invalid credentials"
+
+
+class Conflict(ProblemError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(ProblemError):
+    status, code, title = 413, "payload_too_large", "Request body too large"
+
+
+class ServiceUnavailable(ProblemError):
+    status, code, title = 503, "service_unavailable", "Service temporarily unavailable"
+
+
+class InvalidCursor(ProblemError):
+    status, code, title = 400, "invalid_cursor", "Invalid pagination cursor"
+
+
+_STATUS_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthorized", "Missing or invalid credentials"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("payload_too_large", "Request body too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+
+def problem_response(
+    status: int, code: str, title: str, detail: str | None = None, **extra: Any
+) -> JSONResponse:
+    body = Problem(type="about:blank", title=title, status=status, detail=detail, code=code)
+    content = body.model_dump(exclude_none=True) | extra
+    headers = {"Retry-After": "5"} if status in (429, 503) else None
+    return JSONResponse(content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: each status it can answer with a problem document."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for error in errors:
+        out[error.status] = {
+            "model": Problem,
+            "description": error.title,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    return out
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """A failure to reach PostgreSQL (refused, reset, timed out, starting up), not a bug."""
+    if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.InterfaceError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return (
+            exc.connection_invalidated
+            or isinstance(exc, sa_exc.OperationalError)
+            or (type(exc.orig).__name__ in _CONNECTION_ERRORS)
+        )
+    return False
+
+
+_CONNECTION_ERRORS = frozenset(
+    {
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "AdminShutdownError",
+        "TooManyConnectionsError",
+    }
+)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_problem(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ProblemError)
+        return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            FieldError(field=".".join(str(p) for p in err["loc"]), message=err["msg"]).model_dump()
+            for err in exc.errors()
+        ]
+        return problem_response(
+            422, "validation_error", "Request validation failed", "See `errors`.", errors=errors
+        )
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        return problem_response(exc.status_code, code, title, detail)
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_database_unavailable(exc):
+            logger.warning("database unavailable: %r", exc)
+            return problem_response(
+                503, "database_unavailable", "Database unavailable", "Retry shortly."
+            )
+        logger.exception("unhandled error", exc_info=exc)
+        return problem_response(500, "internal_error", "Internal server error")
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

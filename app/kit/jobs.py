@@ -1,0 +1,56 @@
+"""What every arq job shares: its resources in `ctx`, one unit of work, retries with backoff."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from arq import Retry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.resources import Resources
+from app.kit.uow import unit_of_work
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_TRIES = 5
+JOB_TIMEOUT_S = 30
+
+
+def resources(ctx: dict[str, Any]) -> Resources:
+    res: Resources = ctx["resources"]
+    return res
+
+
+def backoff_seconds(job_try: int) -> float:
+    return float(min(2**job_try, 60))
+
+
+async def run_job(
+    ctx: dict[str, Any],
+    work: Callable[[AsyncSession], Awaitable[T]],
+    on_final_failure: Callable[[AsyncSession, str], Awaitable[None]],
+    *,
+    on_failure: Callable[[AsyncSession, str], Awaitable[None]] | None = None,
+) -> T | None:
+    """Run `work` in one transaction. A failed try is retried with backoff; the last failed
+    try calls `on_final_failure` in a fresh transaction so the failure is stored, not lost."""
+    res = resources(ctx)
+    job_try: int = ctx.get("job_try", 1)
+    try:
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            return await work(session)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        final = job_try >= MAX_TRIES
+        logger.warning("job %s try %d failed: %s", ctx.get("job_id"), job_try, error)
+        handler = on_final_failure if final else on_failure
+        if handler is not None:
+            async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+                await handler(session, error)
+        if final:
+            return None
+        raise Retry(defer=backoff_seconds(job_try)) from exc

@@ -1,0 +1,25 @@
+"""One transaction per request or job, committed in one place, doorbell rung after the commit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.kit.queue import Doorbell, take_deferred
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession], doorbell: Doorbell
+) -> AsyncIterator[AsyncSession]:
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            take_deferred(session)  # jobs of a rolled-back transaction must never run
+            await session.rollback()
+            raise
+        await session.commit()
+    await doorbell.ring_deferred(session)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.ledger.models import Customer, EntryKind, LedgerEntry
+from app.orders.domain import PlatformCustomer
+
+
+async def upsert_customer(session: AsyncSession, shop_id: int, customer: PlatformCustomer) -> int:
+    """Create or refresh the shop's customer by platform id; returns our id."""
+    values = {
+        "email": customer.email,
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+    }
+    stmt = (
+        insert(Customer)
+        .values(shop_id=shop_id, external_id=customer.external_id, **values)
+        .on_conflict_do_update(
+            index_elements=[Customer.shop_id, Customer.external_id],
+            set_={**values, "updated_at": func.now()},
+        )
+        .returning(Customer.id)
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def credit(
+    session: AsyncSession,
+    *,
+    shop_id: int,
+    customer_id: int,
+    order_id: int,
+    amount: int,
+    currency: str,
+    idempotency_key: str,
+    description: str | None = None,
+) -> int | None:
+    """Append a credit entry; returns its id, or None when the key was already written."""
+    stmt = (
+        insert(LedgerEntry)
+        .values(
+            shop_id=shop_id,
+            customer_id=customer_id,
+            order_id=order_id,
+            kind=EntryKind.credit,
+            amount=amount,
+            currency=currency,
+            idempotency_key=idempotency_key,
+            description=description,
+        )
+        .on_conflict_do_nothing(index_elements=[LedgerEntry.shop_id, LedgerEntry.idempotency_key])
+        .returning(LedgerEntry.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def balance(session: AsyncSession, customer_id: int) -> int:
+    stmt = select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.customer_id == customer_id
+    )
+    return int((await session.execute(stmt)).scalar_one())

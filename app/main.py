@@ -1,0 +1,71 @@
+"""create_app(): the FastAPI application with its lifespan, middleware and error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+
+from app.config import Settings, get_settings
+from app.health.routes import router as health_router
+from app.kit.errors import install_error_handlers
+from app.kit.resources import Resources
+from app.ledger.routes import router as customers_router
+from app.orders.routes import router as orders_router
+from app.shops.routes import router as shops_router
+from app.webhooks.routes import router as webhooks_router
+
+API_VERSION = "0.1.0"
+DESCRIPTION = """\
+Cashback processing: Shopify order webhooks in, exact store credit out.
+
+Amounts are decimal strings next to their ISO 4217 `currency`; ids are strings; errors are
+RFC 9457 `application/problem+json` documents with a stable `code`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Every route declares its own operationId; this is only a fallback.
+    return route.name
+
+
+def create_app(settings: Settings | None = None, resources: Resources | None = None) -> FastAPI:
+    """Build the app. `resources` lets tests (and `cashback serve`) share already-open ones."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if resources is not None:
+            app.state.resources = resources
+            yield
+            return
+        app.state.resources = Resources.open(settings)
+        try:
+            yield
+        finally:
+            await app.state.resources.close()
+
+    app = FastAPI(
+        title="Cashback API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    if resources is not None:
+        app.state.resources = resources
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
+            expose_headers=["ETag"],
+        )
+    install_error_handlers(app)
+    for router in (webhooks_router, orders_router, customers_router, shops_router, health_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.kit.db import Base, IdMixin, TimestampMixin
+from app.orders.state import OrderStatus
+
+
+class Order(IdMixin, TimestampMixin, Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "external_id"),
+        Index("ix_orders_shop_id_id", "shop_id", "id"),
+        Index("ix_orders_shop_id_status_id", "shop_id", "status", "id"),
+        Index("ix_orders_shop_id_customer_id_id", "shop_id", "customer_id", "id"),
+        Index("ix_orders_received", "updated_at", postgresql_where=text("status = 'received'")),
+    )
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str | None] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(320))
+    customer_external_id: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    financial_status: Mapped[str | None] = mapped_column(String(32))
+    test: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    total_amount: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    eligible_amount: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    cashback_amount: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    program_version_id: Mapped[int | None] = mapped_column(ForeignKey("program_versions.id"))
+    status: Mapped[OrderStatus] = mapped_column(
+        String(32), default=OrderStatus.received, nullable=False
+    )
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    # The platform's own updated_at of the snapshot we hold: older deliveries never overwrite it.
+    source_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the webhook that told us the order was paid reached the service (latency origin).
+    paid_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+    lines: Mapped[list[OrderLine]] = relationship(
+        lazy="raise", order_by="OrderLine.id", cascade="all, delete-orphan"
+    )
+    history: Mapped[list[OrderStatusChange]] = relationship(
+        lazy="raise", order_by="OrderStatusChange.id"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class OrderLine(IdMixin, Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (UniqueConstraint("order_id", "external_id"),)
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    product_id: Mapped[str | None] = mapped_column(String(64))
+    variant_id: Mapped[str | None] = mapped_column(String(64))
+    sku: Mapped[str | None] = mapped_column(String(255))
+    vendor: Mapped[str | None] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(512), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    unit_price: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    discount_amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    gift_card: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    eligible_amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    rate: Mapped[Decimal] = mapped_column(Numeric(9, 4), nullable=False)
+    cashback_amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class OrderStatusChange(IdMixin, TimestampMixin, Base):
+    """The order's history, one row per transition: the frontend's timeline."""
+
+    __tablename__ = "order_status_changes"
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str] = mapped_column(String(32), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)

@@ -1,0 +1,232 @@
+"""Order use cases: take in a platform snapshot, evaluate it, credit it. Flushes, never commits."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.ledger import service as ledger_service
+from app.orders.domain import PlatformOrder
+from app.orders.models import Order, OrderLine, OrderStatusChange
+from app.orders.state import UNDECIDED, OrderStatus, check_transition
+from app.program.calculator import Breakdown, calculate
+from app.program.service import current_program
+from app.shops.models import ProcessingMode, Shop
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "system"
+
+
+class InvalidOrder(ValueError):
+    """The snapshot can never be processed as it is (retrying will not help)."""
+
+
+_NOT_CREDITED_FINANCIAL_STATUSES = {"refunded": "order refunded", "voided": "payment voided"}
+
+
+async def transition(
+    session: AsyncSession,
+    order: Order,
+    target: OrderStatus,
+    *,
+    reason: str | None = None,
+    actor: str = SYSTEM_ACTOR,
+) -> None:
+    """The one place an order's status changes: checked by the state machine, kept in history."""
+    current = OrderStatus(order.status)
+    if current == target and order.status_reason == reason:
+        return
+    check_transition(current, target)
+    session.add(
+        OrderStatusChange(
+            order_id=order.id, from_status=current, to_status=target, reason=reason, actor=actor
+        )
+    )
+    order.status = target
+    order.status_reason = reason
+    if target == OrderStatus.processed:
+        order.processed_at = datetime.now(UTC)
+
+
+async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
+    result = await session.execute(select(Order).where(Order.id == order_id).with_for_update())
+    return result.scalar_one_or_none()
+
+
+async def ingest_order(
+    session: AsyncSession, shop: Shop, snapshot: PlatformOrder, *, received_at: datetime
+) -> Order:
+    """Record a snapshot of a platform order and evaluate it, once per business key.
+
+    Snapshots of decided orders and snapshots older than the one held are ignored, so
+    duplicate and reordered deliveries never change what was already decided.
+    """
+    if snapshot.currency != shop.currency:
+        raise InvalidOrder(f"order currency {snapshot.currency} is not the shop's {shop.currency}")
+    inserted = await session.execute(
+        insert(Order)
+        .values(
+            shop_id=shop.id,
+            external_id=snapshot.external_id,
+            currency=snapshot.currency,
+            status=OrderStatus.received,
+            version=1,
+        )
+        .on_conflict_do_nothing(index_elements=[Order.shop_id, Order.external_id])
+        .returning(Order.id)
+    )
+    new_id = inserted.scalar_one_or_none()
+    order = await find_order(session, shop.id, snapshot.external_id, lock=True)
+    assert order is not None  # inserted above, or by a transaction that committed first
+    if new_id is not None:
+        session.add(
+            OrderStatusChange(order_id=order.id, to_status=OrderStatus.received, actor=SYSTEM_ACTOR)
+        )
+    if order.status not in UNDECIDED or _is_stale(order, snapshot):
+        return order
+    breakdown = await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
+    await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
+    return order
+
+
+def _is_stale(order: Order, snapshot: PlatformOrder) -> bool:
+    return (
+        order.source_updated_at is not None
+        and snapshot.updated_at is not None
+        and snapshot.updated_at < order.source_updated_at
+    )
+
+
+async def _apply_snapshot(
+    session: AsyncSession,
+    shop: Shop,
+    order: Order,
+    snapshot: PlatformOrder,
+    *,
+    received_at: datetime,
+) -> Breakdown:
+    program = await current_program(session, shop.id)
+    breakdown = calculate(snapshot, program.rules_model)
+    order.name = snapshot.name
+    order.email = snapshot.email
+    order.financial_status = snapshot.financial_status
+    order.test = snapshot.test
+    order.cancelled_at = snapshot.cancelled_at
+    order.source_updated_at = snapshot.updated_at
+    order.total_amount = snapshot.total_amount
+    order.eligible_amount = breakdown.eligible_amount
+    order.cashback_amount = breakdown.cashback_amount
+    order.program_version_id = program.id
+    if snapshot.paid and order.paid_received_at is None:
+        order.paid_received_at = received_at
+    if snapshot.customer is not None:
+        order.customer_external_id = snapshot.customer.external_id
+        order.customer_id = await ledger_service.upsert_customer(
+            session, shop.id, snapshot.customer
+        )
+    await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
+    results = {line.external_id: line for line in breakdown.lines}
+    session.add_all(
+        OrderLine(
+            order_id=order.id,
+            external_id=line.external_id,
+            product_id=line.product_id,
+            variant_id=line.variant_id,
+            sku=line.sku,
+            vendor=line.vendor,
+            title=line.title[:512],
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            discount_amount=line.discount_amount,
+            gift_card=line.gift_card,
+            eligible_amount=results[line.external_id].eligible_amount,
+            rate=results[line.external_id].rate,
+            cashback_amount=results[line.external_id].cashback_amount,
+            reason=results[line.external_id].reason,
+        )
+        for line in snapshot.lines
+    )
+    order.last_error = None
+    return breakdown
+
+
+async def evaluate(
+    session: AsyncSession, shop: Shop, order: Order, *, zero_reason: str | None = None
+) -> None:
+    """Decide what happens to an undecided order, from what is stored about it."""
+    if order.cancelled_at is not None:
+        await transition(session, order, OrderStatus.rejected, reason="order cancelled")
+    elif order.paid_received_at is None:
+        await transition(session, order, OrderStatus.awaiting_payment)
+    elif order.financial_status in _NOT_CREDITED_FINANCIAL_STATUSES:
+        why = _NOT_CREDITED_FINANCIAL_STATUSES[order.financial_status]
+        await transition(session, order, OrderStatus.not_eligible, reason=why)
+    elif order.cashback_amount == 0:
+        reason = zero_reason or "no cashback earned"
+        await transition(session, order, OrderStatus.not_eligible, reason=reason)
+    elif order.customer_id is None:
+        await transition(session, order, OrderStatus.awaiting_customer)
+    elif shop.processing_mode == ProcessingMode.manual:
+        await transition(session, order, OrderStatus.pending)
+    else:
+        await credit_order(session, order)
+
+
+async def credit_order(session: AsyncSession, order: Order, *, actor: str = SYSTEM_ACTOR) -> None:
+    """Write the order's credit and mark it processed; the order row must be locked."""
+    assert order.customer_id is not None
+    entry_id = await ledger_service.credit(
+        session,
+        shop_id=order.shop_id,
+        customer_id=order.customer_id,
+        order_id=order.id,
+        amount=order.cashback_amount,
+        currency=order.currency,
+        idempotency_key=f"order:{order.id}:credit",
+        description=f"Cashback for order {order.name or order.external_id}",
+    )
+    if entry_id is None:
+        logger.warning("order %s already had its credit; not writing it twice", order.id)
+    await transition(session, order, OrderStatus.processed, actor=actor)
+
+
+async def mark_failed(session: AsyncSession, order: Order, error: str) -> None:
+    if order.status in UNDECIDED:
+        order.last_error = error
+        await transition(session, order, OrderStatus.failed, reason="processing failed")
+
+
+async def find_order(
+    session: AsyncSession, shop_id: int, external_id: str, *, lock: bool = False
+) -> Order | None:
+    stmt = select(Order).where(Order.shop_id == shop_id, Order.external_id == external_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def stale_received_orders(
+    session: AsyncSession, older_than: datetime, limit: int
+) -> list[int]:
+    result = await session.execute(
+        select(Order.id)
+        .where(Order.status == OrderStatus.received, Order.updated_at < older_than)
+        .order_by(Order.updated_at)
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def evaluate_order(session: AsyncSession, order_id: int) -> OrderStatus | None:
+    """Evaluate a stored order that is still `received` (re-driven by the sweeper)."""
+    order = await lock_order(session, order_id)
+    if order is None or order.status != OrderStatus.received:
+        return None
+    shop = await session.get_one(Shop, order.shop_id)
+    await evaluate(session, shop, order)
+    return OrderStatus(order.status)

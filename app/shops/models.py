@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.kit.db import Base, IdMixin, TimestampMixin
+
+
+class ProcessingMode(StrEnum):
+    automatic = "automatic"
+    manual = "manual"
+
+
+class ApiKeyRole(StrEnum):
+    admin = "admin"
+    reviewer = "reviewer"
+    viewer = "viewer"
+
+
+class Shop(IdMixin, TimestampMixin, Base):
+    __tablename__ = "shops"
+    __table_args__ = (
+        CheckConstraint("processing_mode IN ('automatic', 'manual')", name="processing_mode"),
+    )
+
+    platform: Mapped[str] = mapped_column(String(32), default="shopify", nullable=False)
+    domain: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", nullable=False)
+    processing_mode: Mapped[ProcessingMode] = mapped_column(
+        String(16), default=ProcessingMode.automatic, nullable=False
+    )
+    # Kept in clear: HMAC verification needs the secret itself, not a hash of it.
+    webhook_secret: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class ApiKey(IdMixin, TimestampMixin, Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'reviewer', 'viewer')", name="role"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    role: Mapped[ApiKeyRole] = mapped_column(String(16), nullable=False)
+    # The first characters, shown in listings so a merchant can tell keys apart.
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

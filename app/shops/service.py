@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.errors import Conflict
+from app.kit.money import is_currency
+from app.program.calculator import Program
+from app.program.models import ProgramVersion
+from app.shops.models import ApiKey, ApiKeyRole, ProcessingMode, Shop
+
+API_KEY_PREFIX = "cbk_"
+_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*(\.[a-z0-9-]+)+$")
+
+
+class ShopExists(Conflict):
+    code, title = "shop_exists", "A shop with this domain already exists"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedShop:
+    shop: Shop
+    api_key: str  # shown once; only its hash is stored
+
+
+def hash_api_key(raw: str) -> str:
+    # Keys carry 256 bits of randomness, so a fast hash is enough (no password stretching).
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def normalize_domain(domain: str) -> str:
+    value = domain.strip().lower()
+    if not _DOMAIN.match(value):
+        raise ValueError(f"not a shop domain: {domain!r}")
+    return value
+
+
+def validate_currency(currency: str) -> str:
+    if not is_currency(currency):
+        raise ValueError(f"unknown currency {currency!r}: expected an ISO 4217 code")
+    return currency
+
+
+async def issue_api_key(session: AsyncSession, shop: Shop, *, name: str, role: ApiKeyRole) -> str:
+    raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiKey(shop_id=shop.id, name=name, role=role, prefix=raw[:12], key_hash=hash_api_key(raw))
+    )
+    await session.flush()
+    return raw
+
+
+async def create_shop(
+    session: AsyncSession,
+    *,
+    domain: str,
+    currency: str = "USD",
+    mode: ProcessingMode = ProcessingMode.automatic,
+    webhook_secret: str | None = None,
+) -> CreatedShop:
+    """Create a shop with the default program (version 1) and its first admin key."""
+    shop = Shop(
+        domain=normalize_domain(domain),
+        currency=validate_currency(currency),
+        processing_mode=mode,
+        webhook_secret=webhook_secret or "whsec_" + secrets.token_urlsafe(24),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(shop)
+            await session.flush()
+    except IntegrityError as exc:
+        raise ShopExists(f"{shop.domain} is already registered") from exc
+    session.add(ProgramVersion(shop_id=shop.id, version=1, rules=Program().model_dump(mode="json")))
+    api_key = await issue_api_key(session, shop, name="owner", role=ApiKeyRole.admin)
+    return CreatedShop(shop, api_key)
+
+
+async def get_shop_by_domain(session: AsyncSession, domain: str) -> Shop | None:
+    result = await session.execute(select(Shop).where(Shop.domain == domain.strip().lower()))
+    return result.scalar_one_or_none()
+
+
+async def authenticate(session: AsyncSession, raw_key: str) -> tuple[ApiKey, Shop] | None:
+    result = await session.execute(
+        select(ApiKey, Shop)
+        .join(Shop, Shop.id == ApiKey.shop_id)
+        .where(ApiKey.key_hash == hash_api_key(raw_key), ApiKey.revoked_at.is_(None))
+    )
+    row = result.one_or_none()
+    return (row[0], row[1]) if row else None
+
+
+async def any_shop(session: AsyncSession) -> bool:
+    return (await session.execute(select(Shop.id).limit(1))).first() is not None

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from enum import StrEnum
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from app.deps import ResourcesDep, SessionDep
+from app.kit.errors import PayloadTooLarge, ProblemError, Unauthorized, problem_responses
+from app.shops.models import Shop
+from app.webhooks import service, shopify
+
+router = APIRouter(tags=["Webhooks"])
+
+
+class MissingEventId(ProblemError):
+    status, code, title = 400, "missing_event_id", "Webhook headers incomplete"
+
+
+class WebhookResult(StrEnum):
+    accepted = "accepted"
+    duplicate = "duplicate"
+    malformed = "malformed"
+
+
+class WebhookAck(BaseModel):
+    result: WebhookResult
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 past `limit` bytes before anything is parsed."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body limit is {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/webhooks/shopify",
+    operation_id="receiveShopifyWebhook",
+    summary="Receive a Shopify webhook",
+    description=(
+        "Verifies `X-Shopify-Hmac-Sha256` on the raw body, stores the event once per "
+        "`X-Shopify-Event-Id` (or `X-Shopify-Webhook-Id`), and answers 200 only once it is "
+        "committed. Duplicates, unknown topics and malformed JSON with a valid signature are "
+        "acknowledged with 200 too, so Shopify does not retry them."
+    ),
+    responses=problem_responses(MissingEventId, Unauthorized, PayloadTooLarge),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
+async def receive_shopify_webhook(
+    request: Request, session: SessionDep, res: ResourcesDep
+) -> WebhookAck:
+    body = await read_body(request, res.settings.body_limit)
+    headers = request.headers  # case-insensitive
+    domain = headers.get("x-shopify-shop-domain", "").strip().lower()
+    signature = headers.get("x-shopify-hmac-sha256")
+    if not domain or not signature:
+        raise Unauthorized("missing X-Shopify-Shop-Domain or X-Shopify-Hmac-Sha256")
+    shop = (
+        await session.execute(select(Shop.id, Shop.webhook_secret).where(Shop.domain == domain))
+    ).one_or_none()
+    if shop is None or not shopify.verify(body, shop.webhook_secret, signature):
+        raise Unauthorized("the signature does not match a known shop")
+    topic = headers.get("x-shopify-topic", "").strip()
+    webhook_id = headers.get("x-shopify-webhook-id") or None
+    event_key = headers.get("x-shopify-event-id") or webhook_id
+    if not topic or not event_key:
+        raise MissingEventId("X-Shopify-Topic and X-Shopify-Event-Id or -Webhook-Id are required")
+    stored = await service.store_event(
+        session,
+        shop.id,
+        service.Delivery(
+            topic=topic,
+            event_key=event_key,
+            webhook_id=webhook_id,
+            api_version=headers.get("x-shopify-api-version"),
+            body=body,
+        ),
+    )
+    if stored.duplicate:
+        return WebhookAck(result=WebhookResult.duplicate)
+    if stored.malformed:
+        return WebhookAck(result=WebhookResult.malformed)
+    return WebhookAck(result=WebhookResult.accepted)

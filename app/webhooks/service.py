@@ -1,0 +1,148 @@
+"""The webhook inbox: store each delivery once, then handle it from the database."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.queue import defer_job
+from app.orders import service as order_service
+from app.shops.models import Shop
+from app.webhooks import shopify
+from app.webhooks.models import EventStatus, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+HANDLE_EVENT_JOB = "handle_webhook_event"
+
+
+def event_job_id(event_id: int) -> str:
+    return f"event:{event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    topic: str
+    event_key: str
+    webhook_id: str | None
+    api_version: str | None
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    event_id: int | None  # None: a duplicate of an event already stored
+    malformed: bool = False
+
+    @property
+    def duplicate(self) -> bool:
+        return self.event_id is None
+
+
+async def store_event(session: AsyncSession, shop_id: int, delivery: Delivery) -> Stored:
+    """Insert the delivery unless its event key is known; queue its handling after commit."""
+    malformed_error = _malformed(delivery.body)
+    stmt = (
+        insert(WebhookEvent)
+        .values(
+            shop_id=shop_id,
+            topic=delivery.topic,
+            event_key=delivery.event_key,
+            webhook_id=delivery.webhook_id,
+            api_version=delivery.api_version,
+            body=delivery.body,
+            status=EventStatus.failed if malformed_error else EventStatus.received,
+            error=malformed_error,
+            handled_at=datetime.now(UTC) if malformed_error else None,
+        )
+        .on_conflict_do_nothing(index_elements=[WebhookEvent.shop_id, WebhookEvent.event_key])
+        .returning(WebhookEvent.id)
+    )
+    event_id = (await session.execute(stmt)).scalar_one_or_none()
+    if event_id is not None and malformed_error is None:
+        defer_job(session, HANDLE_EVENT_JOB, event_id, job_id=event_job_id(event_id))
+    return Stored(event_id, malformed=malformed_error is not None)
+
+
+def _malformed(body: bytes) -> str | None:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return f"malformed JSON: {exc}"
+    if not isinstance(payload, dict):
+        return "malformed payload: expected a JSON object"
+    return None
+
+
+async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | None:
+    """Handle one stored event; None when it is already handled or another worker holds it."""
+    event = (
+        await session.execute(
+            select(WebhookEvent)
+            .where(WebhookEvent.id == event_id, WebhookEvent.status == EventStatus.received)
+            .with_for_update(skip_locked=True)
+        )
+    ).scalar_one_or_none()
+    if event is None:
+        return None
+    shop = await session.get_one(Shop, event.shop_id)
+    event.attempts += 1
+    if event.topic in shopify.ORDER_TOPICS:
+        try:
+            snapshot = shopify.parse_order(orjson.loads(event.body), event.topic)
+            await order_service.ingest_order(session, shop, snapshot, received_at=event.received_at)
+        except (ValidationError, shopify.InvalidPayload, order_service.InvalidOrder) as exc:
+            # Permanent: retrying the same bytes cannot succeed. Kept for a person to read.
+            _finish(event, EventStatus.failed, f"not a valid order: {exc}")
+            return event.status
+        _finish(event, EventStatus.processed)
+    else:
+        _finish(event, EventStatus.ignored)
+    return event.status
+
+
+def _finish(event: WebhookEvent, status: EventStatus, error: str | None = None) -> None:
+    event.status = status
+    event.error = error
+    event.handled_at = datetime.now(UTC)
+
+
+async def record_failure(session: AsyncSession, event_id: int, error: str, *, final: bool) -> None:
+    """Keep the error of a failed try; on the last try the event and its order become failed."""
+    values: dict[str, object] = {
+        "error": error[:4000],
+        "attempts": WebhookEvent.attempts + 1,
+    }
+    if final:
+        values |= {"status": EventStatus.failed, "handled_at": datetime.now(UTC)}
+    event = (
+        await session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event_id, WebhookEvent.status == EventStatus.received)
+            .values(**values)
+            .returning(WebhookEvent)
+        )
+    ).scalar_one_or_none()
+    if event is None or not final or event.topic not in shopify.ORDER_TOPICS:
+        return
+    external_id = str(orjson.loads(event.body).get("id", ""))
+    order = await order_service.find_order(session, event.shop_id, external_id, lock=True)
+    if order is not None:
+        await order_service.mark_failed(session, order, error)
+
+
+async def stale_events(session: AsyncSession, older_than: datetime, limit: int) -> list[int]:
+    result = await session.execute(
+        select(WebhookEvent.id)
+        .where(WebhookEvent.status == EventStatus.received, WebhookEvent.received_at < older_than)
+        .order_by(WebhookEvent.received_at)
+        .limit(limit)
+    )
+    return list(result.scalars())

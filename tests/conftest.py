@@ -1,0 +1,112 @@
+"""Test infrastructure on real servers.
+
+PostgreSQL and Redis come from CASHBACK_DATABASE_URL / CASHBACK_REDIS_URL when set, else from
+embedded servers started for the run. The schema is built once by the migrations into a
+template database; each test gets a fresh clone of it (CREATE DATABASE … TEMPLATE), so tests
+that run a real worker with its own connections stay isolated, and each test has its own
+queue name in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from app import embedded, migrate
+from app.config import Environment, Settings
+from app.kit.resources import Resources
+from app.main import create_app
+from tests.support import ADMIN_TOKEN, Stack
+
+TEMPLATE_DB = f"cashback_test_template_{os.getpid()}"
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    db_url = os.environ.get("CASHBACK_DATABASE_URL")
+    redis_url = os.environ.get("CASHBACK_REDIS_URL")
+    started = None
+    if not (db_url and redis_url):
+        data_dir: Path = tmp_path_factory.mktemp("embedded")
+        started = embedded.start(data_dir, postgres=not db_url, redis=not redis_url)
+        db_url = db_url or started.database_url
+        redis_url = redis_url or started.redis_url
+    assert db_url and redis_url
+    try:
+        yield db_url, redis_url
+    finally:
+        if started is not None:
+            started.stop()
+
+
+@pytest.fixture(scope="session")
+async def template_url(servers: tuple[str, str]) -> AsyncIterator[str]:
+    admin = await asyncpg.connect(_libpq(servers[0]))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+        await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+        url = _with_database(servers[0], TEMPLATE_DB)
+        # alembic's env runs its own event loop: give it a thread of its own.
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(servers: tuple[str, str], template_url: str) -> AsyncIterator[str]:
+    """A fresh database cloned from the migrated template, dropped after the test."""
+    name = f"cashback_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_libpq(servers[0]))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+        yield _with_database(servers[0], name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+def settings(servers: tuple[str, str], database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        env=Environment.test,
+        database_url=database_url,
+        redis_url=servers[1],
+        admin_token=SecretStr(ADMIN_TOKEN),
+        data_dir=tmp_path,
+        queue_name=f"cashback:test:{uuid.uuid4().hex}",
+        body_limit=64 * 1024,
+        worker_poll_delay=0.01,
+    )
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Stack]:
+    """The real app over ASGI, on a fresh database, with a real worker on demand."""
+    resources = Resources.open(settings)
+    app = create_app(settings, resources)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Stack(settings, resources, client)
+    finally:
+        await resources.doorbell.redis.delete(settings.queue_name)
+        await resources.close()

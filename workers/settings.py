@@ -1,0 +1,75 @@
+"""The arq worker: task registry, the sweeper cron, and resources opened once per process."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arq import cron
+from arq.typing import WorkerCoroutine
+from arq.worker import Function, Worker, func
+
+from app.config import Settings
+from app.kit.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
+from app.kit.queue import Job, redis_settings
+from app.kit.resources import Resources
+from app.orders import service as order_service
+from app.orders.tasks import EVALUATE_ORDER_JOB, evaluate_order, order_job_id
+from app.webhooks import service as webhook_service
+from app.webhooks.tasks import handle_webhook_event
+
+logger = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(minutes=1)
+SWEEP_BATCH = 5000
+
+
+async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
+    """Ring again for work whose job was lost: events unhandled and orders still `received`
+    a minute after they were stored."""
+    return await redrive(resources(ctx), datetime.now(UTC) - STALE_AFTER)
+
+
+async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
+    """Enqueue again the work stored before `cutoff` and still not done. A job still queued is
+    not duplicated (same job id), and a job that runs twice finds its work done."""
+    async with res.sessionmaker() as session:
+        event_ids = await webhook_service.stale_events(session, cutoff, SWEEP_BATCH)
+        order_ids = await order_service.stale_received_orders(session, cutoff, SWEEP_BATCH)
+    jobs = [
+        Job(webhook_service.HANDLE_EVENT_JOB, (i,), webhook_service.event_job_id(i))
+        for i in event_ids
+    ] + [Job(EVALUATE_ORDER_JOB, (i,), order_job_id(i)) for i in order_ids]
+    await res.doorbell.ring(jobs)
+    if jobs:
+        logger.info("sweeper re-drove %d event(s), %d order(s)", len(event_ids), len(order_ids))
+    return {"events": len(event_ids), "orders": len(order_ids)}
+
+
+def functions() -> list[Function]:
+    tasks: list[WorkerCoroutine] = [handle_webhook_event, evaluate_order]
+    return [func(t, max_tries=MAX_TRIES, timeout=JOB_TIMEOUT_S, keep_result=0) for t in tasks]
+
+
+def build_worker(settings: Settings, **overrides: Any) -> Worker:
+    res = Resources.open(settings)
+
+    async def shutdown(_: dict[str, Any]) -> None:
+        await res.close()
+
+    options: dict[str, Any] = {
+        "functions": functions(),
+        "cron_jobs": [cron(sweep, second=0, timeout=60, run_at_startup=True)],
+        "redis_settings": redis_settings(settings.redis_url or ""),
+        "queue_name": settings.queue_name,
+        "max_jobs": settings.worker_max_jobs,
+        "poll_delay": settings.worker_poll_delay,
+        "job_timeout": JOB_TIMEOUT_S,
+        "keep_result": 0,
+        "ctx": {"resources": res},
+        "on_shutdown": shutdown,
+        "handle_signals": True,
+    }
+    options.update(overrides)
+    return Worker(**options)
