@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,12 +15,15 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.kit.resources import Resources
 from app.ledger.models import LedgerEntry
+from app.main import create_app
 from app.shops import service as shop_service
 from app.shops.models import ProcessingMode
 from app.webhooks.shopify import sign
 from workers.settings import build_worker
 
 ADMIN_TOKEN = "test-admin-token"
+NO_REDIS = "redis://127.0.0.1:1/0"
+NO_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
 
 
 @dataclass
@@ -88,6 +93,19 @@ class Stack:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         headers = shopify_headers(shop, body, topic=topic, event_id=event_id)
         return await self.client.post("/webhooks/shopify", content=body, headers=headers)
+
+    @asynccontextmanager
+    async def degraded_client(self, **unreachable: str) -> AsyncIterator[httpx.AsyncClient]:
+        """A client of the same app whose `database_url` or `redis_url` points at nothing."""
+        resources = Resources.open(self.settings.model_copy(update=unreachable))
+        transport = httpx.ASGITransport(
+            app=create_app(self.settings, resources), raise_app_exceptions=False
+        )
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                yield client
+        finally:
+            await resources.close()
 
     async def run_worker(self, *, max_jobs: int = 10) -> None:
         """Run a real arq worker (own engine and Redis connections) until the queue is empty."""

@@ -36,6 +36,12 @@ class TimestampMixin:
     )
 
 
+class UpdatedAtMixin:
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No overflow: churning connections under load costs more than waiting for a pooled one.
     return create_async_engine(

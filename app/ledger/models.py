@@ -1,25 +1,22 @@
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     String,
     Text,
     UniqueConstraint,
-    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base, IdMixin, TimestampMixin
+from app.kit.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
 
 
-class Customer(IdMixin, TimestampMixin, Base):
+class Customer(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
     __tablename__ = "customers"
     __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
 
@@ -28,9 +25,6 @@ class Customer(IdMixin, TimestampMixin, Base):
     email: Mapped[str | None] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
-    )
 
 
 class EntryKind(StrEnum):

@@ -14,16 +14,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.kit.db import Base, IdMixin, TimestampMixin
+from app.kit.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
 from app.orders.state import OrderStatus
 
 
-class Order(IdMixin, TimestampMixin, Base):
+class Order(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
     __tablename__ = "orders"
     __table_args__ = (
         UniqueConstraint("shop_id", "external_id"),
@@ -58,9 +57,6 @@ class Order(IdMixin, TimestampMixin, Base):
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
-    )
 
     lines: Mapped[list[OrderLine]] = relationship(
         lazy="raise", order_by="OrderLine.id", cascade="all, delete-orphan"

@@ -7,19 +7,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from arq import Retry
 from sqlalchemy import select
 
 from app.kit.jobs import MAX_TRIES
-from app.kit.resources import Resources
-from app.main import create_app
 from app.shops.models import ProcessingMode
 from app.webhooks import tasks as webhook_tasks
 from app.webhooks.models import EventStatus, WebhookEvent
 from tests.payloads import new_order_id, paid_order
-from tests.support import ShopHandle, Stack, shopify_headers
+from tests.support import NO_REDIS, ShopHandle, Stack, shopify_headers
 from workers.settings import redrive
 
 
@@ -181,20 +178,11 @@ async def test_an_event_stored_while_redis_was_down_is_processed_after_the_sweep
     stack: Stack,
 ) -> None:
     shop = await stack.create_shop()
-    no_redis = Resources.open(
-        stack.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    )
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(stack.settings, no_redis)),
-            base_url="http://test",
-        ) as offline_client:
-            body = json.dumps(paid_order()).encode()
-            response = await offline_client.post(
-                "/webhooks/shopify", content=body, headers=shopify_headers(shop, body)
-            )
-    finally:
-        await no_redis.close()
+    body = json.dumps(paid_order()).encode()
+    async with stack.degraded_client(redis_url=NO_REDIS) as offline_client:
+        response = await offline_client.post(
+            "/webhooks/shopify", content=body, headers=shopify_headers(shop, body)
+        )
     assert response.json() == {"result": "accepted"}
 
     await stack.run_worker()  # the doorbell never rang: nothing to do yet

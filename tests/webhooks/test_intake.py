@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from app.kit.resources import Resources
-from app.main import create_app
 from app.webhooks.models import EventStatus, WebhookEvent
 from tests.payloads import paid_order
-from tests.support import ShopHandle, Stack, shopify_headers
+from tests.support import NO_DATABASE, NO_REDIS, ShopHandle, Stack, shopify_headers
 
 
 async def stored_events(stack: Stack) -> list[WebhookEvent]:
@@ -135,20 +132,11 @@ async def test_malformed_json_with_a_valid_signature_is_kept_as_failed(stack: St
 
 async def test_redis_down_still_stores_and_answers_200(stack: Stack) -> None:
     shop = await stack.create_shop()
-    broken = Resources.open(
-        stack.settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
-    )
-    app = create_app(stack.settings, broken)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            body = json.dumps(paid_order()).encode()
-            response = await client.post(
-                "/webhooks/shopify", content=body, headers=shopify_headers(shop, body)
-            )
-    finally:
-        await broken.close()
+    body = json.dumps(paid_order()).encode()
+    async with stack.degraded_client(redis_url=NO_REDIS) as client:
+        response = await client.post(
+            "/webhooks/shopify", content=body, headers=shopify_headers(shop, body)
+        )
     assert response.json() == {"result": "accepted"}
     [event] = await stored_events(stack)
     assert event.status == EventStatus.received  # the sweeper will ring for it
@@ -156,24 +144,12 @@ async def test_redis_down_still_stores_and_answers_200(stack: Stack) -> None:
 
 async def test_database_down_answers_503_so_shopify_retries(stack: Stack) -> None:
     shop = ShopHandle(1, "acme.myshopify.com", "k", "s")
-    down = Resources.open(
-        stack.settings.model_copy(
-            update={"database_url": "postgresql+asyncpg://postgres@127.0.0.1:1/none"}
+    body = json.dumps(paid_order()).encode()
+    async with stack.degraded_client(database_url=NO_DATABASE) as client:
+        response = await client.post(
+            "/webhooks/shopify", content=body, headers=shopify_headers(shop, body)
         )
-    )
-    app = create_app(stack.settings, down)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://test",
-        ) as client:
-            body = json.dumps(paid_order()).encode()
-            response = await client.post(
-                "/webhooks/shopify", content=body, headers=shopify_headers(shop, body)
-            )
-            ready = await client.get("/readyz")
-    finally:
-        await down.close()
+        ready = await client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["code"] == "database_unavailable"
     assert "Retry-After" in response.headers
