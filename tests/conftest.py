@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -39,21 +41,24 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def servers() -> Iterator[tuple[str, str]]:
     db_url = os.environ.get("CASHBACK_DATABASE_URL")
     redis_url = os.environ.get("CASHBACK_REDIS_URL")
-    started = None
-    if not (db_url and redis_url):
-        data_dir: Path = tmp_path_factory.mktemp("embedded")
-        started = embedded.start(data_dir, postgres=not db_url, redis=not redis_url)
+    if db_url and redis_url:
+        yield db_url, redis_url
+        return
+    # Not under pytest's tmp_path: another pytest run prunes old ones, and PostgreSQL stops
+    # when its data directory disappears.
+    data_dir = Path(tempfile.mkdtemp(prefix="cashback-test-servers-"))
+    started = embedded.start(data_dir, postgres=not db_url, redis=not redis_url)
+    try:
         db_url = db_url or started.database_url
         redis_url = redis_url or started.redis_url
-    assert db_url and redis_url
-    try:
+        assert db_url and redis_url
         yield db_url, redis_url
     finally:
-        if started is not None:
-            started.stop()
+        started.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
