@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from app.config import Settings, get_settings
 from app.health.routes import router as health_router
-from app.kit.errors import install_error_handlers
+from app.kit.errors import (
+    PROBLEM_MEDIA_TYPE,
+    Problem,
+    install_error_handlers,
+)
 from app.kit.resources import Resources
 from app.ledger.routes import router as customers_router
 from app.orders.routes import router as orders_router
@@ -19,6 +25,8 @@ from app.shops.routes import router as shops_router
 from app.webhooks.routes import router as webhooks_router
 
 API_VERSION = "0.1.0"
+REF_TEMPLATE = "#/components/schemas/{model}"
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 DESCRIPTION = """\
 Cashback processing: Shopify order webhooks in, exact store credit out.
 
@@ -68,4 +76,35 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     install_error_handlers(app)
     for router in (webhooks_router, orders_router, customers_router, shops_router, health_router):
         app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_validation_as_problems(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def describe_validation_as_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents 422 with its own shape; this API answers 422 with a problem document."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            response = operation.get("responses", {}).get("422")
+            if response is not None:
+                response["description"] = "Request validation failed (see `errors`)"
+                response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    problem = Problem.model_json_schema(ref_template=REF_TEMPLATE)
+    components.update(problem.pop("$defs", {}))
+    components["Problem"] = problem
+    return schema

@@ -21,8 +21,12 @@ def test_every_operation_is_named_and_declares_its_problems() -> None:
                 assert problems, (method, path)
             for code in problems:
                 content = operation["responses"][code]["content"]
-                assert "application/problem+json" in content or code == "422", (path, code)
+                assert set(content) == {"application/problem+json"}, (path, code)
+                assert content["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"
+                }
     assert len(operation_ids) == len(set(operation_ids))
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
     assert {
         "listOrders",
         "getOrder",

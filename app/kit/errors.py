@@ -93,7 +93,6 @@ def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, 
     out: dict[int | str, dict[str, Any]] = {}
     for error in errors:
         out[error.status] = {
-            "model": Problem,
             "description": error.title,
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
