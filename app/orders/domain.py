@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -18,6 +18,11 @@ class PlatformLine:
     variant_id: str | None = None
     sku: str | None = None
     vendor: str | None = None
+    tax_amount: int = 0  # minor units of tax on the line, all units together
+    # From the shop's catalog (line items carry only ids, SKU and vendor).
+    product_type: str | None = None
+    product_tags: tuple[str, ...] = ()
+    collections: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +31,7 @@ class PlatformCustomer:
     email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,12 @@ class PlatformOrder:
     financial_status: str | None = None
     paid: bool = False
     test: bool = False
+    created_at: datetime | None = None
     cancelled_at: datetime | None = None
     updated_at: datetime | None = None
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    tags: tuple[str, ...] = ()
+    taxes_included: bool = False
+    shipping_amount: int = 0  # minor units, after shipping discounts
+    # Part of the total paid with gift cards or store credit, when the payload says so.
+    paid_with_credit_amount: int = 0
+    company_id: str | None = None  # B2B: the buying company's location

@@ -1,32 +1,30 @@
 """Cashback calculation: a pure function of an order and a program version, exact to the unit.
 
-Line amounts are exact Decimals; the order total is rounded once with the program's rounding
-mode and handed back to the lines by largest remainder, so the lines always sum to the total.
+Every line's exact cashback is an integer numerator over one common denominator (rates are
+scaled to integers), so nothing is ever rounded until the order total is rounded, once, with
+the program's rounding mode. That total (after the minimum and the cap) is handed back to the
+lines in proportion to their exact shares by largest remainder, so the lines always sum to it.
 """
 
 from __future__ import annotations
 
-import decimal
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field
-
-from app.kit.money import Rounding, round_to_minor
+from app.kit.money import Rounding, to_minor
 from app.orders.domain import PlatformLine, PlatformOrder
+from app.program.rules import SPECIFICITY, Campaign, MatchField, ProductRule, Program
 
-_EXACT = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_EVEN, traps=[decimal.Inexact])
-_HUNDRED = Decimal(100)
+RATE_SCALE = 10**8  # rates carry at most 4 decimals, campaign factors 4 more
+_PERCENT = 100
+_HUNDRED_PERCENT = Decimal(100)
+SHIPPING_LINE_ID = "shipping"
 
-
-class Program(BaseModel):
-    """The rules of one program version (the default program of a new shop)."""
-
-    base_rate: Decimal = Field(
-        default=Decimal("5"), ge=0, le=100, description="Percent of the eligible amount."
-    )
-    rounding: Rounding = Rounding.half_up
-    exclude_test_orders: bool = True
+__all__ = ["Breakdown", "LineCashback", "Program", "Reason", "allocate", "calculate"]
 
 
 class Reason:
@@ -34,6 +32,8 @@ class Reason:
     test_order = "test_order"
     nothing_paid = "nothing_paid"
     zero_rate = "zero_rate"
+    excluded = "excluded"
+    below_minimum = "below_minimum"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,9 @@ class LineCashback:
     eligible_amount: int
     rate: Decimal
     cashback_amount: int
-    reason: str | None
+    reason: str | None  # why the line earns nothing, when it earns nothing
+    rate_source: str  # "base", "rule:<name>", "tier:<name>", "b2b", "excluded:<name>"…
+    campaigns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,71 +53,254 @@ class Breakdown:
     eligible_amount: int
     cashback_amount: int
     reasons: tuple[str, ...]  # why the order earns nothing, when it earns nothing
+    capped: bool = False
 
 
-def line_eligible_amount(line: PlatformLine) -> int:
-    """What the customer paid for the line: price × quantity less its discounts, never below 0."""
-    return max(line.unit_price * line.quantity - line.discount_amount, 0)
+class _Compiled:
+    """A program indexed for matching: (field, value) → rules, most useful first."""
+
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.exclusions: dict[tuple[MatchField, str], ProductRule] = {}
+        rates: dict[tuple[MatchField, str], list[tuple[int, int, ProductRule]]] = defaultdict(list)
+        for position, rule in enumerate(program.rules):
+            key = (rule.field, rule.value)
+            if rule.exclude:
+                self.exclusions.setdefault(key, rule)
+            else:
+                rates[key].append((-rule.priority, position, rule))
+        self.rates = {key: min(found)[2] for key, found in rates.items()}
+        self.tiers = sorted(program.tiers, key=lambda t: -t.rate)
+
+    def exclusion(self, line: PlatformLine) -> ProductRule | None:
+        if not self.exclusions:
+            return None
+        for key in _line_keys(line):
+            if key in self.exclusions:
+                return self.exclusions[key]
+        return None
+
+    def rate_rule(self, line: PlatformLine) -> ProductRule | None:
+        if not self.rates:
+            return None
+        for field in SPECIFICITY:  # most specific field first; within it, best priority
+            best: ProductRule | None = None
+            for value in _values(line, field):
+                rule = self.rates.get((field, value))
+                if rule is not None and (best is None or rule.priority > best.priority):
+                    best = rule
+            if best is not None:
+                return best
+        return None
 
 
-def _line_reason(line: PlatformLine, eligible: int, rate: Decimal) -> str | None:
-    if line.gift_card:
-        return Reason.gift_card
-    if eligible == 0:
-        return Reason.nothing_paid
-    if rate == 0:
-        return Reason.zero_rate
-    return None
+def _values(line: PlatformLine, field: MatchField) -> tuple[str, ...]:
+    match field:
+        case MatchField.variant_id:
+            return (line.variant_id,) if line.variant_id else ()
+        case MatchField.product_id:
+            return (line.product_id,) if line.product_id else ()
+        case MatchField.sku:
+            return (line.sku,) if line.sku else ()
+        case MatchField.collection:
+            return line.collections
+        case MatchField.tag:
+            return line.product_tags
+        case MatchField.product_type:
+            return (line.product_type,) if line.product_type else ()
+        case MatchField.vendor:
+            return (line.vendor,) if line.vendor else ()
 
 
-def calculate(order: PlatformOrder, program: Program) -> Breakdown:
+def _line_keys(line: PlatformLine) -> list[tuple[MatchField, str]]:
+    return [(field, value) for field in SPECIFICITY for value in _values(line, field)]
+
+
+@lru_cache(maxsize=256)
+def _compile(program_json: str) -> _Compiled:
+    return _Compiled(Program.model_validate_json(program_json))
+
+
+def compile_program(program: Program) -> _Compiled:
+    """Index a program once; cached by content, so versions compile once per process."""
+    return _compile(program.model_dump_json())
+
+
+def _base_rate(compiled: _Compiled, order: PlatformOrder) -> tuple[Decimal, str]:
+    program = compiled.program
+    if order.company_id is not None and program.b2b_rate is not None:
+        return program.b2b_rate, "b2b"
+    if order.customer is not None and compiled.tiers:
+        tags = set(order.customer.tags)
+        for tier in compiled.tiers:
+            if tier.customer_tag in tags:
+                return tier.rate, f"tier:{tier.name}"
+    return program.base_rate, "base"
+
+
+def _active_campaigns(program: Program, at: datetime | None, tz: ZoneInfo) -> list[Campaign]:
+    if not program.campaigns or at is None:
+        return []
+    local = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(tz).replace(tzinfo=None)
+    return [c for c in program.campaigns if c.starts_at <= local < c.ends_at]
+
+
+def _line_base(line: PlatformLine, order: PlatformOrder, program: Program) -> int:
+    """What the line contributes before rates: price × quantity, less discounts if the program
+    subtracts them, with tax taken out or added as the program says."""
+    amount = line.unit_price * line.quantity
+    if program.subtract_discounts:
+        amount -= line.discount_amount
+    if order.taxes_included and not program.include_tax:
+        amount -= line.tax_amount
+    elif program.include_tax and not order.taxes_included:
+        amount += line.tax_amount
+    return max(amount, 0)
+
+
+def _round(numerator: int, denominator: int, rounding: Rounding) -> int:
+    quotient, remainder = divmod(numerator, denominator)
+    if rounding == Rounding.down or remainder == 0:
+        return quotient
+    twice = 2 * remainder
+    if rounding == Rounding.half_up:
+        return quotient + (twice >= denominator)
+    return quotient + (twice > denominator or (twice == denominator and quotient % 2 == 1))
+
+
+def _scaled(rate: Decimal) -> int:
+    return int(rate * RATE_SCALE)
+
+
+def calculate(
+    order: PlatformOrder,
+    program: Program,
+    *,
+    at: datetime | None = None,
+    timezone: ZoneInfo | None = None,
+) -> Breakdown:
+    """The cashback of `order` under `program`. `at` is when the order was placed (campaign
+    windows are read in `timezone`, the shop's); it defaults to the order's `created_at`."""
+    compiled = compile_program(program)
     if program.exclude_test_orders and order.test:
-        lines = tuple(
-            LineCashback(line.external_id, 0, Decimal(0), 0, Reason.test_order)
+        untouched = tuple(
+            LineCashback(line.external_id, 0, Decimal(0), 0, Reason.test_order, "base")
             for line in order.lines
         )
-        return Breakdown(lines, 0, 0, (Reason.test_order,))
+        return Breakdown(untouched, 0, 0, (Reason.test_order,))
 
-    rate = program.base_rate
-    eligible: list[int] = []
-    exact: list[Decimal] = []
-    reasons: list[str | None] = []
-    for line in order.lines:
-        amount = 0 if line.gift_card else line_eligible_amount(line)
-        eligible.append(amount)
-        exact.append(_EXACT.divide(_EXACT.multiply(Decimal(amount), rate), _HUNDRED))
-        reasons.append(_line_reason(line, amount, rate))
+    campaigns = _active_campaigns(program, at or order.created_at, timezone or ZoneInfo("UTC"))
+    default_rate, default_source = _base_rate(compiled, order)
+    lines = list(order.lines)
+    if program.include_shipping and order.shipping_amount > 0:
+        lines.append(PlatformLine(SHIPPING_LINE_ID, "Shipping", 1, order.shipping_amount, 0))
 
-    total = round_to_minor(_EXACT.create_decimal(sum(exact, Decimal(0))), program.rounding)
-    amounts = allocate(total, exact, [line.external_id for line in order.lines])
-    lines = tuple(
-        LineCashback(
-            line.external_id,
-            eligible[i],
-            rate if reasons[i] is None else Decimal(0),
-            amounts[i],
-            reasons[i],
+    # The part paid with credit earns nothing: every base is scaled by paid / total.
+    paid, whole = order.total_amount, order.total_amount
+    if program.exclude_credit_payments and order.paid_with_credit_amount > 0 and whole > 0:
+        paid = max(whole - order.paid_with_credit_amount, 0)
+    else:
+        paid = whole = 1
+
+    bases: list[int] = []
+    numerators: list[int] = []  # exact cashback × RATE_SCALE × _PERCENT × whole
+    partial: list[tuple[str, Decimal, str | None, str, tuple[str, ...]]] = []
+    for line in lines:
+        base = 0 if line.gift_card else _line_base(line, order, program)
+        rate, source, reason, applied = _line_rate(
+            line, compiled, default_rate, default_source, campaigns
         )
-        for i, line in enumerate(order.lines)
+        if reason is None and base == 0:
+            reason = Reason.nothing_paid
+        if reason is None and rate == 0:
+            reason = Reason.zero_rate
+        bases.append(base)
+        numerators.append(base * paid * _scaled(rate) if reason is None else 0)
+        partial.append((line.external_id, rate, reason, source, applied))
+
+    eligible_total = sum(bases[i] for i, p in enumerate(partial) if p[2] is None)
+    eligible_paid = eligible_total * paid // whole
+    minimum = _minor(program.minimum_eligible_amount, order.currency)
+    if minimum is not None and eligible_total * paid < minimum * whole:
+        numerators = [0] * len(numerators)
+        partial = [(e, r, x or Reason.below_minimum, s, a) for e, r, x, s, a in partial]
+
+    denominator = RATE_SCALE * _PERCENT * whole
+    total = _round(sum(numerators), denominator, program.rounding)
+    cap = _minor(program.maximum_cashback_per_order, order.currency)
+    capped = cap is not None and total > cap
+    if capped and cap is not None:
+        total = cap
+    amounts = allocate(total, numerators, [p[0] for p in partial])
+    breakdown_lines = tuple(
+        LineCashback(
+            external_id,
+            bases[i] * paid // whole,
+            rate if reason is None else Decimal(0),
+            amounts[i],
+            reason,
+            source,
+            applied if reason is None else (),
+        )
+        for i, (external_id, rate, reason, source, applied) in enumerate(partial)
     )
-    order_reasons: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
     if total == 0:
-        order_reasons = tuple(sorted({r for r in reasons if r})) or (Reason.nothing_paid,)
-    return Breakdown(lines, sum(eligible), total, order_reasons)
+        found = {line.reason for line in breakdown_lines if line.reason}
+        reasons = tuple(sorted(found)) or (Reason.nothing_paid,)
+        if minimum is not None and Reason.below_minimum in found:
+            reasons = (Reason.below_minimum,)
+    return Breakdown(breakdown_lines, eligible_paid, total, reasons, capped)
 
 
-def allocate(total: int, exact: list[Decimal], keys: list[str]) -> list[int]:
-    """Split `total` over lines in proportion to their exact shares by largest remainder.
+def _line_rate(
+    line: PlatformLine,
+    compiled: _Compiled,
+    default_rate: Decimal,
+    default_source: str,
+    campaigns: list[Campaign],
+) -> tuple[Decimal, str, str | None, tuple[str, ...]]:
+    """(rate, what set it, reason it earns nothing or None, campaigns applied)."""
+    if line.gift_card:
+        return Decimal(0), "gift_card", Reason.gift_card, ()
+    excluded = compiled.exclusion(line)
+    if excluded is not None:
+        return Decimal(0), f"excluded:{excluded.name}", Reason.excluded, ()
+    rule = compiled.rate_rule(line)
+    rate, source = (
+        (rule.rate, f"rule:{rule.name}")
+        if rule and rule.rate is not None
+        else (
+            default_rate,
+            default_source,
+        )
+    )
+    applied: list[str] = []
+    for campaign in campaigns:
+        if campaign.scope is None or campaign.scope.value in _values(line, campaign.scope.field):
+            rate = rate * campaign.multiplier + campaign.bonus_points
+            applied.append(campaign.name)
+    return min(rate, _HUNDRED_PERCENT), source, None, tuple(applied)
 
-    Each line gets the floor of its share; the units left over go to the largest fractional
-    parts, ties broken by the line's key, so the result does not depend on line order.
+
+def _minor(amount: Decimal | None, currency: str) -> int | None:
+    return None if amount is None else to_minor(amount, currency)
+
+
+def allocate(total: int, weights: list[int], keys: list[str]) -> list[int]:
+    """Split `total` over lines in proportion to `weights` by largest remainder.
+
+    Each line gets the floor of its share; the units left over go to the largest remainders,
+    ties broken by the line's key, so the result does not depend on line order. A line of
+    weight 0 never gets anything.
     """
-    floors = [int(share) for share in exact]  # shares are never negative: int() is floor
+    weight_sum = sum(weights)
+    if weight_sum == 0:
+        return [0] * len(weights)
+    floors = [total * w // weight_sum for w in weights]
+    remainders = [total * w % weight_sum for w in weights]
     left = total - sum(floors)
-    if left < 0 or left > len(exact):
-        # Only a rounding mode that moves the total away from the sum of shares could do this.
-        raise ValueError("total does not match the shares it is allocated from")
-    by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - floors[i]), keys[i], i))
+    by_remainder = sorted(range(len(weights)), key=lambda i: (-remainders[i], keys[i], i))
     for i in by_remainder[:left]:
         floors[i] += 1
     return floors

@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.db import Base, IdMixin, TimestampMixin
-from app.program.calculator import Program
+from app.program.rules import Program
 
 
 class ProgramVersion(IdMixin, TimestampMixin, Base):

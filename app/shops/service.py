@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.errors import Conflict
 from app.kit.money import is_currency
-from app.program.calculator import Program
 from app.program.models import ProgramVersion
+from app.program.rules import Program
 from app.shops.models import ApiKey, ApiKeyRole, ProcessingMode, Shop
 
 API_KEY_PREFIX = "cbk_"

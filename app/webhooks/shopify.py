@@ -14,6 +14,9 @@ from app.kit.money import to_minor
 from app.orders.domain import PlatformCustomer, PlatformLine, PlatformOrder
 
 ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated"})
+PRODUCT_TOPICS = frozenset({"products/create", "products/update"})
+# Gateways whose payments are credit already: no cashback on them.
+_CREDIT_GATEWAYS = frozenset({"gift_card", "shopify_store_credit", "store_credit"})
 # financial_status values that mean the customer's payment went through.
 _PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
 
@@ -50,6 +53,11 @@ class _DiscountAllocation(_Lenient):
     amount_set: _MoneySet | None = None
 
 
+class _TaxLine(_Lenient):
+    price: str = "0"
+    price_set: _MoneySet | None = None
+
+
 class _LineItem(_Lenient):
     id: str
     title: str = ""
@@ -58,6 +66,7 @@ class _LineItem(_Lenient):
     price: str
     price_set: _MoneySet | None = None
     discount_allocations: list[_DiscountAllocation] = Field(default_factory=list)
+    tax_lines: list[_TaxLine] = Field(default_factory=list)
     gift_card: bool = False
     product_id: str | None = None
     variant_id: str | None = None
@@ -70,6 +79,25 @@ class _Customer(_Lenient):
     email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
+    tags: str = ""
+
+
+class _ShippingLine(_Lenient):
+    price: str = "0"
+    discounted_price: str | None = None
+    discounted_price_set: _MoneySet | None = None
+
+
+class _Company(_Lenient):
+    id: str
+    location_id: str | None = None
+
+
+class _Transaction(_Lenient):
+    kind: str = ""
+    status: str = ""
+    gateway: str = ""
+    amount: str = "0"
 
 
 class ShopifyOrder(_Lenient):
@@ -79,13 +107,19 @@ class ShopifyOrder(_Lenient):
     currency: str
     financial_status: str | None = None
     test: bool = False
+    created_at: datetime | None = None
     cancelled_at: datetime | None = None
     updated_at: datetime | None = None
+    taxes_included: bool = False
     total_price: str = "0"
     total_price_set: _MoneySet | None = None
     tags: str = ""
     customer: _Customer | None = None
+    company: _Company | None = None
     line_items: list[_LineItem] = Field(default_factory=list)
+    shipping_lines: list[_ShippingLine] = Field(default_factory=list)
+    total_shipping_price_set: _MoneySet | None = None
+    transactions: list[_Transaction] = Field(default_factory=list)
 
 
 def _shop_amount(plain: str, money_set: _MoneySet | None) -> str:
@@ -97,12 +131,14 @@ def _line(item: _LineItem, currency: str) -> PlatformLine:
     discount = sum(
         to_minor(_shop_amount(a.amount, a.amount_set), currency) for a in item.discount_allocations
     )
+    tax = sum(to_minor(_shop_amount(t.price, t.price_set), currency) for t in item.tax_lines)
     return PlatformLine(
         external_id=item.id,
         title=item.name or item.title,
         quantity=item.quantity,
         unit_price=to_minor(_shop_amount(item.price, item.price_set), currency),
         discount_amount=discount,
+        tax_amount=tax,
         gift_card=item.gift_card,
         product_id=item.product_id,
         variant_id=item.variant_id,
@@ -125,7 +161,7 @@ def _platform_order(order: ShopifyOrder, topic: str) -> PlatformOrder:
     customer = None
     if order.customer is not None:
         c = order.customer
-        customer = PlatformCustomer(c.id, c.email, c.first_name, c.last_name)
+        customer = PlatformCustomer(c.id, c.email, c.first_name, c.last_name, split_tags(c.tags))
     return PlatformOrder(
         external_id=order.id,
         currency=currency,
@@ -137,7 +173,38 @@ def _platform_order(order: ShopifyOrder, topic: str) -> PlatformOrder:
         financial_status=order.financial_status,
         paid=topic == "orders/paid" or order.financial_status in _PAID_STATUSES,
         test=order.test,
+        created_at=order.created_at,
         cancelled_at=order.cancelled_at,
         updated_at=order.updated_at,
-        tags=tuple(t.strip() for t in order.tags.split(",") if t.strip()),
+        tags=split_tags(order.tags),
+        taxes_included=order.taxes_included,
+        shipping_amount=_shipping(order, currency),
+        paid_with_credit_amount=sum(
+            to_minor(t.amount, currency)
+            for t in order.transactions
+            if t.gateway in _CREDIT_GATEWAYS
+            and t.kind in ("sale", "capture")
+            and t.status == "success"
+        ),
+        company_id=(order.company.location_id or order.company.id) if order.company else None,
     )
+
+
+def split_tags(tags: str) -> tuple[str, ...]:
+    """Shopify sends tags as one comma-separated string."""
+    return tuple(t.strip() for t in tags.split(",") if t.strip())
+
+
+def _shipping(order: ShopifyOrder, currency: str) -> int:
+    """Shipping the customer paid, after shipping discounts."""
+    if order.shipping_lines:
+        return sum(
+            to_minor(
+                _shop_amount(line.discounted_price or line.price, line.discounted_price_set),
+                currency,
+            )
+            for line in order.shipping_lines
+        )
+    if order.total_shipping_price_set is not None:
+        return to_minor(order.total_shipping_price_set.shop_money.amount, currency)
+    return 0

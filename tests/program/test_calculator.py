@@ -72,9 +72,9 @@ def test_discounts_beyond_the_price_never_go_negative() -> None:
 
 
 def test_allocation_ties_go_by_line_key_not_position() -> None:
-    shares = [Decimal("0.5"), Decimal("0.5")]
-    assert allocate(1, shares, ["b", "a"]) == [0, 1]
-    assert allocate(1, shares, ["a", "b"]) == [1, 0]
+    assert allocate(1, [5, 5], ["b", "a"]) == [0, 1]
+    assert allocate(1, [5, 5], ["a", "b"]) == [1, 0]
+    assert allocate(7, [0, 3, 0], ["a", "b", "c"]) == [0, 7, 0]
 
 
 lines_strategy = st.lists(
