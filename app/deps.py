@@ -11,11 +11,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.errors import Unauthorized
+from app.kit.errors import Forbidden, Unauthorized
 from app.kit.resources import Resources
 from app.kit.uow import unit_of_work
 from app.shops import service as shop_service
-from app.shops.models import ApiKey, Shop
+from app.shops.models import ApiKey, ApiKeyRole, Shop
 
 
 def get_resources(request: Request) -> Resources:
@@ -65,6 +65,16 @@ async def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller, scope="function")]
+
+
+async def get_admin_caller(caller: CallerDep) -> Caller:
+    if caller.key.role != ApiKeyRole.admin:
+        raise Forbidden(f"this needs an admin key; this key is a {caller.key.role} key")
+    return caller
+
+
+# Settings, program and keys: admin keys only.
+AdminCallerDep = Annotated[Caller, Depends(get_admin_caller, scope="function")]
 
 
 def require_admin_token(

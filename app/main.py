@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from app.catalog.routes import router as catalog_router
 from app.config import Settings, get_settings
 from app.health.routes import router as health_router
 from app.kit.errors import (
@@ -21,6 +22,7 @@ from app.kit.errors import (
 from app.kit.resources import Resources
 from app.ledger.routes import router as customers_router
 from app.orders.routes import router as orders_router
+from app.program.routes import router as program_router
 from app.shops.routes import router as shops_router
 from app.webhooks.routes import router as webhooks_router
 
@@ -74,7 +76,15 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             expose_headers=["ETag"],
         )
     install_error_handlers(app)
-    for router in (webhooks_router, orders_router, customers_router, shops_router, health_router):
+    for router in (
+        webhooks_router,
+        orders_router,
+        customers_router,
+        program_router,
+        catalog_router,
+        shops_router,
+        health_router,
+    ):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Every ORM model, imported in one place so the metadata (and alembic) sees them all."""
 
+from app.catalog.models import Product
 from app.kit.db import Base
 from app.ledger.models import Customer, LedgerEntry
 from app.orders.models import Order, OrderLine, OrderStatusChange
@@ -15,6 +16,7 @@ __all__ = [
     "Order",
     "OrderLine",
     "OrderStatusChange",
+    "Product",
     "ProgramVersion",
     "Shop",
     "WebhookEvent",

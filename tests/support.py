@@ -17,7 +17,7 @@ from app.kit.resources import Resources
 from app.ledger.models import LedgerEntry
 from app.main import create_app
 from app.shops import service as shop_service
-from app.shops.models import ProcessingMode
+from app.shops.models import ApiKeyRole, ProcessingMode, Shop
 from app.webhooks.shopify import sign
 from workers.settings import build_worker
 
@@ -81,6 +81,14 @@ class Stack:
         return ShopHandle(
             created.shop.id, created.shop.domain, created.api_key, created.shop.webhook_secret
         )
+
+    async def add_key(self, shop: ShopHandle, role: ApiKeyRole) -> dict[str, str]:
+        """Headers for a new API key of `shop` with `role`."""
+        async with self.resources.sessionmaker() as session:
+            db_shop = await session.get_one(Shop, shop.id)
+            raw = await shop_service.issue_api_key(session, db_shop, name=role.value, role=role)
+            await session.commit()
+        return {"Authorization": f"Bearer {raw}"}
 
     async def deliver(
         self,

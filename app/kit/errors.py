@@ -52,6 +52,10 @@ class Unauthorized(ProblemError):
     status, code, title = 401, "unauthorized", "Missing or invalid credentials"
 
 
+class Forbidden(ProblemError):
+    status, code, title = 403, "forbidden", "Not allowed for this API key"
+
+
 class Conflict(ProblemError):
     status, code, title = 409, "conflict", "Conflict"
 

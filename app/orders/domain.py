@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +56,31 @@ class PlatformOrder:
     # Part of the total paid with gift cards or store credit, when the payload says so.
     paid_with_credit_amount: int = 0
     company_id: str | None = None  # B2B: the buying company's location
+
+
+def snapshot_to_json(order: PlatformOrder) -> dict[str, Any]:
+    """The snapshot as JSON for the orders table (catalog facts are not part of it)."""
+    data = asdict(order)
+    for key in ("created_at", "cancelled_at", "updated_at"):
+        value = data[key]
+        data[key] = value.isoformat() if value is not None else None
+    for line in data["lines"]:
+        for catalog_field in ("product_type", "product_tags", "collections"):
+            line.pop(catalog_field)
+    return data
+
+
+def snapshot_from_json(data: dict[str, Any]) -> PlatformOrder:
+    fields = dict(data)
+    for key in ("created_at", "cancelled_at", "updated_at"):
+        value = fields.get(key)
+        fields[key] = datetime.fromisoformat(value) if value else None
+    customer = fields.get("customer")
+    fields["customer"] = (
+        PlatformCustomer(**{**customer, "tags": tuple(customer.get("tags", ()))})
+        if customer
+        else None
+    )
+    fields["lines"] = tuple(PlatformLine(**line) for line in fields["lines"])
+    fields["tags"] = tuple(fields.get("tags", ()))
+    return PlatformOrder(**fields)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.kit.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
@@ -29,6 +31,7 @@ class Order(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
         Index("ix_orders_shop_id_id", "shop_id", "id"),
         Index("ix_orders_shop_id_status_id", "shop_id", "status", "id"),
         Index("ix_orders_shop_id_customer_id_id", "shop_id", "customer_id", "id"),
+        Index("ix_orders_shop_id_created_at", "shop_id", "created_at"),
         Index("ix_orders_received", "updated_at", postgresql_where=text("status = 'received'")),
     )
 
@@ -45,6 +48,8 @@ class Order(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
     eligible_amount: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     cashback_amount: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     program_version_id: Mapped[int | None] = mapped_column(ForeignKey("program_versions.id"))
+    # The platform-neutral snapshot last applied: what previews and simulations recalculate.
+    snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[OrderStatus] = mapped_column(
         String(32), default=OrderStatus.received, nullable=False
     )
@@ -87,6 +92,12 @@ class OrderLine(IdMixin, Base):
     rate: Mapped[Decimal] = mapped_column(Numeric(9, 4), nullable=False)
     cashback_amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
+    rate_source: Mapped[str] = mapped_column(
+        String(300), default="base", server_default="base", nullable=False
+    )
+    campaigns: Mapped[list[str]] = mapped_column(
+        ARRAY(String(120)), default=list, server_default="{}", nullable=False
+    )
 
 
 class OrderStatusChange(IdMixin, TimestampMixin, Base):

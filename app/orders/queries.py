@@ -21,6 +21,7 @@ from app.orders.schemas import (
     StatusChangeRead,
 )
 from app.orders.state import OrderStatus
+from app.program.models import ProgramVersion
 
 
 async def _ledger_totals(
@@ -123,12 +124,20 @@ async def get_order(session: AsyncSession, shop_id: int, order_id: int) -> Order
         )
     ).all()
     totals = (await _ledger_totals(session, [order.id])).get(order.id, (0, 0))
+    program_version = (
+        await session.scalar(
+            select(ProgramVersion.version).where(ProgramVersion.id == order.program_version_id)
+        )
+        if order.program_version_id
+        else None
+    )
     cur = order.currency
     return OrderRead(
         **_summary(order, totals).model_dump(),
         financial_status=order.financial_status,
         test=order.test,
         eligible_amount=format_minor(order.eligible_amount, cur),
+        program_version=program_version,
         last_error=order.last_error,
         version=order.version,
         lines=[
@@ -144,6 +153,8 @@ async def get_order(session: AsyncSession, shop_id: int, order_id: int) -> Order
                 gift_card=line.gift_card,
                 eligible_amount=format_minor(line.eligible_amount, cur),
                 rate=f"{line.rate.normalize():f}",
+                rate_source=line.rate_source,
+                campaigns=line.campaigns,
                 cashback_amount=format_minor(line.cashback_amount, cur),
                 reason=line.reason,
             )

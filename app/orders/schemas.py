@@ -22,6 +22,11 @@ class OrderLineRead(BaseModel):
     eligible_amount: str = Field(description="What the line contributes to cashback. " + AMOUNT)
     rate: str = Field(description='Percent of the eligible amount, e.g. `"5"`.')
     cashback_amount: str = Field(description=AMOUNT)
+    rate_source: str = Field(
+        description="What set the rate: `base`, `rule:<name>`, `tier:<name>`, `b2b`, "
+        "`excluded:<name>` or `gift_card`."
+    )
+    campaigns: list[str] = Field(description="Campaigns that boosted the rate.")
     reason: str | None = Field(description="Why the line earns nothing, when it earns nothing.")
 
 
@@ -54,6 +59,7 @@ class OrderRead(OrderSummary):
     financial_status: str | None
     test: bool
     eligible_amount: str = Field(description=AMOUNT)
+    program_version: int | None = Field(description="Program version it was calculated with.")
     last_error: str | None
     version: int
     lines: list[OrderLineRead]

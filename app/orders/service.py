@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog import service as catalog_service
 from app.ledger import service as ledger_service
-from app.orders.domain import PlatformOrder
+from app.orders.domain import PlatformLine, PlatformOrder, snapshot_to_json
 from app.orders.models import Order, OrderLine, OrderStatusChange
 from app.orders.state import UNDECIDED, OrderStatus, check_transition
-from app.program.calculator import Breakdown, calculate
+from app.program.calculator import SHIPPING_LINE_ID, Breakdown, calculate
+from app.program.rules import Program
 from app.program.service import current_program
 from app.shops.models import ProcessingMode, Shop
 
@@ -111,7 +114,7 @@ async def _apply_snapshot(
     received_at: datetime,
 ) -> Breakdown:
     program = await current_program(session, shop.id)
-    breakdown = calculate(snapshot, program.rules_model)
+    breakdown = await calculate_for_shop(session, shop, snapshot, program.rules_model)
     order.name = snapshot.name
     order.email = snapshot.email
     order.financial_status = snapshot.financial_status
@@ -122,6 +125,7 @@ async def _apply_snapshot(
     order.eligible_amount = breakdown.eligible_amount
     order.cashback_amount = breakdown.cashback_amount
     order.program_version_id = program.id
+    order.snapshot = snapshot_to_json(snapshot)
     if snapshot.paid and order.paid_received_at is None:
         order.paid_received_at = received_at
     if snapshot.customer is not None:
@@ -130,29 +134,48 @@ async def _apply_snapshot(
             session, shop.id, snapshot.customer
         )
     await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
-    results = {line.external_id: line for line in breakdown.lines}
-    session.add_all(
-        OrderLine(
-            order_id=order.id,
-            external_id=line.external_id,
-            product_id=line.product_id,
-            variant_id=line.variant_id,
-            sku=line.sku,
-            vendor=line.vendor,
-            title=line.title[:512],
-            quantity=line.quantity,
-            unit_price=line.unit_price,
-            discount_amount=line.discount_amount,
-            gift_card=line.gift_card,
-            eligible_amount=results[line.external_id].eligible_amount,
-            rate=results[line.external_id].rate,
-            cashback_amount=results[line.external_id].cashback_amount,
-            reason=results[line.external_id].reason,
-        )
-        for line in snapshot.lines
-    )
+    session.add_all(order_lines(order.id, snapshot, breakdown))
     order.last_error = None
     return breakdown
+
+
+async def calculate_for_shop(
+    session: AsyncSession, shop: Shop, snapshot: PlatformOrder, program: Program
+) -> Breakdown:
+    """Calculate with the shop's catalog facts and timezone (campaign windows are local)."""
+    enriched = await catalog_service.enrich(session, shop.id, snapshot)
+    return calculate(enriched, program, timezone=ZoneInfo(shop.timezone))
+
+
+def order_lines(order_id: int, snapshot: PlatformOrder, breakdown: Breakdown) -> list[OrderLine]:
+    """One stored line per line of the breakdown (shipping too, when the program counts it)."""
+    by_id = {line.external_id: line for line in snapshot.lines}
+    shipping = PlatformLine(SHIPPING_LINE_ID, "Shipping", 1, snapshot.shipping_amount, 0)
+    stored = []
+    for result in breakdown.lines:
+        line = by_id.get(result.external_id, shipping)
+        stored.append(
+            OrderLine(
+                order_id=order_id,
+                external_id=result.external_id,
+                product_id=line.product_id,
+                variant_id=line.variant_id,
+                sku=line.sku,
+                vendor=line.vendor,
+                title=line.title[:512],
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                discount_amount=line.discount_amount,
+                gift_card=line.gift_card,
+                eligible_amount=result.eligible_amount,
+                rate=result.rate,
+                cashback_amount=result.cashback_amount,
+                reason=result.reason,
+                rate_source=result.rate_source,
+                campaigns=list(result.campaigns),
+            )
+        )
+    return stored
 
 
 async def evaluate(

@@ -29,6 +29,7 @@ async def create_shop(session: SessionDep, body: ShopCreate) -> ShopCreated:
             domain=body.domain,
             currency=body.currency,
             mode=body.processing_mode,
+            timezone=body.timezone,
             webhook_secret=body.webhook_secret,
         )
     except ValueError as exc:

@@ -9,6 +9,9 @@ class ShopCreate(BaseModel):
     domain: str = Field(description="The store's domain.", examples=["acme.myshopify.com"])
     currency: str = Field(default="USD", description="ISO 4217 code of the shop's money.")
     processing_mode: ProcessingMode = ProcessingMode.automatic
+    timezone: str = Field(
+        default="UTC", description="IANA timezone: campaign windows and days are local to it."
+    )
     webhook_secret: str | None = Field(
         default=None,
         min_length=8,

@@ -4,6 +4,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +48,14 @@ def validate_currency(currency: str) -> str:
     return currency
 
 
+def validate_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {name!r}: expected an IANA name") from exc
+    return name
+
+
 async def issue_api_key(session: AsyncSession, shop: Shop, *, name: str, role: ApiKeyRole) -> str:
     raw = API_KEY_PREFIX + secrets.token_urlsafe(32)
     session.add(
@@ -62,6 +71,7 @@ async def create_shop(
     domain: str,
     currency: str = "USD",
     mode: ProcessingMode = ProcessingMode.automatic,
+    timezone: str = "UTC",
     webhook_secret: str | None = None,
 ) -> CreatedShop:
     """Create a shop with the default program (version 1) and its first admin key."""
@@ -69,6 +79,7 @@ async def create_shop(
         domain=normalize_domain(domain),
         currency=validate_currency(currency),
         processing_mode=mode,
+        timezone=validate_timezone(timezone),
         webhook_secret=webhook_secret or "whsec_" + secrets.token_urlsafe(24),
     )
     try:

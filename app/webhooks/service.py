@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog import service as catalog_service
 from app.kit.queue import defer_job
 from app.orders import service as order_service
 from app.shops.models import Shop
@@ -102,6 +103,22 @@ async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | No
             # Permanent: retrying the same bytes cannot succeed. Kept for a person to read.
             _finish(event, EventStatus.failed, f"not a valid order: {exc}")
             return event.status
+        _finish(event, EventStatus.processed)
+    elif event.topic in shopify.PRODUCT_TOPICS:
+        try:
+            product = shopify.ShopifyProduct.model_validate(orjson.loads(event.body))
+        except ValidationError as exc:
+            _finish(event, EventStatus.failed, f"not a valid product: {exc}")
+            return event.status
+        await catalog_service.upsert_product(
+            session,
+            shop.id,
+            product.id,
+            title=product.title,
+            product_type=product.product_type,
+            vendor=product.vendor,
+            tags=shopify.split_tags(product.tags),
+        )
         _finish(event, EventStatus.processed)
     else:
         _finish(event, EventStatus.ignored)

@@ -190,6 +190,14 @@ def _platform_order(order: ShopifyOrder, topic: str) -> PlatformOrder:
     )
 
 
+class ShopifyProduct(_Lenient):
+    id: str
+    title: str | None = None
+    product_type: str | None = None
+    vendor: str | None = None
+    tags: str = ""
+
+
 def split_tags(tags: str) -> tuple[str, ...]:
     """Shopify sends tags as one comma-separated string."""
     return tuple(t.strip() for t in tags.split(",") if t.strip())

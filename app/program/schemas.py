@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.program.rules import Program
+
+
+class ProgramRead(Program):
+    version: int = Field(description="Each change makes a new version; orders keep theirs.")
+    created_at: datetime
+
+
+class LineBreakdown(BaseModel):
+    external_id: str
+    eligible_amount: str = Field(description="Decimal string in the order's currency.")
+    rate: Decimal = Field(description="Percent the line earns.")
+    rate_source: str = Field(
+        description="What set the rate: `base`, `rule:<name>`, `tier:<name>`, `b2b`, "
+        "`excluded:<name>` or `gift_card`."
+    )
+    campaigns: list[str] = Field(description="Campaigns that boosted the rate.")
+    cashback_amount: str
+    reason: str | None = Field(description="Why the line earns nothing, when it earns nothing.")
+
+
+class BreakdownRead(BaseModel):
+    program_version: int | None = Field(description="Null for a draft program.")
+    currency: str
+    eligible_amount: str
+    cashback_amount: str
+    capped: bool = Field(description="The program's maximum per order cut the amount.")
+    reasons: list[str] = Field(description="Why the order earns nothing, when it earns nothing.")
+    lines: list[LineBreakdown]
+
+
+class PreviewRequest(BaseModel):
+    order: dict[str, Any] = Field(
+        description="A Shopify order, as its webhooks send it (`orders/paid` payload)."
+    )
+    program: Program | None = Field(
+        default=None, description="A draft program to compare with the current one."
+    )
+
+
+class PreviewResponse(BaseModel):
+    current: BreakdownRead
+    draft: BreakdownRead | None
+
+
+class SimulationRequest(BaseModel):
+    program: Program = Field(description="The draft program to price.")
+    date_from: date = Field(description="First day, in the shop's timezone.")
+    date_to: date = Field(description="Last day (inclusive), in the shop's timezone.")
+
+
+class SimulationTotals(BaseModel):
+    orders_earning: int = Field(description="Orders that would earn more than zero.")
+    cashback_amount: str
+
+
+class SimulationResult(BaseModel):
+    orders: int = Field(description="Paid, not cancelled orders of the range.")
+    currency: str
+    current: SimulationTotals
+    draft: SimulationTotals
+    difference: str = Field(description="Draft minus current cashback; negative saves money.")
