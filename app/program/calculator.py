@@ -8,11 +8,11 @@ lines in proportion to their exact shares by largest remainder, so the lines alw
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from app.kit.money import Rounding, to_minor
@@ -56,37 +56,74 @@ class Breakdown:
     capped: bool = False
 
 
+# Where each match field's values live on a line; collections and tags hold several.
+_ATTRIBUTES: dict[MatchField, tuple[str, bool]] = {
+    MatchField.variant_id: ("variant_id", False),
+    MatchField.product_id: ("product_id", False),
+    MatchField.sku: ("sku", False),
+    MatchField.collection: ("collections", True),
+    MatchField.tag: ("product_tags", True),
+    MatchField.product_type: ("product_type", False),
+    MatchField.vendor: ("vendor", False),
+}
+
+# Rules of one field, by the value they match: (line attribute, holds several, table).
+_FieldIndex = list[tuple[str, bool, dict[str, ProductRule]]]
+
+
+def _index(rules: dict[tuple[MatchField, str], ProductRule]) -> _FieldIndex:
+    """Per field, most specific first, only the fields some rule uses."""
+    index: _FieldIndex = []
+    for field in SPECIFICITY:
+        table = {value: rule for (f, value), rule in rules.items() if f == field}
+        if table:
+            index.append((*_ATTRIBUTES[field], table))
+    return index
+
+
+def _values(line: PlatformLine, field: MatchField) -> tuple[str, ...]:
+    attribute, several = _ATTRIBUTES[field]
+    value = getattr(line, attribute)
+    if several:
+        return tuple(value)
+    return (value,) if value else ()
+
+
 class _Compiled:
-    """A program indexed for matching: (field, value) → rules, most useful first."""
+    """A program indexed for matching, built once per program."""
 
     def __init__(self, program: Program) -> None:
         self.program = program
-        self.exclusions: dict[tuple[MatchField, str], ProductRule] = {}
+        exclusions: dict[tuple[MatchField, str], ProductRule] = {}
         rates: dict[tuple[MatchField, str], list[tuple[int, int, ProductRule]]] = defaultdict(list)
         for position, rule in enumerate(program.rules):
             key = (rule.field, rule.value)
             if rule.exclude:
-                self.exclusions.setdefault(key, rule)
+                exclusions.setdefault(key, rule)
             else:
                 rates[key].append((-rule.priority, position, rule))
-        self.rates = {key: min(found)[2] for key, found in rates.items()}
+        self.exclusions = _index(exclusions)
+        self.rates = _index({key: min(found)[2] for key, found in rates.items()})
         self.tiers = sorted(program.tiers, key=lambda t: -t.rate)
 
     def exclusion(self, line: PlatformLine) -> ProductRule | None:
-        if not self.exclusions:
-            return None
-        for key in _line_keys(line):
-            if key in self.exclusions:
-                return self.exclusions[key]
+        for attribute, several, table in self.exclusions:
+            value = getattr(line, attribute)
+            for item in value if several else (value,):
+                if item in table:
+                    return table[item]
         return None
 
     def rate_rule(self, line: PlatformLine) -> ProductRule | None:
-        if not self.rates:
-            return None
-        for field in SPECIFICITY:  # most specific field first; within it, best priority
-            best: ProductRule | None = None
-            for value in _values(line, field):
-                rule = self.rates.get((field, value))
+        for attribute, several, table in self.rates:  # most specific field first
+            value = getattr(line, attribute)
+            if not several:
+                if value in table:
+                    return table[value]
+                continue
+            best: ProductRule | None = None  # several values: the best priority wins
+            for item in value:
+                rule = table.get(item)
                 if rule is not None and (best is None or rule.priority > best.priority):
                     best = rule
             if best is not None:
@@ -94,36 +131,17 @@ class _Compiled:
         return None
 
 
-def _values(line: PlatformLine, field: MatchField) -> tuple[str, ...]:
-    match field:
-        case MatchField.variant_id:
-            return (line.variant_id,) if line.variant_id else ()
-        case MatchField.product_id:
-            return (line.product_id,) if line.product_id else ()
-        case MatchField.sku:
-            return (line.sku,) if line.sku else ()
-        case MatchField.collection:
-            return line.collections
-        case MatchField.tag:
-            return line.product_tags
-        case MatchField.product_type:
-            return (line.product_type,) if line.product_type else ()
-        case MatchField.vendor:
-            return (line.vendor,) if line.vendor else ()
-
-
-def _line_keys(line: PlatformLine) -> list[tuple[MatchField, str]]:
-    return [(field, value) for field in SPECIFICITY for value in _values(line, field)]
-
-
-@lru_cache(maxsize=256)
-def _compile(program_json: str) -> _Compiled:
-    return _Compiled(Program.model_validate_json(program_json))
+# Compiled programs by object identity, dropped when their program is garbage-collected.
+_compiled: dict[int, _Compiled] = {}
 
 
 def compile_program(program: Program) -> _Compiled:
-    """Index a program once; cached by content, so versions compile once per process."""
-    return _compile(program.model_dump_json())
+    """Index a program once per program object (programs are not changed once built)."""
+    compiled = _compiled.get(id(program))
+    if compiled is None or compiled.program is not program:
+        compiled = _compiled[id(program)] = _Compiled(program)
+        weakref.finalize(program, _compiled.pop, id(program), None)
+    return compiled
 
 
 def _base_rate(compiled: _Compiled, order: PlatformOrder) -> tuple[Decimal, str]:
@@ -277,7 +295,8 @@ def _line_rate(
     )
     applied: list[str] = []
     for campaign in campaigns:
-        if campaign.scope is None or campaign.scope.value in _values(line, campaign.scope.field):
+        scope = campaign.scope
+        if scope is None or scope.value in _values(line, scope.field):
             rate = rate * campaign.multiplier + campaign.bonus_points
             applied.append(campaign.name)
     return min(rate, _HUNDRED_PERCENT), source, None, tuple(applied)

@@ -1,0 +1,1 @@
+"""Benchmark of the webhook intake and the paid → credit pipeline (`python -m bench`)."""
