@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.service import Actor
 from app.kit.errors import Forbidden, Unauthorized
 from app.kit.resources import Resources
 from app.kit.uow import unit_of_work
@@ -51,6 +52,10 @@ class Caller:
     key: ApiKey
     shop: Shop
 
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.key.name, self.key.id)
+
 
 async def get_caller(
     session: SessionDep,
@@ -75,6 +80,16 @@ async def get_admin_caller(caller: CallerDep) -> Caller:
 
 # Settings, program and keys: admin keys only.
 AdminCallerDep = Annotated[Caller, Depends(get_admin_caller, scope="function")]
+
+
+async def get_reviewer_caller(caller: CallerDep) -> Caller:
+    if caller.key.role not in (ApiKeyRole.admin, ApiKeyRole.reviewer):
+        raise Forbidden("this needs a reviewer or admin key; this key is a viewer key")
+    return caller
+
+
+# Review actions: reviewer and admin keys.
+ReviewerCallerDep = Annotated[Caller, Depends(get_reviewer_caller, scope="function")]
 
 
 def require_admin_token(

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from app.audit.routes import router as audit_router
 from app.catalog.routes import router as catalog_router
 from app.config import Settings, get_settings
 from app.health.routes import router as health_router
@@ -21,8 +22,10 @@ from app.kit.errors import (
 )
 from app.kit.resources import Resources
 from app.ledger.routes import router as customers_router
+from app.orders.routes import review_router
 from app.orders.routes import router as orders_router
 from app.program.routes import router as program_router
+from app.shops.account_routes import router as account_router
 from app.shops.routes import router as shops_router
 from app.webhooks.routes import router as webhooks_router
 
@@ -79,9 +82,12 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     for router in (
         webhooks_router,
         orders_router,
+        review_router,
         customers_router,
         program_router,
         catalog_router,
+        account_router,
+        audit_router,
         shops_router,
         health_router,
     ):

@@ -32,11 +32,11 @@ from tests.support import ADMIN_TOKEN, Stack
 TEMPLATE_DB = f"cashback_test_template_{os.getpid()}"
 
 
-def _libpq(url: str) -> str:
+def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
@@ -63,11 +63,11 @@ def servers() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="session")
 async def template_url(servers: tuple[str, str]) -> AsyncIterator[str]:
-    admin = await asyncpg.connect(_libpq(servers[0]))
+    admin = await asyncpg.connect(libpq_url(servers[0]))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
         await admin.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
-        url = _with_database(servers[0], TEMPLATE_DB)
+        url = with_database(servers[0], TEMPLATE_DB)
         # alembic's env runs its own event loop: give it a thread of its own.
         await asyncio.to_thread(migrate.upgrade, url)
         yield url
@@ -80,10 +80,10 @@ async def template_url(servers: tuple[str, str]) -> AsyncIterator[str]:
 async def database_url(servers: tuple[str, str], template_url: str) -> AsyncIterator[str]:
     """A fresh database cloned from the migrated template, dropped after the test."""
     name = f"cashback_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_libpq(servers[0]))
+    admin = await asyncpg.connect(libpq_url(servers[0]))
     try:
         await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-        yield _with_database(servers[0], name)
+        yield with_database(servers[0], name)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

@@ -9,13 +9,24 @@ from typing import Any
 from arq import cron
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
+from sqlalchemy import select
 
 from app.config import Settings
 from app.kit.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
+from app.kit.operations import Operation
 from app.kit.queue import Job, redis_settings
 from app.kit.resources import Resources
 from app.orders import service as order_service
-from app.orders.tasks import EVALUATE_ORDER_JOB, evaluate_order, order_job_id
+from app.orders.tasks import (
+    AWARD_DUE_JOB,
+    EVALUATE_ORDER_JOB,
+    approve_pending_orders,
+    award_due_order,
+    award_job_id,
+    evaluate_order,
+    order_job_id,
+)
+from app.shops.settings import APPROVE_PENDING_JOB
 from app.webhooks import service as webhook_service
 from app.webhooks.tasks import handle_webhook_event
 
@@ -37,18 +48,42 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
     async with res.sessionmaker() as session:
         event_ids = await webhook_service.stale_events(session, cutoff, SWEEP_BATCH)
         order_ids = await order_service.stale_received_orders(session, cutoff, SWEEP_BATCH)
+        due_ids = await order_service.due_awards(session, datetime.now(UTC), SWEEP_BATCH)
+        operation_ids = list(
+            await session.scalars(
+                select(Operation.id).where(
+                    Operation.status == "running", Operation.updated_at < cutoff
+                )
+            )
+        )
     jobs = [
-        Job(webhook_service.HANDLE_EVENT_JOB, (i,), webhook_service.event_job_id(i))
-        for i in event_ids
-    ] + [Job(EVALUATE_ORDER_JOB, (i,), order_job_id(i)) for i in order_ids]
+        *(
+            Job(webhook_service.HANDLE_EVENT_JOB, (i,), webhook_service.event_job_id(i))
+            for i in event_ids
+        ),
+        *(Job(EVALUATE_ORDER_JOB, (i,), order_job_id(i)) for i in order_ids),
+        *(Job(AWARD_DUE_JOB, (i,), award_job_id(i)) for i in due_ids),
+        *(Job(APPROVE_PENDING_JOB, (i,), f"operation:{i}:sweep") for i in operation_ids),
+    ]
     await res.doorbell.ring(jobs)
+    counts = {
+        "events": len(event_ids),
+        "orders": len(order_ids),
+        "awards": len(due_ids),
+        "operations": len(operation_ids),
+    }
     if jobs:
-        logger.info("sweeper re-drove %d event(s), %d order(s)", len(event_ids), len(order_ids))
-    return {"events": len(event_ids), "orders": len(order_ids)}
+        logger.info("sweeper re-drove %s", counts)
+    return counts
 
 
 def functions() -> list[Function]:
-    tasks: list[WorkerCoroutine] = [handle_webhook_event, evaluate_order]
+    tasks: list[WorkerCoroutine] = [
+        handle_webhook_event,
+        evaluate_order,
+        award_due_order,
+        approve_pending_orders,
+    ]
     return [func(t, max_tries=MAX_TRIES, timeout=JOB_TIMEOUT_S, keep_result=0) for t in tasks]
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,3 +64,22 @@ async def balance(session: AsyncSession, customer_id: int) -> int:
         LedgerEntry.customer_id == customer_id
     )
     return int((await session.execute(stmt)).scalar_one())
+
+
+async def recent_credits(
+    session: AsyncSession, customer_id: int, *, since: datetime
+) -> tuple[int, int]:
+    """(orders credited, cashback credited) for the customer since `since`."""
+    row = (
+        await session.execute(
+            select(
+                func.count(func.distinct(LedgerEntry.order_id)),
+                func.coalesce(func.sum(LedgerEntry.amount), 0),
+            ).where(
+                LedgerEntry.customer_id == customer_id,
+                LedgerEntry.kind == EntryKind.credit,
+                LedgerEntry.created_at >= since,
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])

@@ -18,7 +18,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
 from app.orders.state import OrderStatus
@@ -33,6 +33,7 @@ class Order(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
         Index("ix_orders_shop_id_customer_id_id", "shop_id", "customer_id", "id"),
         Index("ix_orders_shop_id_created_at", "shop_id", "created_at"),
         Index("ix_orders_received", "updated_at", postgresql_where=text("status = 'received'")),
+        Index("ix_orders_award_due", "award_at", postgresql_where=text("status = 'scheduled'")),
     )
 
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
@@ -61,14 +62,17 @@ class Order(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
     paid_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+    hold_reasons: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), default=list, server_default="{}", nullable=False
+    )
+    # Review: when the order entered pending/held, when a decision was made, and the note.
+    review_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    review_note: Mapped[str | None] = mapped_column(Text)
+    # Approved credit waiting for the return window (`scheduled`), or an adjusted amount.
+    award_amount: Mapped[int | None] = mapped_column(BigInteger)
+    award_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
-
-    lines: Mapped[list[OrderLine]] = relationship(
-        lazy="raise", order_by="OrderLine.id", cascade="all, delete-orphan"
-    )
-    history: Mapped[list[OrderStatusChange]] = relationship(
-        lazy="raise", order_by="OrderStatusChange.id"
-    )
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -98,15 +102,3 @@ class OrderLine(IdMixin, Base):
     campaigns: Mapped[list[str]] = mapped_column(
         ARRAY(String(120)), default=list, server_default="{}", nullable=False
     )
-
-
-class OrderStatusChange(IdMixin, TimestampMixin, Base):
-    """The order's history, one row per transition: the frontend's timeline."""
-
-    __tablename__ = "order_status_changes"
-
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    from_status: Mapped[str | None] = mapped_column(String(32))
-    to_status: Mapped[str] = mapped_column(String(32), nullable=False)
-    reason: Mapped[str | None] = mapped_column(Text)
-    actor: Mapped[str] = mapped_column(String(100), nullable=False)

@@ -8,17 +8,21 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.models import AuditEvent
 from app.kit.errors import NotFound
 from app.kit.money import format_minor
 from app.kit.pagination import decode_cursor, next_cursor
 from app.ledger.models import EntryKind, LedgerEntry
-from app.orders.models import Order, OrderLine, OrderStatusChange
+from app.orders.models import Order, OrderLine
+from app.orders.review import allowed_actions
 from app.orders.schemas import (
+    CustomerHistory,
+    OrderCounts,
+    OrderEventRead,
     OrderLineRead,
     OrderList,
     OrderRead,
     OrderSummary,
-    StatusChangeRead,
 )
 from app.orders.state import OrderStatus
 from app.program.models import ProgramVersion
@@ -50,7 +54,9 @@ async def _ledger_totals(
     }
 
 
-def _summary(order: Order, totals: tuple[int, int]) -> OrderSummary:
+def _summary(
+    order: Order, totals: tuple[int, int], history: CustomerHistory | None = None
+) -> OrderSummary:
     cur = order.currency
     return OrderSummary(
         id=str(order.id),
@@ -64,10 +70,61 @@ def _summary(order: Order, totals: tuple[int, int]) -> OrderSummary:
         credited_amount=format_minor(totals[0], cur),
         reversed_amount=format_minor(totals[1], cur),
         customer_id=str(order.customer_id) if order.customer_id else None,
+        hold_reasons=order.hold_reasons,
+        review_started_at=order.review_started_at,
+        customer_history=history,
+        version=order.version,
         created_at=order.created_at,
         updated_at=order.updated_at,
         processed_at=order.processed_at,
     )
+
+
+async def _customer_histories(
+    session: AsyncSession, shop_id: int, customer_ids: set[int], currency: str
+) -> dict[int, CustomerHistory]:
+    """Orders, credited and reversed totals per customer, in two grouped queries."""
+    if not customer_ids:
+        return {}
+    count_rows = await session.execute(
+        select(Order.customer_id, func.count())
+        .where(Order.shop_id == shop_id, Order.customer_id.in_(customer_ids))
+        .group_by(Order.customer_id)
+    )
+    counts = {customer_id: int(n) for customer_id, n in count_rows}
+    money = {
+        row[0]: (int(row[1]), int(row[2]))
+        for row in await session.execute(
+            select(
+                LedgerEntry.customer_id,
+                func.coalesce(
+                    func.sum(LedgerEntry.amount).filter(LedgerEntry.kind == EntryKind.credit), 0
+                ),
+                func.coalesce(
+                    -func.sum(LedgerEntry.amount).filter(LedgerEntry.kind == EntryKind.reversal),
+                    0,
+                ),
+            )
+            .where(LedgerEntry.customer_id.in_(customer_ids))
+            .group_by(LedgerEntry.customer_id)
+        )
+    }
+    return {
+        cid: CustomerHistory(
+            orders=int(counts.get(cid, 0)),
+            credited_amount=format_minor(money.get(cid, (0, 0))[0], currency),
+            reversed_amount=format_minor(money.get(cid, (0, 0))[1], currency),
+        )
+        for cid in customer_ids
+    }
+
+
+async def count_by_status(session: AsyncSession, shop_id: int) -> OrderCounts:
+    rows = await session.execute(
+        select(Order.status, func.count()).where(Order.shop_id == shop_id).group_by(Order.status)
+    )
+    found = {OrderStatus(status): int(n) for status, n in rows}
+    return OrderCounts(counts={status: found.get(status, 0) for status in OrderStatus})
 
 
 async def list_orders(
@@ -81,6 +138,7 @@ async def list_orders(
     created_to: datetime | None = None,
     cursor: str | None = None,
     limit: int = 50,
+    oldest_first: bool = False,
 ) -> OrderList:
     stmt = select(Order).where(Order.shop_id == shop_id)
     if statuses:
@@ -95,12 +153,27 @@ async def list_orders(
         stmt = stmt.where(Order.created_at < created_to)
     after = decode_cursor(cursor)
     if after is not None:
-        stmt = stmt.where(Order.id < after)
-    orders = list((await session.scalars(stmt.order_by(Order.id.desc()).limit(limit + 1))).all())
+        stmt = stmt.where(Order.id > after if oldest_first else Order.id < after)
+    order_by = Order.id.asc() if oldest_first else Order.id.desc()
+    orders = list((await session.scalars(stmt.order_by(order_by).limit(limit + 1))).all())
     page = orders[:limit]
     totals = await _ledger_totals(session, [o.id for o in page])
+    histories = (
+        await _customer_histories(
+            session, shop_id, {o.customer_id for o in page if o.customer_id}, page[0].currency
+        )
+        if page
+        else {}
+    )
     return OrderList(
-        items=[_summary(o, totals.get(o.id, (0, 0))) for o in page],
+        items=[
+            _summary(
+                o,
+                totals.get(o.id, (0, 0)),
+                histories.get(o.customer_id) if o.customer_id else None,
+            )
+            for o in page
+        ],
         next_cursor=next_cursor([o.id for o in orders], limit),
     )
 
@@ -111,6 +184,10 @@ async def get_order(session: AsyncSession, shop_id: int, order_id: int) -> Order
     )
     if order is None:
         raise NotFound(f"order {order_id} not found")
+    return await read_order(session, order)
+
+
+async def read_order(session: AsyncSession, order: Order) -> OrderRead:
     lines = (
         await session.scalars(
             select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
@@ -118,12 +195,17 @@ async def get_order(session: AsyncSession, shop_id: int, order_id: int) -> Order
     ).all()
     history = (
         await session.scalars(
-            select(OrderStatusChange)
-            .where(OrderStatusChange.order_id == order.id)
-            .order_by(OrderStatusChange.id)
+            select(AuditEvent)
+            .where(AuditEvent.subject_type == "order", AuditEvent.subject_id == order.id)
+            .order_by(AuditEvent.id)
         )
     ).all()
     totals = (await _ledger_totals(session, [order.id])).get(order.id, (0, 0))
+    histories = (
+        await _customer_histories(session, order.shop_id, {order.customer_id}, order.currency)
+        if order.customer_id
+        else {}
+    )
     program_version = (
         await session.scalar(
             select(ProgramVersion.version).where(ProgramVersion.id == order.program_version_id)
@@ -133,13 +215,21 @@ async def get_order(session: AsyncSession, shop_id: int, order_id: int) -> Order
     )
     cur = order.currency
     return OrderRead(
-        **_summary(order, totals).model_dump(),
+        **_summary(
+            order, totals, histories.get(order.customer_id) if order.customer_id else None
+        ).model_dump(),
         financial_status=order.financial_status,
         test=order.test,
         eligible_amount=format_minor(order.eligible_amount, cur),
         program_version=program_version,
         last_error=order.last_error,
-        version=order.version,
+        review_note=order.review_note,
+        decided_at=order.decided_at,
+        award_amount=(
+            format_minor(order.award_amount, cur) if order.award_amount is not None else None
+        ),
+        award_at=order.award_at,
+        allowed_actions=allowed_actions(order),
         lines=[
             OrderLineRead(
                 external_id=line.external_id,
@@ -161,13 +251,14 @@ async def get_order(session: AsyncSession, shop_id: int, order_id: int) -> Order
             for line in lines
         ],
         history=[
-            StatusChangeRead(
-                from_status=OrderStatus(h.from_status) if h.from_status else None,
-                to_status=OrderStatus(h.to_status),
-                reason=h.reason,
-                actor=h.actor,
-                at=h.created_at,
+            OrderEventRead(
+                action=event.action,
+                from_status=(event.before or {}).get("status"),
+                to_status=(event.after or {}).get("status"),
+                reason=event.reason,
+                actor=event.actor,
+                at=event.created_at,
             )
-            for h in history
+            for event in history
         ],
     )

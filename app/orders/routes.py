@@ -1,28 +1,54 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 
-from app.deps import CallerDep, SessionDep
+from app.deps import CallerDep, ReviewerCallerDep, SessionDep
 from app.kit.errors import (
+    Forbidden,
     InvalidCursor,
     NotFound,
     ProblemError,
     Unauthorized,
     problem_responses,
 )
+from app.kit.money import format_minor
 from app.kit.pagination import CursorQuery, LimitQuery
-from app.orders import queries
-from app.orders.schemas import OrderList, OrderRead
+from app.orders import queries, review
+from app.orders.models import Order
+from app.orders.schemas import (
+    ApproveRequest,
+    BulkApproveRequest,
+    BulkItemResult,
+    BulkRejectRequest,
+    BulkResult,
+    OrderCounts,
+    OrderList,
+    OrderRead,
+    ProcessRequest,
+    ProcessResult,
+    ReasonRequest,
+)
 from app.orders.state import OrderStatus
 
 router = APIRouter(prefix="/v1/orders", tags=["Orders"])
+review_router = APIRouter(prefix="/v1/orders", tags=["Review"])
 
 
 class InvalidStatusFilter(ProblemError):
     status, code, title = 422, "invalid_status_filter", "Unknown order status in filter"
+
+
+class InvalidIfMatch(ProblemError):
+    status, code, title = 400, "invalid_if_match", "If-Match must be an order's ETag"
+
+
+class OrderSort(StrEnum):
+    newest = "-created_at"
+    oldest = "created_at"
 
 
 def parse_statuses(raw: str | None) -> list[OrderStatus]:
@@ -38,11 +64,34 @@ def parse_statuses(raw: str | None) -> list[OrderStatus]:
     return [OrderStatus(s) for s in wanted]
 
 
+def etag(order_version: int) -> str:
+    return f'"{order_version}"'
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    tag = value.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise InvalidIfMatch(f"not an ETag of this API: {value}")
+    return int(tag)
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(description="The ETag of the order as you read it; 412 if it changed since."),
+]
+
+
 @router.get(
     "",
     operation_id="listOrders",
     summary="List orders",
-    description="Newest first. Filters combine with AND; `status` takes a comma-separated list.",
+    description=(
+        "Filters combine with AND; `status` takes a comma-separated list. For the review "
+        "queue: `?status=pending,held&sort=created_at` (oldest first), with each order's "
+        "hold reasons, waiting time and the customer's history."
+    ),
     responses=problem_responses(InvalidCursor, Unauthorized, InvalidStatusFilter),
 )
 async def list_orders(
@@ -55,29 +104,243 @@ async def list_orders(
     customer_id: Annotated[int | None, Query(description="Our customer id.")] = None,
     created_from: Annotated[datetime | None, Query(description="Created at or after.")] = None,
     created_to: Annotated[datetime | None, Query(description="Created before.")] = None,
+    sort: Annotated[OrderSort, Query(description="`-created_at` newest first (default).")] = (
+        OrderSort.newest
+    ),
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> OrderList:
-    statuses = parse_statuses(status)
     return await queries.list_orders(
         session,
         caller.shop.id,
-        statuses=statuses,
+        statuses=parse_statuses(status),
         external_id=external_id,
         customer_id=customer_id,
         created_from=created_from,
         created_to=created_to,
         cursor=cursor,
         limit=limit,
+        oldest_first=sort == OrderSort.oldest,
     )
+
+
+@router.get(
+    "/counts",
+    operation_id="countOrdersByStatus",
+    summary="Count orders per status",
+    description="Every status with its count, in one call (the queue's badges).",
+    responses=problem_responses(Unauthorized),
+)
+async def count_orders(session: SessionDep, caller: CallerDep) -> OrderCounts:
+    return await queries.count_by_status(session, caller.shop.id)
 
 
 @router.get(
     "/{order_id}",
     operation_id="getOrder",
     summary="Get an order",
-    description="The order with its per-line cashback breakdown and status history.",
+    description="The order with its per-line breakdown and history; `ETag` carries its version.",
     responses=problem_responses(NotFound, Unauthorized),
 )
-async def get_order(session: SessionDep, caller: CallerDep, order_id: int) -> OrderRead:
-    return await queries.get_order(session, caller.shop.id, order_id)
+async def get_order(
+    session: SessionDep, caller: CallerDep, order_id: int, response: Response
+) -> OrderRead:
+    order = await queries.get_order(session, caller.shop.id, order_id)
+    response.headers["ETag"] = etag(order.version)
+    return order
+
+
+REVIEW_PROBLEMS = (
+    Unauthorized,
+    Forbidden,
+    review.OrderNotFound,
+    review.WrongStatus,
+    review.VersionMismatch,
+    InvalidIfMatch,
+)
+
+
+async def _respond(session: SessionDep, order: Order, response: Response) -> OrderRead:
+    await session.flush()
+    await session.refresh(order)
+    response.headers["ETag"] = etag(order.version)
+    return await queries.read_order(session, order)
+
+
+@review_router.post(
+    "/{order_id}/approve",
+    operation_id="approveOrder",
+    summary="Approve an order's cashback",
+    description=(
+        "From `pending` or `held`: credits the calculated amount, or an adjusted `amount` "
+        "(then a `note` is required; at most the shop's approval ceiling). The order becomes "
+        "`processed`, or `scheduled` when the shop delays awards."
+    ),
+    responses=problem_responses(
+        *REVIEW_PROBLEMS, review.InvalidAmount, review.NoteRequired, review.CustomerRequired
+    ),
+)
+async def approve_order(
+    session: SessionDep,
+    caller: ReviewerCallerDep,
+    order_id: int,
+    response: Response,
+    body: ApproveRequest | None = None,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    body = body or ApproveRequest()
+    order = await review.approve(
+        session,
+        caller.shop,
+        caller.actor,
+        order_id,
+        amount=body.amount,
+        note=body.note,
+        if_match=parse_if_match(if_match),
+    )
+    return await _respond(session, order, response)
+
+
+@review_router.post(
+    "/{order_id}/reject",
+    operation_id="rejectOrder",
+    summary="Reject an order's cashback",
+    description="A `reason` is required. The order becomes `rejected`; nothing is credited.",
+    responses=problem_responses(*REVIEW_PROBLEMS),
+)
+async def reject_order(
+    session: SessionDep,
+    caller: ReviewerCallerDep,
+    order_id: int,
+    body: ReasonRequest,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    order = await review.reject(
+        session,
+        caller.shop,
+        caller.actor,
+        order_id,
+        reason=body.reason,
+        if_match=parse_if_match(if_match),
+    )
+    return await _respond(session, order, response)
+
+
+@review_router.post(
+    "/{order_id}/hold",
+    operation_id="holdOrder",
+    summary="Hold an order for review",
+    responses=problem_responses(*REVIEW_PROBLEMS),
+)
+async def hold_order(
+    session: SessionDep,
+    caller: ReviewerCallerDep,
+    order_id: int,
+    body: ReasonRequest,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    order = await review.hold(
+        session,
+        caller.shop,
+        caller.actor,
+        order_id,
+        reason=body.reason,
+        if_match=parse_if_match(if_match),
+    )
+    return await _respond(session, order, response)
+
+
+@review_router.post(
+    "/{order_id}/release",
+    operation_id="releaseOrder",
+    summary="Release a held order",
+    description="Back through evaluation in the shop's current mode, hold rules aside.",
+    responses=problem_responses(*REVIEW_PROBLEMS),
+)
+async def release_order(
+    session: SessionDep,
+    caller: ReviewerCallerDep,
+    order_id: int,
+    response: Response,
+    if_match: IfMatch = None,
+) -> OrderRead:
+    order = await review.release(
+        session, caller.shop, caller.actor, order_id, if_match=parse_if_match(if_match)
+    )
+    return await _respond(session, order, response)
+
+
+@review_router.post(
+    "/{order_id}/process",
+    operation_id="processOrder",
+    summary="Process cashback of a failed or waiting order",
+    description=(
+        "Without `expected_amount`: returns the amount it would credit now, doing nothing. "
+        "With it: credits that amount, or answers 409 `calculation_changed` if the "
+        "calculation no longer gives it."
+    ),
+    responses=problem_responses(
+        *REVIEW_PROBLEMS,
+        review.CalculationChanged,
+        review.CustomerRequired,
+        review.InvalidAmount,
+    ),
+)
+async def process_order(
+    session: SessionDep,
+    caller: ReviewerCallerDep,
+    order_id: int,
+    response: Response,
+    body: ProcessRequest | None = None,
+    if_match: IfMatch = None,
+) -> ProcessResult:
+    order, calculated, processed = await review.process(
+        session,
+        caller.shop,
+        caller.actor,
+        order_id,
+        expected_amount=(body or ProcessRequest()).expected_amount,
+        if_match=parse_if_match(if_match),
+    )
+    read = await _respond(session, order, response)
+    return ProcessResult(
+        processed=processed,
+        calculated_amount=format_minor(calculated, order.currency),
+        order=read,
+    )
+
+
+@review_router.post(
+    "/bulk-approve",
+    operation_id="bulkApproveOrders",
+    summary="Approve up to 500 orders",
+    description="Each at its calculated amount; a result per order, never all-or-nothing.",
+    responses=problem_responses(Unauthorized, Forbidden),
+)
+async def bulk_approve(
+    session: SessionDep, caller: ReviewerCallerDep, body: BulkApproveRequest
+) -> BulkResult:
+    async def act(order_id: int) -> Order:
+        return await review.approve(session, caller.shop, caller.actor, order_id, note=body.note)
+
+    results = await review.bulk(session, body.ids, act)
+    return BulkResult(results=[BulkItemResult.model_validate(r) for r in results])
+
+
+@review_router.post(
+    "/bulk-reject",
+    operation_id="bulkRejectOrders",
+    summary="Reject up to 500 orders",
+    description="With one reason for all; a result per order, never all-or-nothing.",
+    responses=problem_responses(Unauthorized, Forbidden),
+)
+async def bulk_reject(
+    session: SessionDep, caller: ReviewerCallerDep, body: BulkRejectRequest
+) -> BulkResult:
+    async def act(order_id: int) -> Order:
+        return await review.reject(session, caller.shop, caller.actor, order_id, reason=body.reason)
+
+    results = await review.bulk(session, body.ids, act)
+    return BulkResult(results=[BulkItemResult.model_validate(r) for r in results])

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
 from app.orders.state import OrderStatus
 
 AMOUNT = 'Decimal string in the order\'s currency, e.g. `"4.38"`.'
+
+
+class CustomerHistory(BaseModel):
+    orders: int = Field(description="The customer's orders known to the shop.")
+    credited_amount: str
+    reversed_amount: str
 
 
 class OrderLineRead(BaseModel):
@@ -30,11 +37,15 @@ class OrderLineRead(BaseModel):
     reason: str | None = Field(description="Why the line earns nothing, when it earns nothing.")
 
 
-class StatusChangeRead(BaseModel):
+class OrderEventRead(BaseModel):
+    action: str = Field(
+        description="`order.received`, `order.status_changed`, `order.approved`, "
+        "`order.rejected`, `order.held`, `order.released`, `order.processed_manually`…"
+    )
     from_status: OrderStatus | None
-    to_status: OrderStatus
+    to_status: OrderStatus | None
     reason: str | None
-    actor: str
+    actor: str = Field(description="The API key's name, or `system`.")
     at: datetime
 
 
@@ -50,6 +61,12 @@ class OrderSummary(BaseModel):
     credited_amount: str = Field(description="Credit issued to the customer. " + AMOUNT)
     reversed_amount: str = Field(description="Credit taken back. " + AMOUNT)
     customer_id: str | None
+    hold_reasons: list[str] = Field(description="Why a hold rule or a reviewer held the order.")
+    review_started_at: datetime | None = Field(description="When it entered pending or held.")
+    customer_history: CustomerHistory | None = Field(
+        description="The customer's record with the shop, for reviewers."
+    )
+    version: int = Field(description="Changes with every change of the order (ETag, If-Match).")
     created_at: datetime
     updated_at: datetime
     processed_at: datetime | None
@@ -61,11 +78,70 @@ class OrderRead(OrderSummary):
     eligible_amount: str = Field(description=AMOUNT)
     program_version: int | None = Field(description="Program version it was calculated with.")
     last_error: str | None
-    version: int
+    review_note: str | None
+    decided_at: datetime | None
+    award_amount: str | None = Field(description="Approved amount to credit, when set.")
+    award_at: datetime | None = Field(description="When a scheduled order is credited.")
+    allowed_actions: list[str] = Field(description="Review actions allowed now.")
     lines: list[OrderLineRead]
-    history: list[StatusChangeRead]
+    history: list[OrderEventRead]
 
 
 class OrderList(BaseModel):
     items: list[OrderSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class OrderCounts(BaseModel):
+    counts: dict[OrderStatus, int] = Field(description="Orders per status; zero when absent.")
+
+
+class ApproveRequest(BaseModel):
+    amount: Decimal | None = Field(
+        default=None,
+        gt=0,
+        description="Adjusted amount to credit (decimal string); the calculated one if omitted.",
+    )
+    note: str | None = Field(
+        default=None, max_length=2000, description="Required when the amount is adjusted."
+    )
+
+
+class ReasonRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ProcessRequest(BaseModel):
+    expected_amount: Decimal | None = Field(
+        default=None,
+        ge=0,
+        description="The amount you confirmed; omit to get the calculated amount first.",
+    )
+
+
+class ProcessResult(BaseModel):
+    processed: bool = Field(description="False: nothing done yet, confirm `calculated_amount`.")
+    calculated_amount: str
+    order: OrderRead
+
+
+class BulkApproveRequest(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=500)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class BulkRejectRequest(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class BulkItemResult(BaseModel):
+    id: str
+    ok: bool
+    status: OrderStatus | None = Field(default=None, description="The order's status now.")
+    code: str | None = Field(default=None, description="Why not, as a problem `code`.")
+    detail: str | None = None
+
+
+class BulkResult(BaseModel):
+    results: list[BulkItemResult]

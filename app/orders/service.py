@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit_service
+from app.audit.service import SYSTEM, Actor
 from app.catalog import service as catalog_service
 from app.ledger import service as ledger_service
-from app.orders.domain import PlatformLine, PlatformOrder, snapshot_to_json
-from app.orders.models import Order, OrderLine, OrderStatusChange
+from app.orders.domain import PlatformLine, PlatformOrder, snapshot_from_json, snapshot_to_json
+from app.orders.holds import HoldFacts, HoldRules, hold_reasons
+from app.orders.models import Order, OrderLine
 from app.orders.state import UNDECIDED, OrderStatus, check_transition
 from app.program.calculator import SHIPPING_LINE_ID, Breakdown, calculate
 from app.program.rules import Program
@@ -22,14 +26,16 @@ from app.shops.models import ProcessingMode, Shop
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_ACTOR = "system"
-
 
 class InvalidOrder(ValueError):
     """The snapshot can never be processed as it is (retrying will not help)."""
 
 
+_NO_HOLDS = HoldRules()
 _NOT_CREDITED_FINANCIAL_STATUSES = {"refunded": "order refunded", "voided": "payment voided"}
+
+
+REVIEW_STATUSES = frozenset({OrderStatus.pending, OrderStatus.held})
 
 
 async def transition(
@@ -38,22 +44,36 @@ async def transition(
     target: OrderStatus,
     *,
     reason: str | None = None,
-    actor: str = SYSTEM_ACTOR,
+    actor: Actor = SYSTEM,
+    action: str = "order.status_changed",
+    details: dict[str, Any] | None = None,
 ) -> None:
-    """The one place an order's status changes: checked by the state machine, kept in history."""
+    """The one place an order's status changes: checked by the state machine and kept in the
+    audit log, which is also the order's history."""
     current = OrderStatus(order.status)
-    if current == target and order.status_reason == reason:
+    if current == target and order.status_reason == reason and details is None:
         return
     check_transition(current, target)
-    session.add(
-        OrderStatusChange(
-            order_id=order.id, from_status=current, to_status=target, reason=reason, actor=actor
-        )
+    audit_service.record(
+        session,
+        shop_id=order.shop_id,
+        actor=actor,
+        action=action,
+        subject_type="order",
+        subject_id=order.id,
+        before={"status": current},
+        after={"status": target, **(details or {})},
+        reason=reason,
     )
+    now = datetime.now(UTC)
+    if target in REVIEW_STATUSES and current not in REVIEW_STATUSES:
+        order.review_started_at = now
+    elif current in REVIEW_STATUSES and target not in REVIEW_STATUSES:
+        order.decided_at = now
     order.status = target
     order.status_reason = reason
     if target == OrderStatus.processed:
-        order.processed_at = datetime.now(UTC)
+        order.processed_at = now
 
 
 async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
@@ -87,8 +107,14 @@ async def ingest_order(
     order = await find_order(session, shop.id, snapshot.external_id, lock=True)
     assert order is not None  # inserted above, or by a transaction that committed first
     if new_id is not None:
-        session.add(
-            OrderStatusChange(order_id=order.id, to_status=OrderStatus.received, actor=SYSTEM_ACTOR)
+        audit_service.record(
+            session,
+            shop_id=shop.id,
+            actor=SYSTEM,
+            action="order.received",
+            subject_type="order",
+            subject_id=order.id,
+            after={"status": OrderStatus.received},
         )
     if order.status not in UNDECIDED or _is_stale(order, snapshot):
         return order
@@ -179,9 +205,16 @@ def order_lines(order_id: int, snapshot: PlatformOrder, breakdown: Breakdown) ->
 
 
 async def evaluate(
-    session: AsyncSession, shop: Shop, order: Order, *, zero_reason: str | None = None
+    session: AsyncSession,
+    shop: Shop,
+    order: Order,
+    *,
+    zero_reason: str | None = None,
+    check_holds: bool = True,
+    actor: Actor = SYSTEM,
 ) -> None:
-    """Decide what happens to an undecided order, from what is stored about it."""
+    """Decide what happens to an undecided order, from what is stored about it. A released
+    order comes back with `check_holds=False`: a person has looked at it already."""
     if order.cancelled_at is not None:
         await transition(session, order, OrderStatus.rejected, reason="order cancelled")
     elif order.paid_received_at is None:
@@ -194,28 +227,119 @@ async def evaluate(
         await transition(session, order, OrderStatus.not_eligible, reason=reason)
     elif order.customer_id is None:
         await transition(session, order, OrderStatus.awaiting_customer)
+    elif check_holds and (reasons := await _hold_reasons(session, shop, order)):
+        order.hold_reasons = reasons
+        await transition(session, order, OrderStatus.held, reason="; ".join(reasons))
     elif shop.processing_mode == ProcessingMode.manual:
-        await transition(session, order, OrderStatus.pending)
+        await transition(session, order, OrderStatus.pending, actor=actor)
     else:
-        await credit_order(session, order)
+        await award(session, shop, order, order.cashback_amount, actor=actor)
 
 
-async def credit_order(session: AsyncSession, order: Order, *, actor: str = SYSTEM_ACTOR) -> None:
-    """Write the order's credit and mark it processed; the order row must be locked."""
+async def _hold_reasons(session: AsyncSession, shop: Shop, order: Order) -> list[str]:
+    rules = HoldRules.model_validate(shop.hold_rules)
+    if rules == _NO_HOLDS:
+        return []
+    assert order.customer_id is not None and order.snapshot is not None
+    snapshot = await catalog_service.enrich(session, shop.id, snapshot_from_json(order.snapshot))
+    recent_orders, recent_cashback = await ledger_service.recent_credits(
+        session, order.customer_id, since=datetime.now(UTC) - timedelta(hours=24)
+    )
+    earlier_paid = await session.scalar(
+        select(Order.id)
+        .where(
+            Order.shop_id == shop.id,
+            Order.customer_id == order.customer_id,
+            Order.id != order.id,
+            Order.paid_received_at.is_not(None),
+        )
+        .limit(1)
+    )
+    return hold_reasons(
+        rules,
+        HoldFacts(
+            currency=order.currency,
+            cashback_amount=order.cashback_amount,
+            total_amount=order.total_amount,
+            lines=snapshot.lines,
+            first_order=earlier_paid is None,
+            b2b=snapshot.company_id is not None,
+            recent_credited_orders=recent_orders,
+            recent_cashback=recent_cashback,
+        ),
+    )
+
+
+async def award(
+    session: AsyncSession,
+    shop: Shop,
+    order: Order,
+    amount: int,
+    *,
+    actor: Actor = SYSTEM,
+    action: str = "order.status_changed",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Credit `amount` now, or schedule it for the end of the shop's award delay."""
+    order.award_amount = amount
+    if shop.award_delay_days > 0:
+        paid_at = order.paid_received_at or datetime.now(UTC)
+        order.award_at = paid_at + timedelta(days=shop.award_delay_days)
+        if order.award_at > datetime.now(UTC):
+            await transition(
+                session, order, OrderStatus.scheduled, actor=actor, action=action, details=details
+            )
+            return
+    await credit_order(session, order, actor=actor, action=action, details=details)
+
+
+async def credit_order(
+    session: AsyncSession,
+    order: Order,
+    *,
+    actor: Actor = SYSTEM,
+    action: str = "order.status_changed",
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Write the order's credit (its approved amount) and mark it processed; the order row
+    must be locked by the caller."""
     assert order.customer_id is not None
+    amount = order.cashback_amount if order.award_amount is None else order.award_amount
     entry_id = await ledger_service.credit(
         session,
         shop_id=order.shop_id,
         customer_id=order.customer_id,
         order_id=order.id,
-        amount=order.cashback_amount,
+        amount=amount,
         currency=order.currency,
         idempotency_key=f"order:{order.id}:credit",
         description=f"Cashback for order {order.name or order.external_id}",
     )
     if entry_id is None:
         logger.warning("order %s already had its credit; not writing it twice", order.id)
-    await transition(session, order, OrderStatus.processed, actor=actor)
+    await transition(
+        session, order, OrderStatus.processed, actor=actor, action=action, details=details
+    )
+
+
+async def award_due(session: AsyncSession, order_id: int) -> OrderStatus | None:
+    """Credit a scheduled order whose award date has come (the sweeper rings for these)."""
+    order = await lock_order(session, order_id)
+    now = datetime.now(UTC)
+    if order is None or order.status != OrderStatus.scheduled or (order.award_at or now) > now:
+        return None
+    await credit_order(session, order, action="order.awarded")
+    return OrderStatus(order.status)
+
+
+async def due_awards(session: AsyncSession, now: datetime, limit: int) -> list[int]:
+    result = await session.execute(
+        select(Order.id)
+        .where(Order.status == OrderStatus.scheduled, Order.award_at <= now)
+        .order_by(Order.award_at)
+        .limit(limit)
+    )
+    return list(result.scalars())
 
 
 async def mark_failed(session: AsyncSession, order: Order, error: str) -> None:

@@ -46,8 +46,9 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.not_eligible: _EVALUATION_OUTCOMES,
     S.failed: _EVALUATION_OUTCOMES,
     S.pending: frozenset({S.held, S.scheduled, S.processed, S.rejected, S.failed}),
-    S.held: frozenset({S.pending, S.scheduled, S.processed, S.rejected, S.failed, S.received}),
-    S.scheduled: frozenset({S.processed, S.rejected, S.failed}),
+    # Released orders go back through evaluation.
+    S.held: _EVALUATION_OUTCOMES,
+    S.scheduled: frozenset({S.processed, S.rejected, S.failed, S.held}),
     S.processed: frozenset({S.partially_reversed, S.reversed}),
     S.partially_reversed: frozenset({S.partially_reversed, S.reversed}),
     S.rejected: frozenset(),

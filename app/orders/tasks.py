@@ -1,11 +1,25 @@
 from __future__ import annotations
 
+import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.jobs import run_job
-from app.orders import service
+from app.audit.service import SYSTEM
+from app.kit.jobs import resources, run_job
+from app.kit.operations import Operation
+from app.kit.queue import defer_job
+from app.kit.uow import unit_of_work
+from app.orders import review, service
+from app.orders.models import Order
+from app.orders.state import OrderStatus
+from app.shops.models import Shop
+from app.shops.settings import APPROVE_PENDING_JOB
+
+logger = logging.getLogger(__name__)
 
 EVALUATE_ORDER_JOB = "evaluate_order"
 
@@ -25,3 +39,71 @@ async def evaluate_order(ctx: dict[str, Any], order_id: int) -> str | None:
             await service.mark_failed(session, order, error)
 
     return await run_job(ctx, work, give_up)
+
+
+APPROVE_PENDING_BATCH = 100
+APPROVE_PENDING_BUDGET_S = 20.0
+AWARD_DUE_JOB = "award_due_order"
+
+
+def award_job_id(order_id: int) -> str:
+    return f"order:{order_id}:award"
+
+
+async def award_due_order(ctx: dict[str, Any], order_id: int) -> str | None:
+    async def work(session: AsyncSession) -> str | None:
+        status = await service.award_due(session, order_id)
+        return status.value if status else None
+
+    async def give_up(session: AsyncSession, error: str) -> None:
+        logger.error("scheduled order %s could not be credited: %s", order_id, error)
+
+    return await run_job(ctx, work, give_up)
+
+
+async def approve_pending_orders(
+    ctx: dict[str, Any], operation_id: int, after_id: int = 0
+) -> dict[str, int]:
+    """Approve a shop's pending orders at their calculated amounts, a batch per transaction,
+    counting progress on the operation. Hands over to a fresh job before the time limit."""
+    res = resources(ctx)
+    started = time.monotonic()
+    while time.monotonic() - started < APPROVE_PENDING_BUDGET_S:
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            op = await session.get(Operation, operation_id, with_for_update=True)
+            if op is None or op.status == "done":
+                return {"after_id": after_id}
+            shop = await session.get_one(Shop, op.shop_id)
+            ids = list(
+                await session.scalars(
+                    select(Order.id)
+                    .where(
+                        Order.shop_id == shop.id,
+                        Order.status == OrderStatus.pending,
+                        Order.id > after_id,
+                    )
+                    .order_by(Order.id)
+                    .limit(APPROVE_PENDING_BATCH)
+                )
+            )
+            if not ids:
+                op.status = "done"
+                op.finished_at = datetime.now(UTC)
+                return {"after_id": after_id}
+
+            async def act(order_id: int, shop: Shop = shop) -> Order:
+                return await review.approve(session, shop, SYSTEM, order_id)
+
+            results = await review.bulk(session, ids, act)
+            op.succeeded += sum(r["ok"] for r in results)
+            op.failed += sum(not r["ok"] for r in results)
+            after_id = ids[-1]
+    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        defer_job(
+            session,
+            APPROVE_PENDING_JOB,
+            operation_id,
+            after_id,
+            job_id=f"operation:{operation_id}:{after_id}",
+        )
+    return {"after_id": after_id}

@@ -46,7 +46,7 @@ async def get_program(session: SessionDep, caller: CallerDep) -> ProgramRead:
 async def replace_program(
     session: SessionDep, caller: AdminCallerDep, body: Program
 ) -> ProgramRead:
-    return await service.replace_program(session, caller.shop, body)
+    return await service.replace_program(session, caller.shop, body, caller.actor)
 
 
 @router.post(

@@ -8,6 +8,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit_service
+from app.audit.service import Actor
 from app.catalog import service as catalog_service
 from app.kit.errors import ProblemError
 from app.kit.money import format_minor, to_minor
@@ -73,7 +75,9 @@ def check_for_shop(program: Program, shop: Shop) -> None:
         raise InvalidProgram("; ".join(e["message"] for e in errors), errors=errors)
 
 
-async def replace_program(session: AsyncSession, shop: Shop, program: Program) -> ProgramRead:
+async def replace_program(
+    session: AsyncSession, shop: Shop, program: Program, actor: Actor
+) -> ProgramRead:
     """Store `program` as the shop's next version; orders already calculated keep theirs."""
     check_for_shop(program, shop)
     # Serialise concurrent changes of one shop's program on its row.
@@ -87,6 +91,16 @@ async def replace_program(session: AsyncSession, shop: Shop, program: Program) -
     session.add(version)
     await session.flush()
     await session.refresh(version)
+    audit_service.record(
+        session,
+        shop_id=shop.id,
+        actor=actor,
+        action="program.updated",
+        subject_type="program",
+        subject_id=version.id,
+        before={"version": version.version - 1},
+        after={"version": version.version, **version.rules},
+    )
     return _read(version)
 
 

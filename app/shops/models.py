@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.db import Base, IdMixin, TimestampMixin
@@ -35,6 +37,15 @@ class Shop(IdMixin, TimestampMixin, Base):
     )
     # Kept in clear: HMAC verification needs the secret itself, not a hash of it.
     webhook_secret: Mapped[str] = mapped_column(Text, nullable=False)
+    # Credit waits this many days after payment (the return window), as `scheduled`.
+    award_delay_days: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", nullable=False
+    )
+    # The largest amount a reviewer may approve for one order (minor units); None: no ceiling.
+    approval_ceiling: Mapped[int | None] = mapped_column(BigInteger)
+    hold_rules: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default="{}", nullable=False
+    )
 
 
 class ApiKey(IdMixin, TimestampMixin, Base):

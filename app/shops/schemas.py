@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
-from app.shops.models import ProcessingMode
+from app.shops.models import ApiKeyRole, ProcessingMode
 
 
 class ShopCreate(BaseModel):
@@ -26,3 +28,28 @@ class ShopCreated(BaseModel):
     processing_mode: ProcessingMode
     api_key: str = Field(description="The shop's first admin API key. Shown only once.")
     webhook_secret: str
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="Who uses it, e.g. `Ana`.")
+    role: ApiKeyRole = Field(
+        description="`admin`: settings, program, keys and all below; `reviewer`: review "
+        "actions and reads; `viewer`: reads."
+    )
+
+
+class ApiKeyRead(BaseModel):
+    id: str
+    name: str
+    role: ApiKeyRole
+    prefix: str = Field(description="The key's first characters, to tell keys apart.")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead):
+    api_key: str = Field(description="The key itself. Shown only once.")
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyRead]

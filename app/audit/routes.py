@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, select
+
+from app.audit.models import AuditEvent
+from app.deps import ResourcesDep, ReviewerCallerDep, SessionDep
+from app.kit.errors import Forbidden, InvalidCursor, Unauthorized, problem_responses
+from app.kit.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
+
+router = APIRouter(tags=["Audit"])
+
+CSV_BATCH = 1000
+CSV_COLUMNS = (
+    "id",
+    "at",
+    "actor",
+    "action",
+    "subject_type",
+    "subject_id",
+    "reason",
+    "before",
+    "after",
+)
+
+
+class AuditEventRead(BaseModel):
+    id: str
+    at: datetime
+    actor: str = Field(description="The API key's name, or `system`.")
+    action: str
+    subject_type: str = Field(description="`order`, `shop`, `program` or `api_key`.")
+    subject_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    reason: str | None
+
+
+class AuditEventList(BaseModel):
+    items: list[AuditEventRead]
+    next_cursor: str | None
+
+
+def _read(event: AuditEvent) -> AuditEventRead:
+    return AuditEventRead(
+        id=str(event.id),
+        at=event.created_at,
+        actor=event.actor,
+        action=event.action,
+        subject_type=event.subject_type,
+        subject_id=str(event.subject_id),
+        before=event.before,
+        after=event.after,
+        reason=event.reason,
+    )
+
+
+def _query(
+    shop_id: int,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    actor: str | None,
+    action: str | None,
+    order_id: int | None,
+) -> Select[AuditEvent]:
+    stmt = select(AuditEvent).where(AuditEvent.shop_id == shop_id)
+    if date_from is not None:
+        stmt = stmt.where(AuditEvent.created_at >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(AuditEvent.created_at < date_to)
+    if actor is not None:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    if action is not None:
+        stmt = stmt.where(AuditEvent.action == action)
+    if order_id is not None:
+        stmt = stmt.where(AuditEvent.subject_type == "order", AuditEvent.subject_id == order_id)
+    return stmt
+
+
+async def _csv_rows(sessionmaker: Any, stmt: Select[AuditEvent]) -> AsyncIterator[str]:
+    """The export, oldest first, read in batches so a year of events never sits in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    after_id = 0
+    async with sessionmaker() as session:
+        while True:
+            batch = list(
+                await session.scalars(
+                    stmt.where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(CSV_BATCH)
+                )
+            )
+            for e in batch:
+                writer.writerow(
+                    (
+                        e.id,
+                        e.created_at.isoformat(),
+                        e.actor,
+                        e.action,
+                        e.subject_type,
+                        e.subject_id,
+                        e.reason or "",
+                        orjson.dumps(e.before).decode() if e.before is not None else "",
+                        orjson.dumps(e.after).decode() if e.after is not None else "",
+                    )
+                )
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if len(batch) < CSV_BATCH:
+                return
+            after_id = batch[-1].id
+
+
+@router.get(
+    "/v1/audit-events",
+    operation_id="listAuditEvents",
+    summary="List audit events",
+    description=(
+        "Who did what, when and why: status changes, review actions, settings, program and "
+        "key changes, newest first. With `Accept: text/csv`, every matching event as CSV "
+        "(oldest first) for the weekly audit export."
+    ),
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **problem_responses(Unauthorized, Forbidden, InvalidCursor),
+    },
+)
+async def list_audit_events(
+    session: SessionDep,
+    res: ResourcesDep,
+    caller: ReviewerCallerDep,
+    date_from: Annotated[datetime | None, Query(description="At or after.")] = None,
+    date_to: Annotated[datetime | None, Query(description="Before.")] = None,
+    actor: Annotated[str | None, Query(description="An API key's name, or `system`.")] = None,
+    action: Annotated[str | None, Query(description="e.g. `order.approved`.")] = None,
+    order_id: Annotated[int | None, Query(description="Events of one order.")] = None,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Any:
+    stmt = _query(caller.shop.id, date_from, date_to, actor, action, order_id)
+    if accept and "text/csv" in accept:
+        return StreamingResponse(
+            _csv_rows(res.sessionmaker, stmt),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="audit-events.csv"'},
+        )
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(AuditEvent.id < after)
+    events = list(await session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1)))
+    return AuditEventList(
+        items=[_read(e) for e in events[:limit]],
+        next_cursor=next_cursor([e.id for e in events], limit),
+    )

@@ -1,0 +1,153 @@
+"""The calling shop's own settings, background operations and API keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, status
+from sqlalchemy import func, select
+
+from app.audit import service as audit_service
+from app.deps import AdminCallerDep, CallerDep, SessionDep
+from app.kit.errors import Conflict, Forbidden, NotFound, Unauthorized, problem_responses
+from app.shops import service, settings
+from app.shops.models import ApiKey, ApiKeyRole
+from app.shops.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
+
+router = APIRouter(tags=["Settings"])
+
+
+class LastAdminKey(Conflict):
+    code, title = "last_admin_key", "The shop's last admin key cannot be revoked"
+
+
+@router.get(
+    "/v1/shop/settings",
+    operation_id="getShopSettings",
+    summary="Get the shop's settings",
+    responses=problem_responses(Unauthorized),
+)
+async def get_shop_settings(caller: CallerDep) -> settings.ShopSettings:
+    return settings.read(caller.shop)
+
+
+@router.patch(
+    "/v1/shop/settings",
+    operation_id="updateShopSettings",
+    summary="Change the shop's settings",
+    description=(
+        "Admin keys only. Switching `processing_mode` from `manual` to `automatic` while "
+        "orders are pending answers 409 `pending_orders_exist` with `pending_count`, unless "
+        "`pending_orders` says `process` (approve each at its calculated amount in the "
+        "background; follow `operation`) or `keep`. Automatic → manual affects new orders only."
+    ),
+    responses=problem_responses(
+        Unauthorized, Forbidden, settings.PendingOrdersExist, settings.InvalidSettings
+    ),
+)
+async def update_shop_settings(
+    session: SessionDep, caller: AdminCallerDep, body: settings.SettingsUpdate
+) -> settings.SettingsChanged:
+    return await settings.update(session, caller.shop, caller.actor, body)
+
+
+@router.get(
+    "/v1/operations/{operation_id}",
+    operation_id="getOperation",
+    summary="Follow a background operation",
+    responses=problem_responses(Unauthorized, NotFound),
+)
+async def get_operation(
+    session: SessionDep, caller: CallerDep, operation_id: int
+) -> settings.OperationRead:
+    op = await settings.get_operation(session, caller.shop.id, operation_id)
+    return settings.operation_read(op)
+
+
+def _key_read(key: ApiKey) -> ApiKeyRead:
+    return ApiKeyRead(
+        id=str(key.id),
+        name=key.name,
+        role=key.role,
+        prefix=key.prefix,
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+@router.post(
+    "/v1/api-keys",
+    operation_id="createApiKey",
+    summary="Create an API key",
+    description="Admin keys only. The key is in the answer once; only its hash is stored.",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(Unauthorized, Forbidden),
+)
+async def create_api_key(
+    session: SessionDep, caller: AdminCallerDep, body: ApiKeyCreate
+) -> ApiKeyCreated:
+    raw = await service.issue_api_key(session, caller.shop, name=body.name, role=body.role)
+    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == service.hash_api_key(raw)))
+    assert key is not None
+    audit_service.record(
+        session,
+        shop_id=caller.shop.id,
+        actor=caller.actor,
+        action="api_key.created",
+        subject_type="api_key",
+        subject_id=key.id,
+        after={"name": key.name, "role": key.role},
+    )
+    return ApiKeyCreated(**_key_read(key).model_dump(), api_key=raw)
+
+
+@router.get(
+    "/v1/api-keys",
+    operation_id="listApiKeys",
+    summary="List the shop's API keys",
+    responses=problem_responses(Unauthorized, Forbidden),
+)
+async def list_api_keys(session: SessionDep, caller: AdminCallerDep) -> ApiKeyList:
+    keys = await session.scalars(
+        select(ApiKey).where(ApiKey.shop_id == caller.shop.id).order_by(ApiKey.id)
+    )
+    return ApiKeyList(items=[_key_read(key) for key in keys])
+
+
+@router.delete(
+    "/v1/api-keys/{key_id}",
+    operation_id="revokeApiKey",
+    summary="Revoke an API key",
+    description="The key stops working at once. The last admin key cannot be revoked.",
+    responses=problem_responses(Unauthorized, Forbidden, NotFound, LastAdminKey),
+)
+async def revoke_api_key(session: SessionDep, caller: AdminCallerDep, key_id: int) -> ApiKeyRead:
+    key = await session.scalar(
+        select(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.shop_id == caller.shop.id)
+        .with_for_update()
+    )
+    if key is None:
+        raise NotFound(f"API key {key_id} not found")
+    if key.revoked_at is None:
+        if key.role == ApiKeyRole.admin:
+            admins = await session.scalar(
+                select(func.count()).where(
+                    ApiKey.shop_id == caller.shop.id,
+                    ApiKey.role == ApiKeyRole.admin,
+                    ApiKey.revoked_at.is_(None),
+                )
+            )
+            if (admins or 0) <= 1:
+                raise LastAdminKey("create another admin key first")
+        key.revoked_at = datetime.now(UTC)
+        audit_service.record(
+            session,
+            shop_id=caller.shop.id,
+            actor=caller.actor,
+            action="api_key.revoked",
+            subject_type="api_key",
+            subject_id=key.id,
+            before={"name": key.name, "role": key.role},
+        )
+    return _key_read(key)

@@ -1,0 +1,195 @@
+"""Shop settings: processing mode, hold rules, award delay, approval ceiling, timezone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import service as audit_service
+from app.audit.service import Actor
+from app.kit.errors import Conflict, NotFound, ProblemError
+from app.kit.money import format_minor, to_minor
+from app.kit.operations import Operation
+from app.kit.queue import defer_job
+from app.orders.holds import HoldRules
+from app.orders.models import Order
+from app.orders.state import OrderStatus
+from app.program.rules import Amount
+from app.shops.models import ProcessingMode, Shop
+from app.shops.service import validate_timezone
+
+APPROVE_PENDING_JOB = "approve_pending_orders"
+
+
+class PendingOrdersChoice(StrEnum):
+    process = "process"  # approve each at its calculated amount, in the background
+    keep = "keep"  # leave them pending
+
+
+class ShopSettings(BaseModel):
+    processing_mode: ProcessingMode
+    timezone: str
+    award_delay_days: int = Field(description="Credit waits this many days after payment.")
+    approval_ceiling: str | None = Field(description="Most a reviewer may approve per order.")
+    hold_rules: HoldRules
+
+
+class SettingsUpdate(BaseModel):
+    processing_mode: ProcessingMode | None = None
+    pending_orders: PendingOrdersChoice | None = Field(
+        default=None,
+        description="Needed to switch manual → automatic while orders are pending.",
+    )
+    timezone: str | None = None
+    award_delay_days: int | None = Field(default=None, ge=0, le=365)
+    approval_ceiling: Amount | None = None
+    hold_rules: HoldRules | None = None
+
+
+class OperationRead(BaseModel):
+    id: str
+    kind: str
+    status: str = Field(description="`running` or `done`.")
+    total: int
+    succeeded: int
+    failed: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class SettingsChanged(ShopSettings):
+    operation: OperationRead | None = Field(
+        description="The background approval of pending orders, when one was started."
+    )
+
+
+class PendingOrdersExist(Conflict):
+    code, title = "pending_orders_exist", "Orders are waiting for review"
+
+
+class InvalidSettings(ProblemError):
+    status, code, title = 422, "invalid_settings", "The settings are not valid"
+
+
+def read(shop: Shop) -> ShopSettings:
+    return ShopSettings(
+        processing_mode=shop.processing_mode,
+        timezone=shop.timezone,
+        award_delay_days=shop.award_delay_days,
+        approval_ceiling=(
+            format_minor(shop.approval_ceiling, shop.currency)
+            if shop.approval_ceiling is not None
+            else None
+        ),
+        hold_rules=HoldRules.model_validate(shop.hold_rules),
+    )
+
+
+def operation_read(op: Operation) -> OperationRead:
+    return OperationRead(
+        id=str(op.id),
+        kind=op.kind,
+        status=op.status,
+        total=op.total,
+        succeeded=op.succeeded,
+        failed=op.failed,
+        created_at=op.created_at,
+        finished_at=op.finished_at,
+    )
+
+
+async def pending_count(session: AsyncSession, shop_id: int) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).where(
+                Order.shop_id == shop_id, Order.status == OrderStatus.pending
+            )
+        )
+        or 0
+    )
+
+
+async def update(
+    session: AsyncSession, shop: Shop, actor: Actor, changes: SettingsUpdate
+) -> SettingsChanged:
+    """Apply the changes. Manual → automatic while orders are pending needs a decision about
+    them; automatic → manual only affects orders that come after."""
+    await session.refresh(shop, with_for_update=True)
+    before = read(shop).model_dump(mode="json")
+    operation = None
+    if changes.timezone is not None:
+        try:
+            shop.timezone = validate_timezone(changes.timezone)
+        except ValueError as exc:
+            raise InvalidSettings(str(exc)) from exc
+    if changes.award_delay_days is not None:
+        shop.award_delay_days = changes.award_delay_days
+    if "approval_ceiling" in changes.model_fields_set:
+        try:
+            shop.approval_ceiling = (
+                to_minor(changes.approval_ceiling, shop.currency)
+                if changes.approval_ceiling is not None
+                else None
+            )
+        except ValueError as exc:
+            raise InvalidSettings(str(exc)) from exc
+    if changes.hold_rules is not None:
+        shop.hold_rules = changes.hold_rules.model_dump(mode="json")
+    switching_to_automatic = (
+        changes.processing_mode == ProcessingMode.automatic
+        and shop.processing_mode == ProcessingMode.manual
+    )
+    if switching_to_automatic:
+        waiting = await pending_count(session, shop.id)
+        if waiting and changes.pending_orders is None:
+            raise PendingOrdersExist(
+                f"{waiting} orders are pending: send `pending_orders` as `process` (approve "
+                "them at their calculated amounts) or `keep` (leave them pending)",
+                pending_count=waiting,
+            )
+        if waiting and changes.pending_orders == PendingOrdersChoice.process:
+            operation = Operation(shop_id=shop.id, kind="approve_pending", total=waiting)
+            session.add(operation)
+            await session.flush()
+            defer_job(
+                session, APPROVE_PENDING_JOB, operation.id, job_id=f"operation:{operation.id}"
+            )
+    if changes.processing_mode is not None:
+        shop.processing_mode = changes.processing_mode
+    after = read(shop).model_dump(mode="json")
+    if after != before:
+        audit_service.record(
+            session,
+            shop_id=shop.id,
+            actor=actor,
+            action="settings.updated",
+            subject_type="shop",
+            subject_id=shop.id,
+            before=_changed(before, after),
+            after=_changed(after, before),
+        )
+    await session.flush()
+    if operation is not None:
+        await session.refresh(operation)
+    return SettingsChanged(
+        **read(shop).model_dump(),
+        operation=operation_read(operation) if operation is not None else None,
+    )
+
+
+def _changed(one: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in one.items() if other.get(key) != value}
+
+
+async def get_operation(session: AsyncSession, shop_id: int, operation_id: int) -> Operation:
+    op = await session.scalar(
+        select(Operation).where(Operation.id == operation_id, Operation.shop_id == shop_id)
+    )
+    if op is None:
+        raise NotFound(f"operation {operation_id} not found")
+    return op
