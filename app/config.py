@@ -9,7 +9,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_ADMIN_TOKEN = "change-me"  # noqa: S105 (the value refused outside development)
+# Development defaults; both are refused outside development.
+PLACEHOLDER_ADMIN_TOKEN = "change-me"  # noqa: S105
+PLACEHOLDER_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105
 
 
 class Environment(StrEnum):
@@ -30,6 +32,11 @@ class Settings(BaseSettings):
         default=None, description="redis://host:port/db; unset means the embedded server."
     )
     admin_token: SecretStr = SecretStr(PLACEHOLDER_ADMIN_TOKEN)
+    secret_key: SecretStr = Field(
+        default=SecretStr(PLACEHOLDER_SECRET_KEY),
+        description="Encrypts secrets at rest (platform access tokens).",
+    )
+    http_timeout_s: float = Field(default=10.0, gt=0, description="Calls to other systems.")
     data_dir: Path = Path(".cashback")
     body_limit: int = Field(default=2 * 1024 * 1024, ge=1024, description="Webhook body bytes.")
     cors_origins: list[str] = Field(default_factory=list)
@@ -41,14 +48,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
-        if (
-            self.env != Environment.development
-            and self.admin_token.get_secret_value() == PLACEHOLDER_ADMIN_TOKEN
-        ):
-            raise ValueError(
-                "CASHBACK_ADMIN_TOKEN still holds the placeholder; "
-                "set a real secret outside development"
-            )
+        if self.env != Environment.development:
+            for name, value, placeholder in (
+                ("CASHBACK_ADMIN_TOKEN", self.admin_token, PLACEHOLDER_ADMIN_TOKEN),
+                ("CASHBACK_SECRET_KEY", self.secret_key, PLACEHOLDER_SECRET_KEY),
+            ):
+                if value.get_secret_value() == placeholder:
+                    raise ValueError(
+                        f"{name} still holds the placeholder; set a real secret outside development"
+                    )
         return self
 
     @property

@@ -5,7 +5,10 @@ from app.catalog.models import Product
 from app.kit.db import Base
 from app.kit.operations import Operation
 from app.ledger.models import Customer, LedgerEntry
+from app.notifications.models import OutboxMessage
 from app.orders.models import Order, OrderLine
+from app.orders.refund_models import Refund
+from app.platform.models import CreditSync
 from app.program.models import ProgramVersion
 from app.shops.models import ApiKey, Shop
 from app.webhooks.models import WebhookEvent
@@ -14,13 +17,16 @@ __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "CreditSync",
     "Customer",
     "LedgerEntry",
     "Operation",
     "Order",
     "OrderLine",
+    "OutboxMessage",
     "Product",
     "ProgramVersion",
+    "Refund",
     "Shop",
     "WebhookEvent",
 ]

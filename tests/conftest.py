@@ -96,6 +96,7 @@ def settings(servers: tuple[str, str], database_url: str, tmp_path: Path) -> Set
         database_url=database_url,
         redis_url=servers[1],
         admin_token=SecretStr(ADMIN_TOKEN),
+        secret_key=SecretStr("test-secret-key"),
         data_dir=tmp_path,
         queue_name=f"cashback:test:{uuid.uuid4().hex}",
         body_limit=64 * 1024,

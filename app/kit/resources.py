@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.kit.crypto import SecretBox
 from app.kit.db import create_engine, create_sessionmaker
 from app.kit.queue import Doorbell, create_redis
+
+
+def create_http_client(timeout_s: float) -> httpx.AsyncClient:
+    """The one client for calls to other systems: explicit timeouts, no redirects followed."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+    )
 
 
 @dataclass
@@ -17,6 +28,8 @@ class Resources:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     doorbell: Doorbell
+    http: httpx.AsyncClient
+    secrets: SecretBox
 
     @classmethod
     def open(cls, settings: Settings) -> Resources:
@@ -24,8 +37,16 @@ class Resources:
             raise RuntimeError("database and Redis URLs must be resolved (see app.embedded)")
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         doorbell = Doorbell(create_redis(settings.redis_url), settings.queue_name)
-        return cls(settings, engine, create_sessionmaker(engine), doorbell)
+        return cls(
+            settings,
+            engine,
+            create_sessionmaker(engine),
+            doorbell,
+            create_http_client(settings.http_timeout_s),
+            SecretBox(settings.secret_key.get_secret_value()),
+        )
 
     async def close(self) -> None:
+        await self.http.aclose()
         await self.doorbell.close()
         await self.engine.dispose()

@@ -96,6 +96,13 @@ class OrderLine(IdMixin, Base):
     rate: Mapped[Decimal] = mapped_column(Numeric(9, 4), nullable=False)
     cashback_amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
     reason: Mapped[str | None] = mapped_column(Text)
+    refunded_quantity: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0", nullable=False
+    )
+    # Cumulative credit taken back for this line (after credit) or cashback removed (before).
+    reversed_amount: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0", nullable=False
+    )
     rate_source: Mapped[str] = mapped_column(
         String(300), default="base", server_default="base", nullable=False
     )

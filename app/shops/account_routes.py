@@ -8,7 +8,7 @@ from fastapi import APIRouter, status
 from sqlalchemy import func, select
 
 from app.audit import service as audit_service
-from app.deps import AdminCallerDep, CallerDep, SessionDep
+from app.deps import AdminCallerDep, CallerDep, ResourcesDep, SessionDep
 from app.kit.errors import Conflict, Forbidden, NotFound, Unauthorized, problem_responses
 from app.shops import service, settings
 from app.shops.models import ApiKey, ApiKeyRole
@@ -46,9 +46,9 @@ async def get_shop_settings(caller: CallerDep) -> settings.ShopSettings:
     ),
 )
 async def update_shop_settings(
-    session: SessionDep, caller: AdminCallerDep, body: settings.SettingsUpdate
+    session: SessionDep, res: ResourcesDep, caller: AdminCallerDep, body: settings.SettingsUpdate
 ) -> settings.SettingsChanged:
-    return await settings.update(session, caller.shop, caller.actor, body)
+    return await settings.update(session, caller.shop, caller.actor, body, res.secrets)
 
 
 @router.get(

@@ -4,7 +4,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -46,6 +55,26 @@ class Shop(IdMixin, TimestampMixin, Base):
     hold_rules: Mapped[dict[str, Any]] = mapped_column(
         JSONB, default=dict, server_default="{}", nullable=False
     )
+    # Store credit on the platform: off means the service keeps the ledger only.
+    push_store_credit: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default="false", nullable=False
+    )
+    # Encrypted with CASHBACK_SECRET_KEY (Fernet); never returned by the API.
+    platform_access_token: Mapped[str | None] = mapped_column(Text)
+    platform_api_version: Mapped[str] = mapped_column(
+        String(16), default="2025-10", server_default="2025-10", nullable=False
+    )
+    # Where the Admin API lives; None means https://{domain}. Tests point it at a stand-in.
+    platform_api_base_url: Mapped[str | None] = mapped_column(Text)
+    notify_customers: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default="true", nullable=False
+    )
+    notification_webhook_url: Mapped[str | None] = mapped_column(Text)
+    alert_webhook_url: Mapped[str | None] = mapped_column(Text)
+    # Standard Webhooks signing secret for both webhooks ("whsec_" + base64).
+    outbound_webhook_secret: Mapped[str | None] = mapped_column(Text)
+    review_deadline_hours: Mapped[int | None] = mapped_column(Integer)
+    uninstalled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(IdMixin, TimestampMixin, Base):

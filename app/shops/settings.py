@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, HttpUrl, SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit_service
 from app.audit.service import Actor
+from app.kit.crypto import SecretBox
 from app.kit.errors import Conflict, NotFound, ProblemError
 from app.kit.money import format_minor, to_minor
 from app.kit.operations import Operation
@@ -37,6 +40,21 @@ class ShopSettings(BaseModel):
     award_delay_days: int = Field(description="Credit waits this many days after payment.")
     approval_ceiling: str | None = Field(description="Most a reviewer may approve per order.")
     hold_rules: HoldRules
+    push_store_credit: bool = Field(
+        description="Push each credit and reversal to the shop's store credit accounts; "
+        "off keeps the ledger only."
+    )
+    platform_access_token_set: bool = Field(description="An Admin API token is stored.")
+    platform_api_version: str
+    platform_api_base_url: str | None = Field(
+        description="Admin API location; null means the shop's own domain."
+    )
+    notify_customers: bool = Field(description="Tell customers about their credit.")
+    notification_webhook_url: str | None
+    alert_webhook_url: str | None
+    review_deadline_hours: int | None = Field(
+        description="Alert when an order waits for review longer than this."
+    )
 
 
 class SettingsUpdate(BaseModel):
@@ -49,6 +67,16 @@ class SettingsUpdate(BaseModel):
     award_delay_days: int | None = Field(default=None, ge=0, le=365)
     approval_ceiling: Amount | None = None
     hold_rules: HoldRules | None = None
+    push_store_credit: bool | None = None
+    platform_access_token: SecretStr | None = Field(
+        default=None, description="Admin API access token; stored encrypted, never shown."
+    )
+    platform_api_version: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}$")
+    platform_api_base_url: HttpUrl | None = None
+    notify_customers: bool | None = None
+    notification_webhook_url: HttpUrl | None = None
+    alert_webhook_url: HttpUrl | None = None
+    review_deadline_hours: int | None = Field(default=None, ge=1, le=24 * 90)
 
 
 class OperationRead(BaseModel):
@@ -65,6 +93,9 @@ class OperationRead(BaseModel):
 class SettingsChanged(ShopSettings):
     operation: OperationRead | None = Field(
         description="The background approval of pending orders, when one was started."
+    )
+    outbound_webhook_secret: str | None = Field(
+        description="Signs notification and alert webhooks (Standard Webhooks)."
     )
 
 
@@ -87,6 +118,14 @@ def read(shop: Shop) -> ShopSettings:
             else None
         ),
         hold_rules=HoldRules.model_validate(shop.hold_rules),
+        push_store_credit=shop.push_store_credit,
+        platform_access_token_set=shop.platform_access_token is not None,
+        platform_api_version=shop.platform_api_version,
+        platform_api_base_url=shop.platform_api_base_url,
+        notify_customers=shop.notify_customers,
+        notification_webhook_url=shop.notification_webhook_url,
+        alert_webhook_url=shop.alert_webhook_url,
+        review_deadline_hours=shop.review_deadline_hours,
     )
 
 
@@ -115,7 +154,7 @@ async def pending_count(session: AsyncSession, shop_id: int) -> int:
 
 
 async def update(
-    session: AsyncSession, shop: Shop, actor: Actor, changes: SettingsUpdate
+    session: AsyncSession, shop: Shop, actor: Actor, changes: SettingsUpdate, secrets: SecretBox
 ) -> SettingsChanged:
     """Apply the changes. Manual → automatic while orders are pending needs a decision about
     them; automatic → manual only affects orders that come after."""
@@ -140,6 +179,7 @@ async def update(
             raise InvalidSettings(str(exc)) from exc
     if changes.hold_rules is not None:
         shop.hold_rules = changes.hold_rules.model_dump(mode="json")
+    _apply_platform(shop, changes, secrets)
     switching_to_automatic = (
         changes.processing_mode == ProcessingMode.automatic
         and shop.processing_mode == ProcessingMode.manual
@@ -179,7 +219,32 @@ async def update(
     return SettingsChanged(
         **read(shop).model_dump(),
         operation=operation_read(operation) if operation is not None else None,
+        outbound_webhook_secret=shop.outbound_webhook_secret,
     )
+
+
+def _apply_platform(shop: Shop, changes: SettingsUpdate, secrets: SecretBox) -> None:
+    given = changes.model_fields_set
+    if changes.push_store_credit is not None:
+        shop.push_store_credit = changes.push_store_credit
+    if changes.platform_access_token is not None:
+        shop.platform_access_token = secrets.encrypt(
+            changes.platform_access_token.get_secret_value()
+        )
+    if changes.platform_api_version is not None:
+        shop.platform_api_version = changes.platform_api_version
+    if changes.notify_customers is not None:
+        shop.notify_customers = changes.notify_customers
+    for field in ("platform_api_base_url", "notification_webhook_url", "alert_webhook_url"):
+        if field in given:
+            value = getattr(changes, field)
+            setattr(shop, field, str(value).rstrip("/") if value is not None else None)
+    if "review_deadline_hours" in given:
+        shop.review_deadline_hours = changes.review_deadline_hours
+    if (shop.notification_webhook_url or shop.alert_webhook_url) and not (
+        shop.outbound_webhook_secret
+    ):
+        shop.outbound_webhook_secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
 
 def _changed(one: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:

@@ -113,6 +113,7 @@ async def scenario(servers: tuple[str, str], actions: list[str]) -> None:
         database_url=with_database(servers[0], name),
         redis_url=servers[1],
         admin_token=SecretStr(ADMIN_TOKEN),
+        secret_key=SecretStr("test-secret-key"),
         data_dir=Path("/tmp"),
         queue_name=f"cashback:prop:{uuid.uuid4().hex}",
         worker_poll_delay=0.01,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 
 from app.config import Environment, Settings
 from tests.payloads import paid_order
@@ -52,6 +53,8 @@ async def test_shop_creation_errors(stack: Stack) -> None:
 def test_placeholder_admin_token_refuses_to_start_outside_development() -> None:
     with pytest.raises(ValueError, match="placeholder"):
         Settings(env=Environment.production)
-    with pytest.raises(ValueError, match="placeholder"):
+    with pytest.raises(ValueError, match="CASHBACK_ADMIN_TOKEN still holds the placeholder"):
         Settings(env=Environment.test)
+    with pytest.raises(ValueError, match="CASHBACK_SECRET_KEY still holds the placeholder"):
+        Settings(env=Environment.production, admin_token=SecretStr("a-real-token"))
     assert Settings(env=Environment.development).admin_token.get_secret_value() == "change-me"
