@@ -16,6 +16,7 @@ from app.kit.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
 from app.kit.operations import Operation
 from app.kit.queue import Job, redis_settings
 from app.kit.resources import Resources
+from app.notifications import tasks as notification_tasks
 from app.orders import service as order_service
 from app.orders.tasks import (
     AWARD_DUE_JOB,
@@ -26,12 +27,15 @@ from app.orders.tasks import (
     evaluate_order,
     order_job_id,
 )
+from app.platform import tasks as platform_tasks
 from app.shops.settings import APPROVE_PENDING_JOB
 from app.webhooks import service as webhook_service
 from app.webhooks.tasks import handle_webhook_event
 
 logger = logging.getLogger(__name__)
 
+# Domains that declare jobs, crons and sweeper re-drives of their own.
+DOMAIN_TASKS = (platform_tasks, notification_tasks)
 STALE_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 5000
 
@@ -56,6 +60,10 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
                 )
             )
         )
+    extra: list[Job] = []
+    async with res.sessionmaker() as session:
+        for module in DOMAIN_TASKS:
+            extra += await module.stale_jobs(session, cutoff)
     jobs = [
         *(
             Job(webhook_service.HANDLE_EVENT_JOB, (i,), webhook_service.event_job_id(i))
@@ -64,6 +72,7 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
         *(Job(EVALUATE_ORDER_JOB, (i,), order_job_id(i)) for i in order_ids),
         *(Job(AWARD_DUE_JOB, (i,), award_job_id(i)) for i in due_ids),
         *(Job(APPROVE_PENDING_JOB, (i,), f"operation:{i}:sweep") for i in operation_ids),
+        *extra,
     ]
     await res.doorbell.ring(jobs)
     counts = {
@@ -71,6 +80,7 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
         "orders": len(order_ids),
         "awards": len(due_ids),
         "operations": len(operation_ids),
+        "other": len(extra),
     }
     if jobs:
         logger.info("sweeper re-drove %s", counts)
@@ -84,6 +94,8 @@ def functions() -> list[Function]:
         award_due_order,
         approve_pending_orders,
     ]
+    for module in DOMAIN_TASKS:
+        tasks += module.FUNCTIONS
     return [func(t, max_tries=MAX_TRIES, timeout=JOB_TIMEOUT_S, keep_result=0) for t in tasks]
 
 
@@ -95,7 +107,10 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
 
     options: dict[str, Any] = {
         "functions": functions(),
-        "cron_jobs": [cron(sweep, second=0, timeout=60, run_at_startup=True)],
+        "cron_jobs": [
+            cron(sweep, second=0, timeout=60, run_at_startup=True),
+            *(job for module in DOMAIN_TASKS for job in module.CRON_JOBS),
+        ],
         "redis_settings": redis_settings(settings.redis_url or ""),
         "queue_name": settings.queue_name,
         "max_jobs": settings.worker_max_jobs,
