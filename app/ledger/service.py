@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ledger.models import Customer, EntryKind, LedgerEntry
 from app.orders.domain import PlatformCustomer
+from app.shops.models import Shop
 
 
 async def upsert_customer(session: AsyncSession, shop_id: int, customer: PlatformCustomer) -> int:
@@ -83,3 +84,32 @@ async def recent_credits(
         )
     ).one()
     return int(row[0]), int(row[1])
+
+
+async def reverse(
+    session: AsyncSession,
+    *,
+    shop: Shop,
+    credit: LedgerEntry,
+    amount: int,
+    idempotency_key: str,
+    description: str | None = None,
+) -> int | None:
+    """Append a reversal of part of `credit`; returns its id, or None if already written."""
+    stmt = (
+        insert(LedgerEntry)
+        .values(
+            shop_id=shop.id,
+            customer_id=credit.customer_id,
+            order_id=credit.order_id,
+            kind=EntryKind.reversal,
+            amount=-amount,
+            currency=credit.currency,
+            idempotency_key=idempotency_key,
+            reverses_entry_id=credit.id,
+            description=description,
+        )
+        .on_conflict_do_nothing(index_elements=[LedgerEntry.shop_id, LedgerEntry.idempotency_key])
+        .returning(LedgerEntry.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()

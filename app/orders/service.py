@@ -7,15 +7,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit_service
 from app.audit.service import SYSTEM, Actor
 from app.catalog import service as catalog_service
+from app.kit.money import format_minor
 from app.ledger import service as ledger_service
-from app.orders.domain import PlatformLine, PlatformOrder, snapshot_from_json, snapshot_to_json
+from app.orders.domain import (
+    PlatformCustomer,
+    PlatformLine,
+    PlatformOrder,
+    snapshot_from_json,
+    snapshot_to_json,
+)
 from app.orders.holds import HoldFacts, HoldRules, hold_reasons
 from app.orders.models import Order, OrderLine
 from app.orders.state import UNDECIDED, OrderStatus, check_transition
@@ -32,6 +39,7 @@ class InvalidOrder(ValueError):
 
 
 _NO_HOLDS = HoldRules()
+_REDUCIBLE_BEFORE_CREDIT = frozenset({OrderStatus.pending, OrderStatus.held, OrderStatus.scheduled})
 _NOT_CREDITED_FINANCIAL_STATUSES = {"refunded": "order refunded", "voided": "payment voided"}
 
 
@@ -116,11 +124,80 @@ async def ingest_order(
             subject_id=order.id,
             after={"status": OrderStatus.received},
         )
-    if order.status not in UNDECIDED or _is_stale(order, snapshot):
+    if _is_stale(order, snapshot):
         return order
-    breakdown = await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
-    await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
+    if order.status in UNDECIDED:
+        breakdown = await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
+        await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
+    elif order.status in _REDUCIBLE_BEFORE_CREDIT and _is_newer(order, snapshot):
+        await _recalculate_edited(session, shop, order, snapshot, received_at=received_at)
     return order
+
+
+def _is_newer(order: Order, snapshot: PlatformOrder) -> bool:
+    return (
+        snapshot.updated_at is not None
+        and order.source_updated_at is not None
+        and snapshot.updated_at > order.source_updated_at
+    )
+
+
+async def _recalculate_edited(
+    session: AsyncSession,
+    shop: Shop,
+    order: Order,
+    snapshot: PlatformOrder,
+    *,
+    received_at: datetime,
+) -> None:
+    """An edited order not credited yet earns what the edited order earns."""
+    previous = order.cashback_amount
+    await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
+    if order.award_amount == previous:  # not adjusted by a reviewer: follows the calculation
+        order.award_amount = order.cashback_amount
+    if order.cashback_amount == 0:
+        await transition(
+            session, order, OrderStatus.rejected, reason="no cashback after the order was edited"
+        )
+    elif order.cashback_amount != previous:
+        audit_service.record(
+            session,
+            shop_id=shop.id,
+            actor=SYSTEM,
+            action="order.recalculated",
+            subject_type="order",
+            subject_id=order.id,
+            before={"cashback_amount": format_minor(previous, order.currency)},
+            after={"cashback_amount": format_minor(order.cashback_amount, order.currency)},
+            reason="order edited",
+        )
+
+
+async def customer_appeared(
+    session: AsyncSession, shop: Shop, customer: PlatformCustomer
+) -> list[int]:
+    """A new or updated customer account: orders waiting for it (matched by email) are
+    linked and evaluated in the shop's current mode. Returns their ids."""
+    customer_id = await ledger_service.upsert_customer(session, shop.id, customer)
+    if not customer.email:
+        return []
+    waiting = list(
+        await session.scalars(
+            select(Order)
+            .where(
+                Order.shop_id == shop.id,
+                Order.status == OrderStatus.awaiting_customer,
+                func.lower(Order.email) == customer.email.lower(),
+            )
+            .order_by(Order.id)
+            .with_for_update()
+        )
+    )
+    for order in waiting:
+        order.customer_id = customer_id
+        order.customer_external_id = customer.external_id
+        await evaluate(session, shop, order)
+    return [order.id for order in waiting]
 
 
 def _is_stale(order: Order, snapshot: PlatformOrder) -> bool:
@@ -234,6 +311,16 @@ async def evaluate(
         await transition(session, order, OrderStatus.pending, actor=actor)
     else:
         await award(session, shop, order, order.cashback_amount, actor=actor)
+        return  # award applied any waiting refunds
+    await apply_waiting_refunds(session, shop, order)
+
+
+async def apply_waiting_refunds(session: AsyncSession, shop: Shop, order: Order) -> None:
+    """Refunds that arrived before the order was decided apply once it is."""
+    from app.orders import refunds  # refunds build on this module
+
+    if await refunds.has_waiting(session, shop.id, order.external_id):
+        await refunds.apply_pending_refunds(session, shop, order)
 
 
 async def _hold_reasons(session: AsyncSession, shop: Shop, order: Order) -> list[str]:
@@ -289,8 +376,10 @@ async def award(
             await transition(
                 session, order, OrderStatus.scheduled, actor=actor, action=action, details=details
             )
+            await apply_waiting_refunds(session, shop, order)
             return
     await credit_order(session, order, actor=actor, action=action, details=details)
+    await apply_waiting_refunds(session, shop, order)
 
 
 async def credit_order(
@@ -305,6 +394,21 @@ async def credit_order(
     must be locked by the caller."""
     assert order.customer_id is not None
     amount = order.cashback_amount if order.award_amount is None else order.award_amount
+    # Refunds that reduced the cashback before credit: the credit covers what is left.
+    if order.status in _REDUCIBLE_BEFORE_CREDIT:
+        await session.execute(
+            update(OrderLine)
+            .where(
+                OrderLine.order_id == order.id,
+                (OrderLine.refunded_quantity > 0) | (OrderLine.reversed_amount > 0),
+            )
+            .values(
+                quantity=OrderLine.quantity - OrderLine.refunded_quantity,
+                cashback_amount=OrderLine.cashback_amount - OrderLine.reversed_amount,
+                refunded_quantity=0,
+                reversed_amount=0,
+            )
+        )
     entry_id = await ledger_service.credit(
         session,
         shop_id=order.shop_id,
@@ -329,6 +433,7 @@ async def award_due(session: AsyncSession, order_id: int) -> OrderStatus | None:
     if order is None or order.status != OrderStatus.scheduled or (order.award_at or now) > now:
         return None
     await credit_order(session, order, action="order.awarded")
+    await apply_waiting_refunds(session, await session.get_one(Shop, order.shop_id), order)
     return OrderStatus(order.status)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -14,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog_service
 from app.kit.queue import defer_job
+from app.orders import refunds as refund_service
 from app.orders import service as order_service
+from app.orders.domain import PlatformCustomer
+from app.privacy import service as privacy_service
 from app.shops.models import Shop
 from app.webhooks import shopify
 from app.webhooks.models import EventStatus, WebhookEvent
@@ -82,6 +86,9 @@ def _malformed(body: bytes) -> str | None:
     return None
 
 
+PRIVACY_TOPICS = frozenset({"customers/redact", "shop/redact", "customers/data_request"})
+
+
 async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | None:
     """Handle one stored event; None when it is already handled or another worker holds it."""
     event = (
@@ -95,21 +102,52 @@ async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | No
         return None
     shop = await session.get_one(Shop, event.shop_id)
     event.attempts += 1
-    if event.topic in shopify.ORDER_TOPICS:
-        try:
-            snapshot = shopify.parse_order(orjson.loads(event.body), event.topic)
-            await order_service.ingest_order(session, shop, snapshot, received_at=event.received_at)
-        except (ValidationError, shopify.InvalidPayload, order_service.InvalidOrder) as exc:
-            # Permanent: retrying the same bytes cannot succeed. Kept for a person to read.
-            _finish(event, EventStatus.failed, f"not a valid order: {exc}")
-            return event.status
-        _finish(event, EventStatus.processed)
-    elif event.topic in shopify.PRODUCT_TOPICS:
-        try:
-            product = shopify.ShopifyProduct.model_validate(orjson.loads(event.body))
-        except ValidationError as exc:
-            _finish(event, EventStatus.failed, f"not a valid product: {exc}")
-            return event.status
+    if shop.uninstalled_at is not None and event.topic not in PRIVACY_TOPICS:
+        _finish(event, EventStatus.ignored, "the app is uninstalled for this shop")
+        return event.status
+    try:
+        payload = orjson.loads(event.body)
+        outcome = await _dispatch(session, shop, event, payload)
+    except (ValidationError, shopify.InvalidPayload, order_service.InvalidOrder) as exc:
+        # Permanent: retrying the same bytes cannot succeed. Kept for a person to read.
+        _finish(event, EventStatus.failed, f"not a valid {event.topic} payload: {exc}")
+        return event.status
+    if outcome is None:  # shop/redact: the event went with the shop's data
+        return EventStatus.processed
+    _finish(event, outcome)
+    return outcome
+
+
+async def _dispatch(
+    session: AsyncSession, shop: Shop, event: WebhookEvent, payload: dict[str, Any]
+) -> EventStatus | None:
+    topic = event.topic
+    if topic in shopify.ORDER_TOPICS:
+        snapshot = shopify.parse_order(payload, topic)
+        order = await order_service.ingest_order(
+            session, shop, snapshot, received_at=event.received_at
+        )
+        if snapshot.cancelled_at is not None:
+            await refund_service.cancel(session, shop, order)
+    elif topic == "refunds/create":
+        await refund_service.record_refund(
+            session, shop, shopify.parse_refund(payload, shop.currency)
+        )
+    elif topic in shopify.CUSTOMER_TOPICS:
+        customer = shopify.ShopifyCustomer.model_validate(payload)
+        await order_service.customer_appeared(
+            session,
+            shop,
+            PlatformCustomer(
+                customer.id,
+                customer.email,
+                customer.first_name,
+                customer.last_name,
+                shopify.split_tags(customer.tags),
+            ),
+        )
+    elif topic in shopify.PRODUCT_TOPICS:
+        product = shopify.ShopifyProduct.model_validate(payload)
         await catalog_service.upsert_product(
             session,
             shop.id,
@@ -119,10 +157,35 @@ async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | No
             vendor=product.vendor,
             tags=shopify.split_tags(product.tags),
         )
-        _finish(event, EventStatus.processed)
+    elif topic == "customers/redact":
+        request = shopify.ShopifyPrivacyRequest.model_validate(payload)
+        if request.customer is not None:
+            await privacy_service.redact_customer(session, shop, request.customer.id)
+    elif topic == "customers/data_request":
+        request = shopify.ShopifyPrivacyRequest.model_validate(payload)
+        export = (
+            await privacy_service.export_customer(session, shop, request.customer.id)
+            if request.customer is not None
+            else None
+        )
+        from app.notifications import service as notification_service
+
+        await notification_service.enqueue_alert(
+            session,
+            shop,
+            event_key=f"data_request:{event.id}",
+            event_type="customers.data_request",
+            payload={"request": payload, "export": export},
+        )
+    elif topic == "shop/redact":
+        await privacy_service.redact_shop(session, shop)
+        return None
+    elif topic == "app/uninstalled":
+        shop.uninstalled_at = datetime.now(UTC)
     else:
-        _finish(event, EventStatus.ignored)
-    return event.status
+        # Includes orders/edited: the edited order arrives as orders/updated.
+        return EventStatus.ignored
+    return EventStatus.processed
 
 
 def _finish(event: WebhookEvent, status: EventStatus, error: str | None = None) -> None:

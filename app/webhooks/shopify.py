@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.kit.money import to_minor
 from app.orders.domain import PlatformCustomer, PlatformLine, PlatformOrder
 
-ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated"})
+ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated", "orders/cancelled"})
+CUSTOMER_TOPICS = frozenset({"customers/create", "customers/update"})
 PRODUCT_TOPICS = frozenset({"products/create", "products/update"})
 # Gateways whose payments are credit already: no cashback on them.
 _CREDIT_GATEWAYS = frozenset({"gift_card", "shopify_store_credit", "store_credit"})
@@ -216,3 +218,80 @@ def _shipping(order: ShopifyOrder, currency: str) -> int:
     if order.total_shipping_price_set is not None:
         return to_minor(order.total_shipping_price_set.shop_money.amount, currency)
     return 0
+
+
+class _RefundLine(_Lenient):
+    line_item_id: str
+    quantity: int = Field(ge=0)
+
+
+class _Adjustment(_Lenient):
+    kind: str = ""
+    amount: str = "0"
+    amount_set: _MoneySet | None = None
+
+
+class _RefundTransaction(_Lenient):
+    kind: str = ""
+    status: str = ""
+    amount: str = "0"
+
+
+class ShopifyRefund(_Lenient):
+    id: str
+    order_id: str
+    refund_line_items: list[_RefundLine] = Field(default_factory=list)
+    order_adjustments: list[_Adjustment] = Field(default_factory=list)
+    transactions: list[_RefundTransaction] = Field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformRefund:
+    external_id: str
+    order_external_id: str
+    lines: tuple[tuple[str, int], ...]  # (line id, quantity refunded)
+    adjustment_amount: int  # refunded without lines (amount-only), minor units
+    shipping_amount: int  # refunded shipping, which never earned cashback
+
+
+def parse_refund(payload: dict[str, Any], currency: str) -> PlatformRefund:
+    """Raises pydantic.ValidationError or InvalidPayload."""
+    refund = ShopifyRefund.model_validate(payload)
+    try:
+        shipping = sum(
+            abs(to_minor(_shop_amount(a.amount, a.amount_set), currency))
+            for a in refund.order_adjustments
+            if a.kind == "shipping_refund"
+        )
+        refunded = sum(
+            to_minor(t.amount, currency)
+            for t in refund.transactions
+            if t.kind == "refund" and t.status == "success"
+        )
+    except ValueError as exc:
+        raise InvalidPayload(str(exc)) from exc
+    lines = tuple((line.line_item_id, line.quantity) for line in refund.refund_line_items)
+    # Money refunded without lines (an adjustment or an amount-only refund) earns back in
+    # proportion; refunds with lines are measured by their lines.
+    amount_only = 0 if lines else max(refunded - shipping, 0)
+    return PlatformRefund(refund.id, refund.order_id, lines, amount_only, shipping)
+
+
+class ShopifyCustomer(_Lenient):
+    id: str
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    tags: str = ""
+
+
+class _PrivacyCustomer(_Lenient):
+    id: str
+    email: str | None = None
+
+
+class ShopifyPrivacyRequest(_Lenient):
+    """customers/redact and customers/data_request."""
+
+    customer: _PrivacyCustomer | None = None
+    orders_to_redact: list[str] = Field(default_factory=list)

@@ -1,0 +1,271 @@
+"""Refunds and cancellations: credit follows the order for its whole life.
+
+A refund is stored once per refund id. After credit it takes credit back with a reversal
+entry; before credit (pending, held, scheduled) it reduces the cashback instead, or rejects
+the order when nothing is left; before the order is decided at all, it waits and is applied
+when the order is. Every application runs under the order's row lock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.money import format_minor
+from app.ledger import service as ledger_service
+from app.ledger.models import EntryKind, LedgerEntry
+from app.orders import service as order_service
+from app.orders.models import Order, OrderLine
+from app.orders.refund_models import Refund
+from app.orders.reversal import LineState, line_reversals, proportional_reversal
+from app.orders.state import CREDITED, OrderStatus
+from app.program.calculator import allocate
+from app.shops.models import Shop
+from app.webhooks.shopify import PlatformRefund
+
+# Before credit, a refund changes what will be credited.
+REDUCIBLE = frozenset({OrderStatus.pending, OrderStatus.held, OrderStatus.scheduled})
+
+
+async def record_refund(session: AsyncSession, shop: Shop, refund: PlatformRefund) -> bool:
+    """Store the refund (once per refund id) and apply it if its order is decided."""
+    inserted = await session.execute(
+        insert(Refund)
+        .values(
+            shop_id=shop.id,
+            external_id=refund.external_id,
+            order_external_id=refund.order_external_id,
+            lines=[{"line_id": line, "quantity": qty} for line, qty in refund.lines],
+            adjustment_amount=refund.adjustment_amount,
+            shipping_amount=refund.shipping_amount,
+        )
+        .on_conflict_do_nothing(index_elements=[Refund.shop_id, Refund.external_id])
+        .returning(Refund.id)
+    )
+    if inserted.scalar_one_or_none() is None:
+        return False  # a redelivery: already stored, and applied if it could be
+    order = await order_service.find_order(session, shop.id, refund.order_external_id, lock=True)
+    if order is not None:
+        await apply_pending_refunds(session, shop, order)
+    return True
+
+
+async def apply_pending_refunds(session: AsyncSession, shop: Shop, order: Order) -> None:
+    """Apply the order's stored refunds that are not applied yet (order row locked)."""
+    await session.flush()  # lines just written must be visible to the queries below
+    await session.execute(
+        update(Refund)
+        .where(
+            Refund.shop_id == shop.id,
+            Refund.order_external_id == order.external_id,
+            Refund.order_id.is_(None),
+        )
+        .values(order_id=order.id)
+    )
+    status = OrderStatus(order.status)
+    if status not in CREDITED and status not in REDUCIBLE:
+        return  # waits until the order is decided
+    refunds = list(
+        await session.scalars(
+            select(Refund)
+            .where(Refund.order_id == order.id, Refund.applied_at.is_(None))
+            .order_by(Refund.id)
+            .with_for_update()
+        )
+    )
+    for refund in refunds:
+        if OrderStatus(order.status) in CREDITED:
+            refund.effect = await _reverse(session, shop, order, refund)
+        elif OrderStatus(order.status) in REDUCIBLE:
+            refund.effect = await _reduce(session, order, refund)
+        else:
+            refund.effect = {"ignored": f"order is {order.status}"}
+        refund.applied_at = datetime.now(UTC)
+
+
+async def _lines(session: AsyncSession, order: Order) -> list[OrderLine]:
+    return list(
+        await session.scalars(
+            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+        )
+    )
+
+
+def _refunded_quantities(refund: Refund) -> dict[str, int]:
+    quantities: dict[str, int] = {}
+    for line in refund.lines:
+        quantities[line["line_id"]] = quantities.get(line["line_id"], 0) + int(line["quantity"])
+    return quantities
+
+
+async def _credit_entry(session: AsyncSession, order: Order) -> LedgerEntry:
+    entry = await session.scalar(
+        select(LedgerEntry).where(
+            LedgerEntry.order_id == order.id, LedgerEntry.kind == EntryKind.credit
+        )
+    )
+    assert entry is not None, "a credited order has its credit entry"
+    return entry
+
+
+async def _reversed_so_far(session: AsyncSession, order: Order) -> int:
+    total = await session.scalar(
+        select(func.coalesce(-func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.order_id == order.id, LedgerEntry.kind == EntryKind.reversal
+        )
+    )
+    return int(total or 0)
+
+
+async def _amount_only_so_far(session: AsyncSession, order: Order) -> tuple[int, int]:
+    """(refunded without lines, taken back for it) over the order's applied refunds."""
+    applied = await session.scalars(
+        select(Refund.effect).where(Refund.order_id == order.id, Refund.applied_at.is_not(None))
+    )
+    refunded = taken = 0
+    for effect in applied:
+        refunded += int((effect or {}).get("amount_only_refunded", 0))
+        taken += int((effect or {}).get("amount_only_reversed", 0))
+    return refunded, taken
+
+
+async def _reverse(
+    session: AsyncSession, shop: Shop, order: Order, refund: Refund
+) -> dict[str, Any]:
+    """Take back credit: by line, cumulatively, and in proportion for amount-only refunds."""
+    credit_entry = await _credit_entry(session, order)
+    credit = credit_entry.amount
+    lines = await _lines(session, order)
+    shares = allocate(
+        credit, [line.cashback_amount for line in lines], [li.external_id for li in lines]
+    )
+    states = [
+        LineState(li.external_id, li.quantity, share, li.refunded_quantity, li.reversed_amount)
+        for li, share in zip(lines, shares, strict=True)
+    ]
+    by_line = line_reversals(states, _refunded_quantities(refund))
+    amount = 0
+    for line in lines:
+        if line.external_id in by_line:
+            line.refunded_quantity, taken = by_line[line.external_id]
+            line.reversed_amount += taken
+            amount += taken
+    refunded_before, taken_before = await _amount_only_so_far(session, order)
+    amount_only = proportional_reversal(
+        credit, order.eligible_amount, refunded_before, refund.adjustment_amount, taken_before
+    )
+    remaining = credit - await _reversed_so_far(session, order)
+    amount = min(amount + amount_only, remaining)  # never beyond what was credited
+    if amount > 0:
+        await ledger_service.reverse(
+            session,
+            shop=shop,
+            credit=credit_entry,
+            amount=amount,
+            idempotency_key=f"refund:{refund.external_id}",
+            description=f"Refund {refund.external_id} of order {order.name or order.external_id}",
+        )
+    target = OrderStatus.reversed if amount == remaining else OrderStatus.partially_reversed
+    if amount > 0:
+        await order_service.transition(
+            session,
+            order,
+            target,
+            reason=f"refund {refund.external_id}",
+            action="order.reversed",
+            details={"amount": format_minor(amount, order.currency)},
+        )
+    return {
+        "reversed": amount,
+        "amount_only_refunded": refund.adjustment_amount,
+        "amount_only_reversed": amount_only,
+    }
+
+
+async def _reduce(session: AsyncSession, order: Order, refund: Refund) -> dict[str, Any]:
+    """Before credit: the refunded part will not be credited; nothing left rejects the order."""
+    lines = await _lines(session, order)
+    states = [
+        LineState(
+            li.external_id,
+            li.quantity,
+            li.cashback_amount,
+            li.refunded_quantity,
+            li.reversed_amount,
+        )
+        for li in lines
+    ]
+    by_line = line_reversals(states, _refunded_quantities(refund))
+    removed = 0
+    for line in lines:
+        if line.external_id in by_line:
+            line.refunded_quantity, taken = by_line[line.external_id]
+            line.reversed_amount += taken
+            removed += taken
+    refunded_before, taken_before = await _amount_only_so_far(session, order)
+    amount_only = proportional_reversal(
+        order.cashback_amount + removed,
+        order.eligible_amount,
+        refunded_before,
+        refund.adjustment_amount,
+        taken_before,
+    )
+    removed = min(removed + amount_only, order.cashback_amount)
+    order.cashback_amount -= removed
+    if order.award_amount is not None:
+        order.award_amount = max(order.award_amount - removed, 0)
+    if order.cashback_amount == 0 or order.award_amount == 0:
+        await order_service.transition(
+            session, order, OrderStatus.rejected, reason="order refunded", action="order.rejected"
+        )
+    return {
+        "removed_before_credit": removed,
+        "amount_only_refunded": refund.adjustment_amount,
+        "amount_only_reversed": amount_only,
+    }
+
+
+async def cancel(session: AsyncSession, shop: Shop, order: Order) -> None:
+    """A cancelled order: everything credited is taken back; an undecided one is rejected."""
+    status = OrderStatus(order.status)
+    if status in CREDITED:
+        credit_entry = await _credit_entry(session, order)
+        remaining = credit_entry.amount - await _reversed_so_far(session, order)
+        if remaining > 0:
+            await ledger_service.reverse(
+                session,
+                shop=shop,
+                credit=credit_entry,
+                amount=remaining,
+                idempotency_key=f"order:{order.id}:cancel",
+                description=f"Order {order.name or order.external_id} cancelled",
+            )
+            await order_service.transition(
+                session,
+                order,
+                OrderStatus.reversed,
+                reason="order cancelled",
+                action="order.reversed",
+                details={"amount": format_minor(remaining, order.currency)},
+            )
+    elif status not in (OrderStatus.rejected, OrderStatus.reversed):
+        await order_service.transition(
+            session, order, OrderStatus.rejected, reason="order cancelled", action="order.rejected"
+        )
+
+
+async def has_waiting(session: AsyncSession, shop_id: int, order_external_id: str) -> bool:
+    found = await session.scalar(
+        select(Refund.id)
+        .where(
+            Refund.shop_id == shop_id,
+            Refund.order_external_id == order_external_id,
+            Refund.applied_at.is_(None),
+        )
+        .limit(1)
+    )
+    return found is not None
