@@ -19,7 +19,7 @@ from app.shops import service as shop_service
 from app.shops.models import ApiKey, ApiKeyRole, Shop
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     res: Resources = request.app.state.resources
     return res
 
@@ -92,7 +92,7 @@ async def get_reviewer_caller(caller: CallerDep) -> Caller:
 ReviewerCallerDep = Annotated[Caller, Depends(get_reviewer_caller, scope="function")]
 
 
-def require_admin_token(
+async def require_admin_token(
     res: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_scheme)],
 ) -> None:

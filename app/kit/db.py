@@ -45,11 +45,12 @@ class UpdatedAtMixin:
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No overflow: churning connections under load costs more than waiting for a pooled one.
+    # No pre-ping (a round trip per checkout): a connection broken by a database restart
+    # fails its request with a 503 (the sender retries) and is replaced.
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=0,
-        pool_pre_ping=True,
         pool_recycle=1800,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,

@@ -54,25 +54,33 @@ class Doorbell:
         self.queue_name = queue_name
 
     async def ring(self, jobs: list[Job]) -> int:
-        """Enqueue the jobs; returns how many were sent (0 when Redis is away)."""
+        """Enqueue the jobs; returns how many were newly queued (0 when Redis is away)."""
         if not jobs:
             return 0
         try:
-            await asyncio.wait_for(self._enqueue_all(jobs), RING_TIMEOUT_S)
+            queued = await asyncio.wait_for(self._enqueue_all(jobs), RING_TIMEOUT_S)
         except Exception as exc:  # the sweeper re-drives whatever did not get through
             logger.warning("doorbell failed for %d job(s): %r", len(jobs), exc)
             return 0
-        return len(jobs)
+        if queued < len(jobs):
+            # arq refuses a job id it still holds: the job is queued (or its key lingers).
+            logger.info(
+                "doorbell: %d of %d job(s) were already queued", len(jobs) - queued, len(jobs)
+            )
+        return queued
 
-    async def _enqueue_all(self, jobs: list[Job]) -> None:
+    async def _enqueue_all(self, jobs: list[Job]) -> int:
+        queued = 0
         for job in jobs:
             # arq keeps job ids in one global keyspace: scope them to this queue.
-            await self.redis.enqueue_job(
+            result = await self.redis.enqueue_job(
                 job.function,
                 *job.args,
                 _job_id=f"{self.queue_name}:{job.job_id}",
                 _queue_name=self.queue_name,
             )
+            queued += result is not None
+        return queued
 
     async def ring_deferred(self, session: AsyncSession) -> int:
         return await self.ring(take_deferred(session))

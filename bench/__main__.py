@@ -1,0 +1,216 @@
+"""Benchmark the cashback service on this machine: webhook intake, then paid → credit latency.
+
+    uv run python -m bench                 # ~1.5 min, 1 API process, wrk if installed
+    uv run python -m bench --api-workers 2 --loadgen python
+
+Phases (each against a fresh `cashback_bench` database, local PostgreSQL and Redis):
+  1. intake:     `cashback api` alone (no worker), N connections posting distinct pre-signed
+                 orders/paid webhooks for a fixed time (wrk + Lua, or Python processes).
+  2. drain:      `cashback worker` started on the intake backlog for a few seconds: the
+                 worker's saturated throughput. The rest of the backlog is then discarded.
+  3. end-to-end: API + a fresh worker, webhooks at a fixed rate; paid → credit latency is
+                 read from orders.processed_at - orders.paid_received_at.
+Prints one table and writes bench/results.json. Subprocesses are stopped on exit, error or
+Ctrl-C; the database is kept for inspection (dropped at the next run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from bench.run import TIME_BUDGET_S, Bench, BenchError, Config
+from bench.stats import table, write_json
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    d = Config()
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark webhook intake and paid → credit latency.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--api-workers",
+        type=int,
+        choices=(1, 2),
+        default=d.api_workers,
+        help="uvicorn worker processes of `cashback api`",
+    )
+    p.add_argument(
+        "--loadgen",
+        choices=("auto", "wrk", "python"),
+        default=d.loadgen,
+        help="intake load generator; auto = wrk when on PATH, else python",
+    )
+    p.add_argument("--wrk-threads", type=int, default=d.wrk_threads)
+    p.add_argument(
+        "--loadgen-processes",
+        type=int,
+        default=d.loadgen_processes,
+        help="processes of the python load generator",
+    )
+    p.add_argument(
+        "--connections",
+        type=int,
+        default=d.connections,
+        help="concurrent connections of the intake phase",
+    )
+    p.add_argument("--intake-seconds", type=int, default=d.intake_seconds)
+    p.add_argument(
+        "--pool-size",
+        type=int,
+        default=d.pool_size,
+        help="distinct pre-signed order bodies for the intake phase",
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=d.drain_seconds,
+        help="worker run on the intake backlog (0: skip)",
+    )
+    p.add_argument("--e2e-rate", type=float, default=d.e2e_rate, help="webhooks per second")
+    p.add_argument("--e2e-seconds", type=float, default=d.e2e_seconds)
+    p.add_argument(
+        "--settle-seconds",
+        type=float,
+        default=d.settle_seconds,
+        help="longest wait for the last credits after the last webhook",
+    )
+    p.add_argument(
+        "--customers",
+        type=int,
+        default=d.customers,
+        help="distinct customers the orders are spread over",
+    )
+    p.add_argument("--postgres", default=d.postgres, help="server URL (no database)")
+    p.add_argument("--database", default=d.database, help="dropped and re-created")
+    p.add_argument("--redis", default=d.redis, help="redis://host:port/db")
+    p.add_argument("--queue", default=d.queue, help="arq queue name (keep it unique)")
+    p.add_argument("--port", type=int, default=d.port, help="API port; 0 picks a free one")
+    p.add_argument(
+        "--db-pool-size",
+        type=int,
+        default=None,
+        help="CASHBACK_DB_POOL_SIZE of the API and worker (default: the app's)",
+    )
+    p.add_argument(
+        "--worker-max-jobs",
+        type=int,
+        default=None,
+        help="CASHBACK_WORKER_MAX_JOBS (default: the app's)",
+    )
+    p.add_argument(
+        "--keep-files",
+        action="store_true",
+        help="keep the temporary directory (logs, payload pool)",
+    )
+    p.add_argument(
+        "--service-log-level",
+        default=d.service_log_level,
+        help="CASHBACK_LOG_LEVEL of the API and worker (logs are in the kept files)",
+    )
+    p.add_argument("--out", type=Path, default=d.out, help="results JSON")
+    a = p.parse_args(argv)
+    return Config(
+        api_workers=a.api_workers,
+        loadgen=a.loadgen,
+        wrk_threads=a.wrk_threads,
+        loadgen_processes=a.loadgen_processes,
+        connections=a.connections,
+        intake_seconds=a.intake_seconds,
+        pool_size=a.pool_size,
+        drain_seconds=a.drain_seconds,
+        e2e_rate=a.e2e_rate,
+        e2e_seconds=a.e2e_seconds,
+        settle_seconds=a.settle_seconds,
+        customers=a.customers,
+        postgres=a.postgres,
+        database=a.database,
+        redis=a.redis,
+        queue=a.queue,
+        port=a.port,
+        db_pool_size=a.db_pool_size,
+        worker_max_jobs=a.worker_max_jobs,
+        keep_files=a.keep_files,
+        service_log_level=a.service_log_level,
+        out=a.out,
+    )
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+async def _run_bounded(bench: Bench, budget: float) -> None:
+    """The asynchronous phases, cancelled by SIGTERM and by the time budget."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        async with asyncio.timeout(budget):
+            await bench.run()
+    except TimeoutError as exc:
+        raise BenchError(f"the run passed its {TIME_BUDGET_S:.0f} s budget") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    began = time.perf_counter()
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cfg = parse_args(argv)
+        cfg.validate()
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="cashback-bench-"))
+    bench = Bench(cfg, workdir)
+    failure: str | None = None
+    try:
+        print(f"bench: setting up database {cfg.database!r} …", file=sys.stderr, flush=True)
+        bench.setup()
+        print("bench: running (intake, drain, end-to-end) …", file=sys.stderr, flush=True)
+        asyncio.run(_run_bounded(bench, TIME_BUDGET_S - (time.perf_counter() - began)))
+    except BenchError as exc:
+        failure = str(exc)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        failure = "interrupted"
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the clean-up finish
+        bench.procs.stop_all()
+        bench.release()
+    bench.details["total_s"] = round(time.perf_counter() - began, 1)
+    problem = bench.details.get("e2e_problem")
+    if failure:
+        bench.details["error"] = failure
+    if bench.figures:
+        print(table(bench.figures))
+        with contextlib.suppress(OSError):
+            write_json(cfg.out, bench.figures, bench.details)
+            print(f"\nwrote {cfg.out} (run took {bench.details['total_s']} s)")
+    for note in bench.details.get("interference", []):
+        print(f"note: {note}", file=sys.stderr)
+    if failure or problem:
+        print(f"\nbench: {failure or problem}", file=sys.stderr)
+        if any(workdir.iterdir()):
+            print(f"bench: logs kept in {workdir}", file=sys.stderr)
+        else:
+            workdir.rmdir()
+        return 1
+    if cfg.keep_files:
+        print(f"files kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,930 @@
+"""The phases of a run: setup, intake, drain, end-to-end; and the figures they yield."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import resource
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app import migrate
+from bench import rawhttp
+from bench.cpu import NO_PROC, OTHER, CpuMeter, CpuReport, Proc
+from bench.cpu import processes as processes_by_pid
+from bench.payloads import WEBHOOK_PATH, Delivery, OrderFactory, write_pool
+from bench.procs import Process, Processes, cashback_command
+from bench.stats import Figure, percentile
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+WRK_SCRIPT = BENCH_DIR / "wrk.lua"
+
+# Shopify order ids of each phase: disjoint, so each phase's orders are told apart in the DB.
+INTAKE_ORDER_BASE = 5_000_000_000_000
+WARMUP_ORDER_BASE = 6_000_000_000_000
+E2E_ORDER_BASE = 7_000_000_000_000
+WARMUP_ORDERS = 20
+WARMUP_RATE = 20.0
+
+INTERFERENCE_PCT = 10.0  # "other" CPU, in % of a core, worth a warning
+TIME_BUDGET_S = 295.0  # the whole run, setup included
+LOCK_MS = int((TIME_BUDGET_S + 60) * 1000)  # the queue's reservation outlives any run
+OVERHEAD_S = 90.0  # setup, start-ups, warm-ups, shutdowns: reserved out of the budget
+
+_DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+LABEL_API = "api"
+LABEL_WORKER = "worker"
+LABEL_POSTGRES = "postgres"
+LABEL_REDIS = "redis"
+LABEL_LOADGEN = "load generator"
+LABEL_DRIVER = "bench driver"
+LABEL_KERNEL = "kernel threads"
+LABEL_OTHER = OTHER
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    api_workers: int = 1
+    loadgen: str = "auto"  # auto | wrk | python
+    wrk_threads: int = 2
+    loadgen_processes: int = 2
+    connections: int = 64
+    intake_seconds: int = 15
+    pool_size: int = 5000
+    drain_seconds: float = 10.0
+    e2e_rate: float = 100.0
+    e2e_seconds: float = 20.0
+    settle_seconds: float = 45.0
+    customers: int = 1000
+    postgres: str = "postgresql://postgres@127.0.0.1:5432"
+    database: str = "cashback_bench"
+    redis: str = "redis://127.0.0.1:6379/11"
+    queue: str = "cashback:bench"
+    port: int = 0
+    db_pool_size: int | None = None
+    worker_max_jobs: int | None = None
+    keep_files: bool = False
+    service_log_level: str = "WARNING"
+    out: Path = BENCH_DIR / "results.json"
+
+    def validate(self) -> None:
+        if not _DB_NAME.match(self.database):
+            raise BenchError(f"not a plain database name: {self.database!r}")
+        if self.api_workers < 1 or self.connections < 1 or self.customers < 1:
+            raise BenchError("api workers, connections and customers must be at least 1")
+        if self.intake_seconds < 1 or self.e2e_seconds <= 0 or self.e2e_rate <= 0:
+            raise BenchError("durations and the rate must be positive")
+        if self.pool_size < self.connections:
+            raise BenchError("the pool must hold at least one body per connection")
+        timed = self.intake_seconds + self.drain_seconds + self.e2e_seconds + self.settle_seconds
+        if timed + OVERHEAD_S > TIME_BUDGET_S:
+            raise BenchError(
+                f"intake + drain + e2e + settle = {timed:.0f} s; with {OVERHEAD_S:.0f} s of "
+                f"set-up the run would pass its {TIME_BUDGET_S:.0f} s budget"
+            )
+
+    def database_url(self, database: str | None = None) -> str:
+        url = make_url(self.postgres).set(
+            drivername="postgresql+asyncpg", database=database or self.database
+        )
+        return url.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Shop:
+    id: int
+    domain: str
+    secret: str
+
+
+@dataclass
+class LoadResult:
+    tool: str
+    completed: int
+    sent: int
+    non2xx: int
+    socket_errors: int
+    duration_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    cpu_s: float  # the load generator's own CPU
+    pool_size: int
+
+    @property
+    def rate(self) -> float:
+        return self.completed / self.duration_s if self.duration_s else 0.0
+
+
+@dataclass
+class Sent:
+    statuses: Counter[int] = field(default_factory=Counter)
+    results: Counter[str] = field(default_factory=Counter)
+    latencies_s: list[float] = field(default_factory=list)
+    accepted_ids: list[str] = field(default_factory=list)  # orders whose webhook got 200
+    max_lag_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+
+def error_summary(stderr: str, lines: int = 6) -> str:
+    """The last lines of a traceback, without rich's boxes."""
+    kept = [
+        line.rstrip()
+        for line in stderr.splitlines()
+        if line.strip() and not line.lstrip().startswith(("│", "╭", "╰"))
+    ]
+    return "\n".join(kept[-lines:])
+
+
+def backend_database(pid: int) -> str | None:
+    """The database of a PostgreSQL backend, from its title ("postgres: 15/main: user db
+    host(port) state"); None for the server's own processes (checkpointer, walwriter, …)."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+    words = title.split(": ", 2)[-1].split()
+    is_backend = len(words) >= 3 and (words[2].endswith(")") or words[2] == "[local]")
+    return words[1] if is_backend else None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wrk_version(wrk: str) -> str:
+    done = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10, check=False)
+    first = (done.stdout or done.stderr).strip().splitlines()
+    return first[0].split(" [")[0] if first else "wrk"
+
+
+def cpu_figures(section: str, report: CpuReport, labels: list[str]) -> list[Figure]:
+    """CPU per component over the phase; 'other' is whatever else ran on the machine."""
+    figures = [
+        Figure(
+            section,
+            f"CPU {label}",
+            report.pct_of_core(label),
+            f"% of 1 core ({report.kernel_share_pct(label):.0f}% of it in the kernel)",
+        )
+        for label in [*labels, LABEL_KERNEL, LABEL_OTHER]
+    ]
+    cores = os.cpu_count() or 1
+    figures.append(
+        Figure(
+            section,
+            "CPU not attributed",
+            report.unattributed_pct_of_core(cores),
+            "% of 1 core (processes that came and went)",
+        )
+    )
+    split = report.machine_split_pct
+    in_irq = split.get("irq", 0.0) + split.get("softirq", 0.0)
+    figures.append(
+        Figure(
+            section,
+            "machine CPU busy",
+            report.machine_busy_pct,
+            f"% of {cores} cores (interrupts {in_irq:.0f}%, steal {split.get('steal', 0.0):.0f}%)",
+        )
+    )
+    return figures
+
+
+class Bench:
+    def __init__(self, cfg: Config, workdir: Path) -> None:
+        self.cfg = cfg
+        self.workdir = workdir
+        self.procs = Processes()
+        self.port = cfg.port or free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = self._service_env()
+        self.api: Process | None = None
+        self.worker: Process | None = None
+        self.loadgen_pgids: set[int] = set()
+        self.figures: list[Figure] = []
+        self.details: dict[str, Any] = {
+            "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        }
+        self.intake_shop: Shop | None = None
+        self.e2e_shop: Shop | None = None
+        self.postmaster_pid = -1
+        self.lock: str | None = None  # the Redis key that reserves the queue for this run
+
+    # -- set-up (synchronous: alembic runs its own event loop) ------------------------------
+
+    def _service_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            CASHBACK_DATABASE_URL=self.cfg.database_url(),
+            CASHBACK_REDIS_URL=self.cfg.redis,
+            CASHBACK_QUEUE_NAME=self.cfg.queue,
+            CASHBACK_LOG_LEVEL=self.cfg.service_log_level,
+        )
+        if self.cfg.db_pool_size is not None:
+            env["CASHBACK_DB_POOL_SIZE"] = str(self.cfg.db_pool_size)
+        if self.cfg.worker_max_jobs is not None:
+            env["CASHBACK_WORKER_MAX_JOBS"] = str(self.cfg.worker_max_jobs)
+        return env
+
+    def setup(self) -> None:
+        began = time.perf_counter()
+        asyncio.run(self._reserve_queue())  # first: a concurrent run must not lose its database
+        asyncio.run(self._recreate_database())
+        migrate.upgrade(self.cfg.database_url())
+        self.intake_shop = self._create_shop("bench-intake.myshopify.com")
+        self.e2e_shop = self._create_shop("bench-e2e.myshopify.com")
+        self.details["setup_s"] = round(time.perf_counter() - began, 2)
+
+    async def _recreate_database(self) -> None:
+        admin = create_async_engine(self.cfg.database_url("postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            async with admin.connect() as conn:
+                name = self.cfg.database  # validated: a plain identifier
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+                version = (await conn.execute(text("SHOW server_version"))).scalar_one()
+                self.details["machine"]["postgres"] = str(version)
+                backend = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                # Our server's processes are its postmaster and the postmaster's children; any
+                # other `postgres` (a test suite's embedded server) is not ours.
+                self.postmaster_pid = processes_by_pid().get(int(backend), NO_PROC).ppid
+        except OSError as exc:
+            raise BenchError(f"PostgreSQL at {self.cfg.postgres} is not reachable: {exc}") from exc
+        finally:
+            await admin.dispose()
+
+    def _create_shop(self, domain: str) -> Shop:
+        secret = "whsec_bench_" + secrets.token_urlsafe(18)
+        argv = [*cashback_command(), "shops", "create", "--domain", domain]
+        argv += ["--webhook-secret", secret, "--json"]
+        done = subprocess.run(
+            argv, env=self.env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        )
+        if done.returncode != 0:
+            raise BenchError(f"`cashback shops create` failed: {error_summary(done.stderr)}")
+        created = json.loads(done.stdout.strip().splitlines()[-1])
+        return Shop(int(created["id"]), str(created["domain"]), str(created["webhook_secret"]))
+
+    # -- the run --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.db = create_async_engine(self.cfg.database_url(), pool_size=2, max_overflow=2)
+        self.redis = Redis.from_url(self.cfg.redis)
+        try:
+            await self.start_api()
+            await self.intake()
+            await self.drain()
+            await self.discard_backlog()
+            await self.end_to_end()
+        finally:
+            self.procs.stop_all()
+            await self.redis.aclose()
+            await self.db.dispose()
+
+    async def _reserve_queue(self) -> None:
+        """Take the queue for this run (a lock that outlives the longest run, in case this one
+        is killed), then clear what an earlier run may have left in it."""
+        lock = self.cfg.queue + ":bench-lock"
+        redis = Redis.from_url(self.cfg.redis)
+        try:
+            if not await redis.set(lock, os.getpid(), nx=True, px=LOCK_MS):
+                left = int(await redis.pttl(lock)) / 1000
+                raise BenchError(
+                    f"another run holds Redis queue {self.cfg.queue!r} (for {left:.0f} s more "
+                    f"at most; delete key {lock!r} if that run is dead, or choose --queue)"
+                )
+            self.lock = lock
+            await self.clear_queue_keys(redis)
+        except (RedisError, OSError) as exc:
+            raise BenchError(f"Redis at {self.cfg.redis} is not reachable: {exc}") from exc
+        finally:
+            await redis.aclose()
+
+    def release(self) -> None:
+        """Clear the queue's keys and give the queue up (call once the processes are gone)."""
+        if self.lock is None:
+            return
+
+        async def release(lock: str) -> None:
+            redis = Redis.from_url(self.cfg.redis)
+            try:
+                await self.clear_queue_keys(redis)
+                await redis.delete(lock)
+            finally:
+                await redis.aclose()
+
+        with contextlib.suppress(RedisError, OSError):
+            asyncio.run(release(self.lock))
+        self.lock = None
+
+    async def clear_queue_keys(self, redis: Redis) -> int:
+        """Delete the queue and every arq key of its jobs. Left-overs matter: the database is
+        new, so event ids start again at 1, and arq silently skips enqueueing a job whose id
+        still has a key (kept up to a day), so a stale `arq:job:<queue>:event:1` would swallow
+        the new event 1's job."""
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.cfg.queue)
+        keys: list[bytes | str] = [self.cfg.queue, self.cfg.queue + ":health-check"]
+        for kind in ("job", "in-progress", "retry", "result"):
+            keys += [k async for k in redis.scan_iter(f"arq:{kind}:{pattern}:*", 1000)]
+        for at in range(0, len(keys), 3000):
+            await redis.delete(*keys[at : at + 3000])
+        return len(keys) - 2
+
+    def label(self, proc: Proc) -> str:
+        if self.api is not None and proc.pgrp == self.api.pgid:
+            return LABEL_API
+        if self.worker is not None and proc.pgrp == self.worker.pgid:
+            return LABEL_WORKER
+        if proc.pgrp in self.loadgen_pgids:
+            return LABEL_LOADGEN
+        if proc.pid == os.getpid():
+            return LABEL_DRIVER
+        if proc.kernel_thread:
+            return LABEL_KERNEL  # kworkers: I/O write-back, network soft interrupts, …
+        if self.postmaster_pid in (proc.pid, proc.ppid):
+            database = backend_database(proc.pid)
+            return LABEL_POSTGRES if database in (None, self.cfg.database) else LABEL_OTHER
+        if self.postmaster_pid < 0 and proc.comm.startswith("postgres"):
+            return LABEL_POSTGRES
+        if proc.comm.startswith("redis"):
+            return LABEL_REDIS
+        return LABEL_OTHER
+
+    async def start_api(self) -> None:
+        argv = [*cashback_command(), "api", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--workers", str(self.cfg.api_workers)]
+        self.api = self.procs.start("api", argv, self.env, self.workdir / "api.log", REPO)
+        deadline = time.perf_counter() + 60
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
+            while True:
+                if not self.api.running:
+                    raise BenchError(f"the API exited at start:\n{self.api.log_tail()}")
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.perf_counter() > deadline:
+                    raise BenchError(f"the API is not ready after 60 s:\n{self.api.log_tail()}")
+                await asyncio.sleep(0.2)
+        if self.cfg.api_workers > 1:
+            await asyncio.sleep(2.0)  # /readyz answered by one process; let the others boot
+
+    def start_worker(self) -> None:
+        argv = [*cashback_command(), "worker"]
+        self.worker = self.procs.start("worker", argv, self.env, self.workdir / "worker.log", REPO)
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop(timeout=15)
+            self.worker = None
+
+    def client(self) -> rawhttp.Client:
+        return rawhttp.Client("127.0.0.1", self.port, self.cfg.connections)
+
+    def note_interference(self, phase: str, cpu: CpuReport) -> None:
+        """Remember when processes outside the run took a noticeable share of the CPU."""
+        lost = cpu.unattributed_pct_of_core(os.cpu_count() or 1)
+        share = cpu.pct_of_core(LABEL_OTHER) + lost
+        if share >= INTERFERENCE_PCT:
+            programs = ", ".join(
+                f"{name} {sec:.1f} s" for name, sec in cpu.other_by_program_s.items()
+            )
+            self.details.setdefault("interference", []).append(
+                f"{phase}: processes outside the benchmark used {share:.0f}% of a core "
+                f"({programs or 'short-lived ones'}; {lost:.0f}% not attributed to any process "
+                "still running at the end); its figures are disturbed"
+            )
+
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        async with self.db.connect() as conn:
+            return (await conn.execute(text(sql), params)).scalar_one()
+
+    # -- phase 1: intake ------------------------------------------------------------------------
+
+    async def intake(self) -> None:
+        cfg, shop = self.cfg, self.intake_shop
+        assert shop is not None
+        factory = OrderFactory(shop.secret, cfg.customers)
+        began = time.perf_counter()
+        pool = self.workdir / "intake-pool.bin"
+        pool_bytes = write_pool(
+            pool, [factory.delivery(INTAKE_ORDER_BASE + i) for i in range(cfg.pool_size)]
+        )
+        self.details["intake_pool"] = {
+            "bodies": cfg.pool_size,
+            "bytes": pool_bytes,
+            "generated_in_s": round(time.perf_counter() - began, 2),
+        }
+        # Warm the API's connection pools with a burst, outside the measurement.
+        warm = [factory.delivery(INTAKE_ORDER_BASE + cfg.pool_size + i) for i in range(64)]
+        client = self.client()
+        try:
+            await self.send_at_rate(client, shop, warm, rate=1000.0, label="warm-intake")
+        finally:
+            await client.close()
+
+        count_events = "SELECT count(*) FROM webhook_events WHERE shop_id = :shop"
+        events_before = int(await self.scalar(count_events, shop=shop.id))
+        tool = cfg.loadgen
+        wrk = shutil.which("wrk")
+        if tool == "auto":
+            tool = "wrk" if wrk else "python"
+        if tool == "wrk" and wrk is None:
+            raise BenchError("--loadgen wrk: `wrk` is not on PATH (apt-get install wrk)")
+        meter = CpuMeter(self.label)
+        meter.start()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if tool == "wrk" and wrk is not None:
+            result = await self.run_wrk(wrk, pool, shop)
+        else:
+            result = await self.run_python_loadgen(pool, shop)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        exited = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+        cpu = meter.stop({LABEL_LOADGEN: exited})
+        self.note_interference("intake", cpu)
+        stored = int(await self.scalar(count_events, shop=shop.id)) - events_before
+        self.details["intake"] = {**asdict(result), "events_stored": stored, "cpu": asdict(cpu)}
+
+        s = "intake"
+        loadgen_pct = 100.0 * result.cpu_s / result.duration_s
+        self.figures += [
+            Figure(s, "load generator", result.tool),
+            Figure(s, "API processes (uvicorn workers)", cfg.api_workers),
+            Figure(s, "arq worker during intake", "stopped"),
+            Figure(s, "connections", cfg.connections),
+            Figure(s, "duration", result.duration_s, "s"),
+            Figure(s, "requests completed", result.completed),
+            Figure(s, "throughput", result.rate, "req/s"),
+            Figure(s, "latency p50", result.p50_ms, "ms"),
+            Figure(s, "latency p90", result.p90_ms, "ms"),
+            Figure(s, "latency p99", result.p99_ms, "ms"),
+            Figure(s, "latency max", result.max_ms, "ms"),
+            Figure(s, "non-2xx responses", result.non2xx),
+            Figure(s, "socket errors / timeouts", result.socket_errors),
+            Figure(s, "events stored in PostgreSQL", stored),
+            Figure(s, "CPU load generator", loadgen_pct, "% of 1 core"),
+            Figure(
+                s,
+                "API CPU per request",
+                1000 * cpu.by_label_s.get(LABEL_API, 0.0) / max(result.completed, 1),
+                "ms",
+            ),
+            *cpu_figures(s, cpu, [LABEL_API, LABEL_POSTGRES, LABEL_REDIS, LABEL_DRIVER]),
+        ]
+
+    async def wait_exit(self, proc: Process, limit_s: float) -> int:
+        deadline = time.perf_counter() + limit_s
+        while proc.running:
+            if time.perf_counter() > deadline:
+                proc.stop()
+                raise BenchError(f"{proc.name} did not finish in {limit_s:.0f} s")
+            await asyncio.sleep(0.1)
+        code: int = proc.popen.returncode
+        return code
+
+    async def run_wrk(self, wrk: str, pool: Path, shop: Shop) -> LoadResult:
+        cfg = self.cfg
+        out = self.workdir / "wrk.json"
+        env = dict(
+            os.environ, BENCH_POOL=str(pool), BENCH_DOMAIN=shop.domain, BENCH_WRK_OUT=str(out)
+        )
+        threads = max(min(cfg.wrk_threads, cfg.connections), 1)
+        argv = [wrk, f"-t{threads}", f"-c{cfg.connections}", f"-d{cfg.intake_seconds}s"]
+        argv += ["--timeout", "10s", "-s", str(WRK_SCRIPT), self.base_url + WEBHOOK_PATH]
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = self.procs.start("wrk", argv, env, self.workdir / "wrk.log", REPO)
+        self.loadgen_pgids.add(proc.pgid)
+        code = await self.wait_exit(proc, cfg.intake_seconds + 60)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if code != 0 or not out.exists():
+            raise BenchError(f"wrk failed (exit {code}):\n{proc.log_tail()}")
+        data = json.loads(out.read_text())
+        cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+        errors = sum(int(data[k]) for k in ("connect_errors", "read_errors", "write_errors"))
+        return LoadResult(
+            tool=f"{wrk_version(wrk)} ({threads} threads, Lua)",
+            completed=int(data["completed"]),
+            sent=int(data["sent"]),
+            non2xx=int(data["non2xx"]),
+            socket_errors=errors + int(data["timeouts"]),
+            duration_s=float(data["duration_us"]) / 1e6,
+            p50_ms=float(data["p50_us"]) / 1000,
+            p90_ms=float(data["p90_us"]) / 1000,
+            p99_ms=float(data["p99_us"]) / 1000,
+            max_ms=float(data["max_us"]) / 1000,
+            cpu_s=cpu,
+            pool_size=int(data["pool_size"]),
+        )
+
+    async def run_python_loadgen(self, pool: Path, shop: Shop) -> LoadResult:
+        cfg = self.cfg
+        count = max(min(cfg.loadgen_processes, cfg.connections), 1)
+        start_at = time.time() + 2.5  # every process loads its pool before this
+        procs: list[tuple[Process, Path]] = []
+        for n in range(count):
+            conns = cfg.connections // count + (1 if n < cfg.connections % count else 0)
+            out = self.workdir / f"loadgen-{n}.json"
+            argv = [sys.executable, "-m", "bench.loadgen", "--host", "127.0.0.1"]
+            argv += ["--port", str(self.port), "--domain", shop.domain, "--pool", str(pool)]
+            argv += ["--out", str(out), "--connections", str(conns)]
+            argv += ["--duration", str(cfg.intake_seconds), "--start-at", f"{start_at:.3f}"]
+            argv += ["--label", f"py{n}", "--offset", str(n * cfg.pool_size // count)]
+            proc = self.procs.start(
+                f"loadgen-{n}", argv, dict(os.environ), out.with_suffix(".log"), REPO
+            )
+            self.loadgen_pgids.add(proc.pgid)
+            procs.append((proc, out))
+        latencies: list[float] = []
+        completed = sent = non2xx = errors = 0
+        rate = cpu = wall = 0.0
+        for proc, out in procs:
+            code = await self.wait_exit(proc, cfg.intake_seconds + 60)
+            if code != 0 or not out.exists():
+                raise BenchError(f"{proc.name} failed (exit {code}):\n{proc.log_tail()}")
+            data = json.loads(out.read_text())
+            latencies += data["latencies_s"]
+            completed += int(data["completed"])
+            sent += int(data["sent"])
+            non2xx += int(data["non2xx"])
+            errors += int(data["errors"])
+            rate += int(data["completed"]) / float(data["wall_s"])
+            cpu += float(data["cpu_s"])
+            wall = max(wall, float(data["wall_s"]))
+        return LoadResult(
+            tool=f"python asyncio ({count} processes, raw sockets)",
+            completed=completed,
+            sent=sent,
+            non2xx=non2xx,
+            socket_errors=errors,
+            duration_s=completed / rate if rate else wall,
+            p50_ms=percentile(latencies, 50) * 1000,
+            p90_ms=percentile(latencies, 90) * 1000,
+            p99_ms=percentile(latencies, 99) * 1000,
+            max_ms=max(latencies, default=0.0) * 1000,
+            cpu_s=cpu,
+            pool_size=cfg.pool_size,
+        )
+
+    # -- phase 2: the worker on the intake backlog ----------------------------------------------
+
+    async def drain(self) -> None:
+        """Start the worker on the intake backlog for a while: its saturated throughput."""
+        cfg, shop = self.cfg, self.intake_shop
+        assert shop is not None
+        if cfg.drain_seconds <= 0:
+            return
+        backlog = int(
+            await self.scalar(
+                "SELECT count(*) FROM webhook_events WHERE shop_id = :shop AND status = 'received'",
+                shop=shop.id,
+            )
+        )
+        count_credited = (
+            "SELECT count(*) FROM orders WHERE shop_id = :shop AND status = 'processed'"
+        )
+        self.start_worker()
+        # Measure from the first credit on: the worker's start-up (imports) is not its pace.
+        deadline = time.perf_counter() + 60
+        while not int(await self.scalar(count_credited, shop=shop.id)):
+            self.check_worker_alive()
+            if error := await self.job_error(shop):
+                raise BenchError(f"the worker fails the jobs: {error}")
+            if time.perf_counter() > deadline:
+                raise BenchError("the worker credited nothing in 60 s")
+            await asyncio.sleep(0.05)
+        meter = CpuMeter(self.label)
+        meter.start()
+        first = int(await self.scalar(count_credited, shop=shop.id))
+        began = time.perf_counter()
+        deadline = began + cfg.drain_seconds
+        while time.perf_counter() < deadline:
+            self.check_worker_alive()
+            await asyncio.sleep(0.2)
+        last = int(await self.scalar(count_credited, shop=shop.id))
+        elapsed = time.perf_counter() - began
+        cpu = meter.stop()  # before the worker stops, or its CPU is lost with it
+        self.note_interference("drain", cpu)
+        self.stop_worker()
+        processed = last - first
+        rate = processed / elapsed if elapsed > 0 else float("nan")
+        per_order = (
+            1000 * cpu.by_label_s.get(LABEL_WORKER, 0.0) / processed if processed else float("nan")
+        )
+        self.details["drain"] = {
+            "backlog": backlog,
+            "processed_in_window": processed,
+            "window_s": elapsed,
+            "cpu": asdict(cpu),
+        }
+        s = "worker on the intake backlog"
+        self.figures += [
+            Figure(s, "backlog at start", backlog, "events"),
+            Figure(s, "measured window (from the first credit)", elapsed, "s"),
+            Figure(s, "orders credited in the window", processed),
+            Figure(
+                s,
+                "worker throughput (saturated)",
+                rate,
+                "orders/s" if last < backlog else "orders/s (the backlog ran out: a lower bound)",
+            ),
+            Figure(s, "worker CPU per order", per_order, "ms"),
+            *cpu_figures(s, cpu, [LABEL_WORKER, LABEL_POSTGRES, LABEL_REDIS, LABEL_API]),
+        ]
+
+    async def discard_backlog(self) -> None:
+        """Drop what is left of the intake backlog, so the end-to-end phase starts on an empty
+        queue (and the sweeper finds nothing stale): events become `ignored`, jobs go."""
+        shop = self.intake_shop
+        assert shop is not None and self.worker is None
+        async with self.db.begin() as conn:
+            ids = list(
+                (
+                    await conn.execute(
+                        text(
+                            "UPDATE webhook_events SET status = 'ignored', handled_at = now(), "
+                            "error = 'discarded by the benchmark' "
+                            "WHERE shop_id = :shop AND status = 'received' RETURNING id"
+                        ),
+                        {"shop": shop.id},
+                    )
+                ).scalars()
+            )
+        # What is left in the queue (jobs killed mid-flight included: arq removes a job from
+        # its queue only when it finishes) goes, with each job's keys.
+        queued = [m.decode() for m in await self.redis.zrange(self.cfg.queue, 0, -1)]
+        keys = [self.cfg.queue]
+        for job_id in queued:
+            keys += [f"arq:{kind}:{job_id}" for kind in ("job", "in-progress", "retry")]
+        for at in range(0, len(keys), 3000):
+            await self.redis.delete(*keys[at : at + 3000])
+        self.details["discarded_jobs"] = len(queued)
+        self.details["discarded_events"] = len(ids)
+
+    # -- phase 3: paid → credit at a fixed rate -------------------------------------------------
+
+    async def send_at_rate(
+        self,
+        client: rawhttp.Client,
+        shop: Shop,
+        deliveries: list[Delivery],
+        rate: float,
+        label: str,
+    ) -> Sent:
+        """Open loop: delivery i is due at start + i/rate whatever the answers before it; its
+        response time counts from then (time waiting for a free connection included)."""
+        sent = Sent()
+        host = f"127.0.0.1:{self.port}"
+        raws = [
+            rawhttp.post_request(host, WEBHOOK_PATH, d.headers(shop.domain, f"{label}-{n}"), d.body)
+            for n, d in enumerate(deliveries)
+        ]
+
+        async def post(raw: bytes, due: float, order_id: int) -> None:
+            try:
+                status, body = await client.request(raw)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                sent.statuses[0] += 1
+                sent.results[type(exc).__name__] += 1
+                return
+            sent.latencies_s.append(time.perf_counter() - due)
+            sent.statuses[status] += 1
+            if status == 200:
+                result = str(json.loads(body).get("result"))
+                sent.results[result] += 1
+                if result == "accepted":
+                    sent.accepted_ids.append(str(order_id))
+
+        tasks: list[asyncio.Task[None]] = []
+        start = time.perf_counter() + 0.05
+        for n, (raw, delivery) in enumerate(zip(raws, deliveries, strict=True)):
+            due = start + n / rate
+            lag = time.perf_counter() - due
+            if lag < 0:
+                await asyncio.sleep(-lag)
+            else:
+                sent.max_lag_s = max(sent.max_lag_s, lag)
+            tasks.append(asyncio.create_task(post(raw, due, delivery.order_id)))
+        await asyncio.gather(*tasks)
+        sent.wall_s = time.perf_counter() - start
+        return sent
+
+    async def processed_count(self, shop: Shop, ids: list[str]) -> int:
+        return int(
+            await self.scalar(
+                "SELECT count(*) FROM orders WHERE shop_id = :shop "
+                "AND external_id = ANY(:ids) AND status = 'processed'",
+                shop=shop.id,
+                ids=ids,
+            )
+        )
+
+    def check_worker_alive(self) -> None:
+        if self.worker is not None and not self.worker.running:
+            raise BenchError(f"the worker exited:\n{self.worker.log_tail()}")
+
+    async def job_error(self, shop: Shop) -> str | None:
+        """The error of a failed try of one of the shop's events, if any."""
+        error: str | None = await self.scalar(
+            "SELECT max(error) FROM webhook_events WHERE shop_id = :shop AND error IS NOT NULL",
+            shop=shop.id,
+        )
+        return error
+
+    async def wait_processed(
+        self, shop: Shop, ids: list[str], limit_s: float, *, fail_fast: bool = False
+    ) -> int:
+        deadline = time.perf_counter() + limit_s
+        while True:
+            done = await self.processed_count(shop, ids)
+            if done >= len(ids) or time.perf_counter() > deadline:
+                return done
+            if fail_fast and (error := await self.job_error(shop)):
+                raise BenchError(f"the worker fails the jobs: {error}")
+            self.check_worker_alive()
+            await asyncio.sleep(0.2)
+
+    async def end_to_end(self) -> None:
+        cfg, shop = self.cfg, self.e2e_shop
+        assert shop is not None
+        factory = OrderFactory(shop.secret, cfg.customers)
+        count = round(cfg.e2e_rate * cfg.e2e_seconds)
+        deliveries = [factory.delivery(E2E_ORDER_BASE + i) for i in range(count)]
+        ids = [str(d.order_id) for d in deliveries]
+        self.start_worker()
+        client = self.client()
+        try:
+            warm = [factory.delivery(WARMUP_ORDER_BASE + i) for i in range(WARMUP_ORDERS)]
+            await self.send_at_rate(client, shop, warm, WARMUP_RATE, "warm-e2e")
+            warm_ids = [str(d.order_id) for d in warm]
+            if await self.wait_processed(shop, warm_ids, 60, fail_fast=True) < len(warm):
+                assert self.worker is not None
+                raise BenchError(
+                    "the warm-up orders were not credited within 60 s; worker log:\n"
+                    + self.worker.log_tail()
+                )
+            meter = CpuMeter(self.label)
+            meter.start()
+            sent = await self.send_at_rate(client, shop, deliveries, cfg.e2e_rate, "e2e")
+            sending_done = time.perf_counter()
+            processed = await self.wait_processed(shop, sent.accepted_ids, cfg.settle_seconds)
+            settle = time.perf_counter() - sending_done
+            cpu = meter.stop()
+        finally:
+            await client.close()
+        self.note_interference("end-to-end", cpu)
+        await self.report_end_to_end(shop, ids, sent, processed, settle, cpu)
+
+    async def report_end_to_end(
+        self,
+        shop: Shop,
+        ids: list[str],
+        sent: Sent,
+        processed: int,
+        settle: float,
+        cpu: CpuReport,
+    ) -> None:
+        cfg = self.cfg
+        params = {"shop": shop.id, "ids": ids}
+        async with self.db.connect() as conn:
+            latencies = [
+                float(v)
+                for v in (
+                    await conn.execute(
+                        text(
+                            "SELECT EXTRACT(EPOCH FROM processed_at - paid_received_at)::float8 "
+                            "FROM orders WHERE shop_id = :shop AND external_id = ANY(:ids) "
+                            "AND status = 'processed'"
+                        ),
+                        params,
+                    )
+                ).scalars()
+            ]
+            statuses = {
+                str(status): int(n)
+                for status, n in (
+                    await conn.execute(
+                        text(
+                            "SELECT status, count(*) FROM orders WHERE shop_id = :shop "
+                            "AND external_id = ANY(:ids) GROUP BY status"
+                        ),
+                        params,
+                    )
+                ).all()
+            }
+            entries, credited = (
+                await conn.execute(
+                    text(
+                        "SELECT count(l.id), coalesce(sum(l.amount), 0)::bigint "
+                        "FROM ledger_entries l JOIN orders o ON o.id = l.order_id "
+                        "WHERE o.shop_id = :shop AND o.external_id = ANY(:ids)"
+                    ),
+                    params,
+                )
+            ).one()
+            expected_credit = await conn.execute(
+                text(
+                    "SELECT coalesce(sum(cashback_amount), 0)::bigint FROM orders "
+                    "WHERE shop_id = :shop AND external_id = ANY(:ids) AND status = 'processed'"
+                ),
+                params,
+            )
+            owed = int(expected_credit.scalar_one())
+            span = (
+                await conn.execute(
+                    text(
+                        "SELECT EXTRACT(EPOCH FROM max(processed_at) - min(paid_received_at))"
+                        "::float8 FROM orders WHERE shop_id = :shop AND external_id = ANY(:ids) "
+                        "AND status = 'processed'"
+                    ),
+                    params,
+                )
+            ).scalar_one()
+        credit_rate = processed / float(span) if span else float("nan")
+        kept_up = credit_rate >= 0.95 * cfg.e2e_rate
+        expected = len(ids)
+        missing = expected - sum(statuses.values())
+        if processed < expected or int(entries) != processed or int(credited) != owed:
+            self.details["e2e_problem"] = (
+                f"{processed}/{expected} processed, {entries} ledger entries, "
+                f"credited {credited} vs owed {owed} (minor units), statuses {statuses}, "
+                f"{missing} orders not created yet (their events still waiting for the worker)"
+            )
+        self.details["e2e"] = {
+            "expected": expected,
+            "http_statuses": {str(k): v for k, v in sent.statuses.items()},
+            "results": dict(sent.results),
+            "order_statuses": statuses,
+            "orders_missing": missing,
+            "ledger_entries": int(entries),
+            "credited_minor_units": int(credited),
+            "owed_minor_units": owed,
+            "settle_s": settle,
+            "credit_rate_per_s": credit_rate,
+            "kept_up": kept_up,
+            "response_time_ms": {
+                str(p): percentile(sent.latencies_s, p) * 1000 for p in (50, 90, 99, 100)
+            },
+            "paid_to_credit_ms": {
+                str(p): percentile(latencies, p) * 1000 for p in (50, 90, 95, 99, 100)
+            },
+            "cpu": asdict(cpu),
+        }
+        s = "end-to-end (worker running)"
+        non2xx = sum(n for status, n in sent.statuses.items() if not 200 <= status < 300)
+        self.figures += [
+            Figure(s, "target rate", cfg.e2e_rate, "webhooks/s"),
+            Figure(s, "webhooks sent", expected),
+            Figure(s, "sender max lag behind schedule", sent.max_lag_s * 1000, "ms"),
+            Figure(s, "webhook response time p50", percentile(sent.latencies_s, 50) * 1000, "ms"),
+            Figure(s, "webhook response time p99", percentile(sent.latencies_s, 99) * 1000, "ms"),
+            Figure(s, "non-2xx responses", non2xx),
+            Figure(s, "orders processed", f"{processed} / {expected}", "orders"),
+            Figure(s, "ledger credits written", int(entries)),
+            Figure(s, "credited in the ledger", int(credited), "minor units (USD cents)"),
+            Figure(s, "cashback owed by those orders", owed, "minor units (USD cents)"),
+            Figure(s, "paid -> credit p50", percentile(latencies, 50) * 1000, "ms"),
+            Figure(s, "paid -> credit p95", percentile(latencies, 95) * 1000, "ms"),
+            Figure(s, "paid -> credit p99", percentile(latencies, 99) * 1000, "ms"),
+            Figure(s, "paid -> credit max", max(latencies, default=float("nan")) * 1000, "ms"),
+            Figure(s, "last send -> all credited", settle, "s"),
+            Figure(s, "credit throughput (first paid -> last credit)", credit_rate, "orders/s"),
+            Figure(s, "pipeline kept up with the rate", "yes" if kept_up else "NO", ""),
+            *cpu_figures(
+                s, cpu, [LABEL_API, LABEL_WORKER, LABEL_POSTGRES, LABEL_REDIS, LABEL_DRIVER]
+            ),
+        ]
