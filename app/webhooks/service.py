@@ -161,6 +161,7 @@ async def _dispatch(
         request = shopify.ShopifyPrivacyRequest.model_validate(payload)
         if request.customer is not None:
             await privacy_service.redact_customer(session, shop, request.customer.id)
+        event.body = privacy_service.REDACTED_BODY  # the request names the customer too
     elif topic == "customers/data_request":
         request = shopify.ShopifyPrivacyRequest.model_validate(payload)
         export = (
@@ -178,6 +179,7 @@ async def _dispatch(
             payload={"request": payload, "export": export},
         )
     elif topic == "shop/redact":
+        session.expunge(event)  # the event row goes with the shop's data
         await privacy_service.redact_shop(session, shop)
         return None
     elif topic == "app/uninstalled":
