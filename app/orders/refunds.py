@@ -161,7 +161,7 @@ async def _reverse(
     remaining = credit - await _reversed_so_far(session, order)
     amount = min(amount + amount_only, remaining)  # never beyond what was credited
     if amount > 0:
-        await ledger_service.reverse(
+        entry_id = await ledger_service.reverse(
             session,
             shop=shop,
             credit=credit_entry,
@@ -169,6 +169,8 @@ async def _reverse(
             idempotency_key=f"refund:{refund.external_id}",
             description=f"Refund {refund.external_id} of order {order.name or order.external_id}",
         )
+        if entry_id is not None:
+            await order_service.ledger_entry_written(session, shop, order, entry_id, -amount)
     target = OrderStatus.reversed if amount == remaining else OrderStatus.partially_reversed
     if amount > 0:
         await order_service.transition(
@@ -236,7 +238,7 @@ async def cancel(session: AsyncSession, shop: Shop, order: Order) -> None:
         credit_entry = await _credit_entry(session, order)
         remaining = credit_entry.amount - await _reversed_so_far(session, order)
         if remaining > 0:
-            await ledger_service.reverse(
+            entry_id = await ledger_service.reverse(
                 session,
                 shop=shop,
                 credit=credit_entry,
@@ -244,6 +246,8 @@ async def cancel(session: AsyncSession, shop: Shop, order: Order) -> None:
                 idempotency_key=f"order:{order.id}:cancel",
                 description=f"Order {order.name or order.external_id} cancelled",
             )
+            if entry_id is not None:
+                await order_service.ledger_entry_written(session, shop, order, entry_id, -remaining)
             await order_service.transition(
                 session,
                 order,

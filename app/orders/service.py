@@ -16,6 +16,8 @@ from app.audit.service import SYSTEM, Actor
 from app.catalog import service as catalog_service
 from app.kit.money import format_minor
 from app.ledger import service as ledger_service
+from app.notifications import service as notification_service
+from app.notifications.service import OutboxKind
 from app.orders.domain import (
     PlatformCustomer,
     PlatformLine,
@@ -378,12 +380,13 @@ async def award(
             )
             await apply_waiting_refunds(session, shop, order)
             return
-    await credit_order(session, order, actor=actor, action=action, details=details)
+    await credit_order(session, shop, order, actor=actor, action=action, details=details)
     await apply_waiting_refunds(session, shop, order)
 
 
 async def credit_order(
     session: AsyncSession,
+    shop: Shop,
     order: Order,
     *,
     actor: Actor = SYSTEM,
@@ -421,6 +424,8 @@ async def credit_order(
     )
     if entry_id is None:
         logger.warning("order %s already had its credit; not writing it twice", order.id)
+    else:
+        await ledger_entry_written(session, shop, order, entry_id, amount)
     await transition(
         session, order, OrderStatus.processed, actor=actor, action=action, details=details
     )
@@ -432,8 +437,9 @@ async def award_due(session: AsyncSession, order_id: int) -> OrderStatus | None:
     now = datetime.now(UTC)
     if order is None or order.status != OrderStatus.scheduled or (order.award_at or now) > now:
         return None
-    await credit_order(session, order, action="order.awarded")
-    await apply_waiting_refunds(session, await session.get_one(Shop, order.shop_id), order)
+    shop = await session.get_one(Shop, order.shop_id)
+    await credit_order(session, shop, order, action="order.awarded")
+    await apply_waiting_refunds(session, shop, order)
     return OrderStatus(order.status)
 
 
@@ -447,10 +453,50 @@ async def due_awards(session: AsyncSession, now: datetime, limit: int) -> list[i
     return list(result.scalars())
 
 
+async def ledger_entry_written(
+    session: AsyncSession, shop: Shop, order: Order, entry_id: int, amount: int
+) -> None:
+    """What follows every credit and reversal: the customer is told (when the shop says so)."""
+    if notification_service.endpoint(shop, OutboxKind.customer_notice) is None:
+        return
+    assert order.customer_id is not None
+    cur = order.currency
+    balance = await ledger_service.balance(session, order.customer_id)
+    await notification_service.enqueue_customer_notice(
+        session,
+        shop,
+        event_key=f"entry:{entry_id}",
+        event_type="cashback.credited" if amount > 0 else "cashback.reversed",
+        payload={
+            "order": {"id": str(order.id), "external_id": order.external_id, "name": order.name},
+            "customer": {"id": order.customer_external_id, "email": order.email},
+            "amount": format_minor(abs(amount), cur),
+            "currency": cur,
+            "balance": format_minor(balance, cur),
+        },
+    )
+
+
 async def mark_failed(session: AsyncSession, order: Order, error: str) -> None:
+    """Out of retries: the order is `failed` with its error, and the merchant is alerted."""
     if order.status in UNDECIDED:
         order.last_error = error
         await transition(session, order, OrderStatus.failed, reason="processing failed")
+        shop = await session.get_one(Shop, order.shop_id)
+        await notification_service.enqueue_alert(
+            session,
+            shop,
+            event_key=f"order:{order.id}:failed",
+            event_type="order.failed",
+            payload={
+                "order": {
+                    "id": str(order.id),
+                    "external_id": order.external_id,
+                    "name": order.name,
+                },
+                "error": error[:1000],
+            },
+        )
 
 
 async def find_order(

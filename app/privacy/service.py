@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, literal_column, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.kit.money import format_minor
 from app.ledger.models import Customer, LedgerEntry
+from app.notifications.models import OutboxMessage
 from app.orders.models import Order
 from app.shops.models import Shop
 from app.webhooks.models import WebhookEvent
@@ -36,6 +37,15 @@ async def redact_customer(session: AsyncSession, shop: Shop, customer_external_i
         order.email = None
         if order.snapshot:
             order.snapshot = _scrub_snapshot(order.snapshot)
+    # Notices waiting in the outbox carry the customer's email too.
+    await session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.shop_id == shop.id,
+            OutboxMessage.payload["customer"]["id"].astext == customer_external_id,
+        )
+        .values(payload=literal_column("jsonb_set(payload, '{customer,email}', 'null'::jsonb)"))
+    )
     # Stored deliveries carry the same personal data: replace the handled ones that name them.
     for marker in markers:
         await session.execute(

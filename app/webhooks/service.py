@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog_service
 from app.kit.queue import defer_job
+from app.notifications import service as notification_service
 from app.orders import refunds as refund_service
 from app.orders import service as order_service
 from app.orders.domain import PlatformCustomer
@@ -169,8 +170,6 @@ async def _dispatch(
             if request.customer is not None
             else None
         )
-        from app.notifications import service as notification_service
-
         await notification_service.enqueue_alert(
             session,
             shop,
