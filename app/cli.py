@@ -1,4 +1,4 @@
-"""The `cashback` command: serve | api | worker | migrate | shops create | openapi."""
+"""The `cashback` command: serve | api | worker | migrate | shops create | reconcile | openapi."""
 
 from __future__ import annotations
 
@@ -264,3 +264,40 @@ def openapi(
 
 def main() -> None:
     cli()
+
+
+async def _reconcile(settings: Settings, domain: str, since: str) -> list[str]:
+    from datetime import date
+
+    from app.platform import reconcile
+
+    resources = Resources.open(settings)
+    try:
+        summary = await reconcile.reconcile_domain(
+            resources, domain, since=date.fromisoformat(since)
+        )
+    finally:
+        await resources.close()
+    return summary.lines()
+
+
+@cli.command("reconcile")
+def reconcile_command(
+    shop: Annotated[str, typer.Option(help="The store's domain, e.g. acme.myshopify.com.")],
+    since: Annotated[str, typer.Option(help="First day to look at, YYYY-MM-DD (UTC).")],
+) -> None:
+    """Ingest paid orders the webhooks missed since a day, and report customers whose store
+    credit on Shopify differs from the ledger."""
+    from app.platform.reconcile import UnknownShop
+    from app.platform.service import NoAdminAccess
+    from app.platform.shopify_admin import AdminApiError
+
+    _configure_logging(get_settings())
+    with resolved_settings() as settings:
+        try:
+            lines = asyncio.run(_reconcile(settings, shop, since))
+        except (ValueError, UnknownShop, NoAdminAccess, AdminApiError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    for line in lines:
+        typer.echo(line)

@@ -28,6 +28,7 @@ from app.orders.domain import (
 from app.orders.holds import HoldFacts, HoldRules, hold_reasons
 from app.orders.models import Order, OrderLine
 from app.orders.state import UNDECIDED, OrderStatus, check_transition
+from app.platform import service as platform_service
 from app.program.calculator import SHIPPING_LINE_ID, Breakdown, calculate
 from app.program.rules import Program
 from app.program.service import current_program
@@ -456,7 +457,9 @@ async def due_awards(session: AsyncSession, now: datetime, limit: int) -> list[i
 async def ledger_entry_written(
     session: AsyncSession, shop: Shop, order: Order, entry_id: int, amount: int
 ) -> None:
-    """What follows every credit and reversal: the customer is told (when the shop says so)."""
+    """What follows every credit and reversal: the push to the shop's store credit (or a
+    skipped sync row for a ledger-only shop), and the customer's notice."""
+    await platform_service.schedule_sync(session, shop, entry_id)
     if notification_service.endpoint(shop, OutboxKind.customer_notice) is None:
         return
     assert order.customer_id is not None

@@ -1,0 +1,471 @@
+"""Store credit on the platform: each ledger entry is pushed to the shop's Shopify store-credit
+account at most once.
+
+Shopify's store-credit mutations carry no idempotency key, so every push follows one protocol:
+record the attempt (`in_flight`, attempts + 1) and commit, call Shopify, store the outcome in a
+new transaction. A row found `in_flight` is an attempt whose outcome is unknown: the account's
+recent transactions are read first, and nothing is sent again until that attempt is found or
+can no longer land.
+
+Recognising our transaction: API versions from 2027-01 take a merchant-only `note`, which
+carries the ledger entry id, and a noted transaction matches only its own entry. Older versions
+have no marker, so a transaction matches on kind (credit/debit), exact amount, event ADJUSTMENT
+(made through the API, not at checkout) and a creation time no earlier than the attempt (less
+CLOCK_SKEW), among transactions no other entry has claimed. Limitation: a credit of the same
+amount made by someone else in that window would be taken for ours (under-credit, never a
+double credit).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.kit.crypto import SecretBox
+from app.kit.money import format_minor
+from app.kit.queue import defer_job
+from app.kit.resources import Resources
+from app.kit.uow import unit_of_work
+from app.ledger.models import Customer, EntryKind, LedgerEntry
+from app.notifications import service as notifications
+from app.orders.models import Order
+from app.platform import shopify_admin
+from app.platform.models import CreditSync, SyncStatus
+from app.platform.shopify_admin import (
+    AccountTransaction,
+    AdminApi,
+    Applied,
+    MutationOutcome,
+    Refused,
+    Retryable,
+    StoreCreditAccount,
+    Unclear,
+)
+from app.shops.models import Shop
+
+logger = logging.getLogger(__name__)
+
+SYNC_JOB = "sync_ledger_entry"
+SYNC_FAILED_EVENT = "store_credit.sync_failed"
+# An unclear attempt may still land while Shopify works on it: "not among the transactions"
+# proves nothing before this long (at least twice the client timeout) after the attempt.
+MIN_SETTLE_S = 30.0
+# Our clock and Shopify's differ a little: match transactions this far before the attempt.
+CLOCK_SKEW = timedelta(minutes=2)
+INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+
+_DONE = frozenset({SyncStatus.synced, SyncStatus.failed, SyncStatus.skipped})
+
+
+def sync_job_id(ledger_entry_id: int) -> str:
+    return f"sync:{ledger_entry_id}"
+
+
+def pushes_store_credit(shop: Shop) -> bool:
+    return shop.push_store_credit and shop.uninstalled_at is None
+
+
+async def schedule_sync(session: AsyncSession, shop: Shop, ledger_entry_id: int) -> None:
+    """Call right after writing a ledger entry, in the same transaction: the entry gets its
+    sync row, and its push is queued once the transaction commits."""
+    status = SyncStatus.pending if pushes_store_credit(shop) else SyncStatus.skipped
+    inserted = await session.execute(
+        insert(CreditSync)
+        .values(ledger_entry_id=ledger_entry_id, shop_id=shop.id, status=status)
+        .on_conflict_do_nothing(index_elements=[CreditSync.ledger_entry_id])
+        .returning(CreditSync.ledger_entry_id)
+    )
+    if inserted.scalar_one_or_none() is not None and status == SyncStatus.pending:
+        defer_job(session, SYNC_JOB, ledger_entry_id, job_id=sync_job_id(ledger_entry_id))
+
+
+class NoAdminAccess(Exception):
+    """The shop has no usable Admin API token."""
+
+
+def admin_api(shop: Shop, secrets: SecretBox) -> AdminApi:
+    if not shop.platform_access_token:
+        raise NoAdminAccess(f"{shop.domain} has no Admin API access token")
+    try:
+        token = secrets.decrypt(shop.platform_access_token)
+    except ValueError as exc:
+        raise NoAdminAccess(f"{shop.domain}: {exc}") from exc
+    base_url = shop.platform_api_base_url or f"https://{shop.domain}"
+    return AdminApi(base_url, shop.platform_api_version, token)
+
+
+class TryAgain(Exception):
+    """This try ended without a final outcome; a later try continues (after `after` s)."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """One store-credit movement to make on Shopify for a ledger entry."""
+
+    ledger_entry_id: int
+    shop_id: int
+    api: AdminApi
+    owner_id: str  # Customer or CompanyLocation GID
+    kind: str  # credit | debit
+    amount: int  # minor units to move now, positive (a debit's shortfall left out)
+    total: int  # the entry's whole amount, positive
+    currency: str
+    notify: bool
+    attempt: int
+    attempted_at: datetime
+    check_first: bool  # an earlier attempt's outcome is unknown
+
+    @property
+    def note(self) -> str:
+        return f"cashback ledger entry {self.ledger_entry_id}"
+
+    def matches(self, transaction: AccountTransaction) -> bool:
+        if (transaction.kind, transaction.amount) != (self.kind, self.amount):
+            return False
+        if transaction.event not in (None, "ADJUSTMENT"):
+            return False  # spent or refunded at checkout, not made by an app
+        if transaction.note is not None:
+            return transaction.note == self.note
+        # No note: an older API version (perhaps the shop's version when the attempt was made).
+        return transaction.created_at >= self.attempted_at - CLOCK_SKEW
+
+
+Step = Push | SyncStatus | None
+
+
+async def sync_entry(res: Resources, ledger_entry_id: int) -> SyncStatus | None:
+    """One try at pushing the entry. Returns where the row stands (None: not ours to do now);
+    raises TryAgain when a later try must continue."""
+    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        step = await _begin(session, res.secrets, ledger_entry_id, checked_attempt=None)
+    if not isinstance(step, Push):
+        return step
+    if step.check_first:
+        account = await _read_account(res, step, since=step.attempted_at - CLOCK_SKEW)
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            adopted = await _adopt(session, step, account)
+        if adopted is not None:
+            return adopted
+        wait = (step.attempted_at + _settle_time(res) - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            raise TryAgain(f"attempt {step.attempt} may still land on Shopify", after=wait)
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            step = await _begin(session, res.secrets, ledger_entry_id, checked_attempt=step.attempt)
+        if not isinstance(step, Push):
+            return step
+    outcome = await _send(res, step)
+    balance = None
+    if isinstance(outcome, Refused) and outcome.code == INSUFFICIENT_FUNDS:
+        balance = await _balance(res, step)
+    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        result = await _store_outcome(session, step, outcome, balance)
+    if isinstance(result, TryAgain):
+        if isinstance(outcome, Unclear):  # look for it once it can no longer land
+            settled_at = step.attempted_at + _settle_time(res)
+            result.after = max((settled_at - datetime.now(UTC)).total_seconds(), 1.0)
+        raise result
+    return result
+
+
+def _settle_time(res: Resources) -> timedelta:
+    return timedelta(seconds=max(MIN_SETTLE_S, 2 * res.settings.http_timeout_s))
+
+
+async def _begin(
+    session: AsyncSession, secrets: SecretBox, ledger_entry_id: int, *, checked_attempt: int | None
+) -> Step:
+    """Lock the row and decide: nothing to do, check an unknown attempt first, or record a new
+    attempt (committed before anything is sent)."""
+    sync = await session.scalar(
+        select(CreditSync)
+        .where(CreditSync.ledger_entry_id == ledger_entry_id)
+        .with_for_update(skip_locked=True)
+    )
+    if sync is None:
+        return None  # unknown, or another worker holds it
+    if sync.status in _DONE:
+        return SyncStatus(sync.status)
+    entry = await session.get_one(LedgerEntry, ledger_entry_id)
+    shop = await session.get_one(Shop, sync.shop_id)
+    if not pushes_store_credit(shop):
+        if sync.status == SyncStatus.in_flight:
+            why = f"the shop stopped pushing; outcome of attempt {sync.attempts} unknown"
+            return await _fail(session, sync, why)
+        return await _close(session, sync, SyncStatus.skipped)
+    if entry.reverses_entry_id is not None:
+        credit_status = await session.scalar(
+            select(CreditSync.status).where(CreditSync.ledger_entry_id == entry.reverses_entry_id)
+        )
+        if credit_status in (SyncStatus.pending, SyncStatus.in_flight):
+            return None  # debit after the credit lands; its outcome wakes this entry
+        if credit_status in (None, SyncStatus.skipped):
+            return await _close(session, sync, SyncStatus.skipped)
+        if credit_status == SyncStatus.failed:
+            why = f"the credit it reverses (entry {entry.reverses_entry_id}) was never pushed"
+            return await _fail(session, sync, why)
+    try:
+        api = admin_api(shop, secrets)
+    except NoAdminAccess as exc:
+        return await _fail(session, sync, str(exc))
+    push = Push(
+        ledger_entry_id=entry.id,
+        shop_id=shop.id,
+        api=api,
+        owner_id=await _owner_id(session, entry),
+        kind="credit" if entry.kind == EntryKind.credit else "debit",
+        amount=abs(entry.amount) - sync.shortfall,
+        total=abs(entry.amount),
+        currency=entry.currency,
+        notify=shop.notify_customers,
+        attempt=sync.attempts,
+        attempted_at=sync.attempted_at or sync.created_at,
+        check_first=True,
+    )
+    if sync.status == SyncStatus.in_flight and sync.attempts != checked_attempt:
+        return push
+    now = datetime.now(UTC)
+    sync.status = SyncStatus.in_flight
+    sync.attempts += 1
+    sync.attempted_at = now
+    return replace(push, attempt=sync.attempts, attempted_at=now, check_first=False)
+
+
+async def _owner_id(session: AsyncSession, entry: LedgerEntry) -> str:
+    """B2B credit belongs to the company location that bought; else to the customer."""
+    if entry.order_id is not None:
+        snapshot = await session.scalar(select(Order.snapshot).where(Order.id == entry.order_id))
+        company_id = (snapshot or {}).get("company_id")
+        if company_id:
+            return shopify_admin.company_location_gid(str(company_id))
+    external_id = await session.scalar(
+        select(Customer.external_id).where(Customer.id == entry.customer_id)
+    )
+    return shopify_admin.customer_gid(str(external_id))
+
+
+async def _read_account(
+    res: Resources, push: Push, *, since: datetime
+) -> StoreCreditAccount | None:
+    try:
+        return await shopify_admin.store_credit_account(
+            res.http, push.api, push.owner_id, push.currency, since=since
+        )
+    except shopify_admin.AdminApiError as exc:
+        raise TryAgain(f"cannot read the store credit account: {exc}", exc.retry_after) from exc
+
+
+async def _balance(res: Resources, push: Push) -> int | None:
+    try:
+        account = await _read_account(res, push, since=datetime.now(UTC))
+    except TryAgain as exc:
+        logger.warning(
+            "entry %s: balance unreadable after %s: %s",
+            push.ledger_entry_id,
+            INSUFFICIENT_FUNDS,
+            exc,
+        )
+        return None
+    return account.balance if account else 0
+
+
+async def _send(res: Resources, push: Push) -> MutationOutcome:
+    if push.kind == "credit":
+        return await shopify_admin.credit(
+            res.http,
+            push.api,
+            push.owner_id,
+            push.amount,
+            push.currency,
+            notify=push.notify,
+            note=push.note,
+        )
+    return await shopify_admin.debit(
+        res.http, push.api, push.owner_id, push.amount, push.currency, note=push.note
+    )
+
+
+async def _adopt(
+    session: AsyncSession, push: Push, account: StoreCreditAccount | None
+) -> SyncStatus | None:
+    """Mark the entry synced if the unknown attempt is among the account's transactions."""
+    candidates = [t for t in reversed(account.transactions) if push.matches(t)] if account else []
+    if not candidates:
+        return None
+    await _lock_owner(session, push)
+    claimed = set(
+        await session.scalars(
+            select(CreditSync.platform_transaction_id).where(
+                CreditSync.shop_id == push.shop_id,
+                CreditSync.platform_transaction_id.in_([t.id for t in candidates]),
+                CreditSync.ledger_entry_id != push.ledger_entry_id,
+            )
+        )
+    )
+    for transaction in candidates:  # oldest first
+        if transaction.id not in claimed:
+            return await _record_applied(session, push, transaction.id)
+    return None
+
+
+async def _lock_owner(session: AsyncSession, push: Push) -> None:
+    """Serialise claims of one account's transactions (matching by amount needs it)."""
+    key = f"credit-sync:{push.shop_id}:{push.owner_id}:{push.currency}"
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
+
+
+async def _store_outcome(
+    session: AsyncSession, push: Push, outcome: MutationOutcome, balance: int | None
+) -> SyncStatus | TryAgain:
+    if isinstance(outcome, Applied):
+        return await _record_applied(session, push, outcome.transaction_id)
+    sync = await _lock(session, push.ledger_entry_id)
+    if sync.status != SyncStatus.in_flight or sync.attempts != push.attempt:
+        logger.warning(
+            "entry %s: outcome of attempt %d came late", push.ledger_entry_id, push.attempt
+        )
+        return SyncStatus(sync.status)
+    if isinstance(outcome, Retryable):
+        sync.status = SyncStatus.pending  # certainly not applied
+        sync.error = outcome.reason
+        return TryAgain(outcome.reason, outcome.retry_after)
+    if isinstance(outcome, Unclear):
+        sync.error = f"attempt {push.attempt} unclear: {outcome.reason}"  # stays in_flight
+        return TryAgain(sync.error)
+    if outcome.code == INSUFFICIENT_FUNDS and push.kind == "debit":
+        return await _shortfall(session, sync, push, balance)
+    return await _fail(session, sync, f"{outcome.code}: {outcome.message}")
+
+
+async def _shortfall(
+    session: AsyncSession, sync: CreditSync, push: Push, balance: int | None
+) -> SyncStatus | TryAgain:
+    """The customer spent the credit: debit what the balance allows, record the rest as the
+    shortfall. Nothing left to debit: synced, with the whole remainder as shortfall."""
+    if balance is None:
+        sync.status = SyncStatus.pending  # refused, so not applied
+        return TryAgain("insufficient funds and the balance is unreadable")
+    possible = min(balance, push.amount)
+    if possible == push.amount:
+        why = f"{INSUFFICIENT_FUNDS} with a balance of {format_minor(balance, push.currency)}"
+        return await _fail(session, sync, why)
+    sync.shortfall = push.total - possible
+    if possible == 0:
+        sync.error = None
+        return await _close(session, sync, SyncStatus.synced)
+    sync.status = SyncStatus.pending
+    sync.error = (
+        f"{INSUFFICIENT_FUNDS}: debiting {format_minor(possible, push.currency)} of "
+        f"{format_minor(push.total, push.currency)}"
+    )
+    next_job = f"{sync_job_id(sync.ledger_entry_id)}:attempt-{sync.attempts + 1}"
+    defer_job(session, SYNC_JOB, sync.ledger_entry_id, job_id=next_job)
+    return SyncStatus.pending
+
+
+async def _record_applied(session: AsyncSession, push: Push, transaction_id: str) -> SyncStatus:
+    await _lock_owner(session, push)  # always before the row, as in _adopt
+    sync = await _lock(session, push.ledger_entry_id)
+    if sync.status == SyncStatus.synced:
+        if sync.platform_transaction_id != transaction_id:
+            logger.error(
+                "entry %s pushed twice: %s and %s",
+                push.ledger_entry_id,
+                sync.platform_transaction_id,
+                transaction_id,
+            )
+        return SyncStatus.synced
+    wrong_claim = await session.scalar(
+        select(CreditSync)
+        .where(
+            CreditSync.shop_id == push.shop_id,
+            CreditSync.platform_transaction_id == transaction_id,
+            CreditSync.ledger_entry_id != push.ledger_entry_id,
+        )
+        .with_for_update()
+    )
+    if wrong_claim is not None:
+        # Matched by amount while this entry's call was still under way: let it look again.
+        wrong_claim.status = SyncStatus.in_flight
+        wrong_claim.platform_transaction_id = None
+        wrong_claim.error = f"{transaction_id} belongs to entry {push.ledger_entry_id}"
+        job_id = f"{sync_job_id(wrong_claim.ledger_entry_id)}:recheck"
+        defer_job(session, SYNC_JOB, wrong_claim.ledger_entry_id, job_id=job_id)
+    sync.platform_transaction_id = transaction_id
+    sync.error = None
+    return await _close(session, sync, SyncStatus.synced)
+
+
+async def _lock(session: AsyncSession, ledger_entry_id: int) -> CreditSync:
+    return await session.get_one(CreditSync, ledger_entry_id, with_for_update=True)
+
+
+async def _close(session: AsyncSession, sync: CreditSync, status: SyncStatus) -> SyncStatus:
+    """Settle the row; reversals waiting for this credit can go now."""
+    sync.status = status
+    waiting = await session.scalars(
+        select(CreditSync.ledger_entry_id)
+        .join(LedgerEntry, LedgerEntry.id == CreditSync.ledger_entry_id)
+        .where(
+            LedgerEntry.reverses_entry_id == sync.ledger_entry_id,
+            CreditSync.status == SyncStatus.pending,
+        )
+    )
+    for entry_id in waiting:  # its own job id: the reversal's first job may still be running
+        job_id = f"{sync_job_id(entry_id)}:after:{sync.ledger_entry_id}"
+        defer_job(session, SYNC_JOB, entry_id, job_id=job_id)
+    return status
+
+
+async def _fail(session: AsyncSession, sync: CreditSync, error: str) -> SyncStatus:
+    sync.error = error[:4000]
+    status = await _close(session, sync, SyncStatus.failed)
+    shop = await session.get_one(Shop, sync.shop_id)
+    entry = await session.get_one(LedgerEntry, sync.ledger_entry_id)
+    await notifications.enqueue_alert(
+        session,
+        shop,
+        event_key=f"sync:{entry.id}:failed",
+        event_type=SYNC_FAILED_EVENT,
+        payload={
+            "ledger_entry_id": str(entry.id),
+            "customer_id": str(entry.customer_id),
+            "order_id": str(entry.order_id) if entry.order_id else None,
+            "kind": entry.kind,
+            "amount": format_minor(entry.amount, entry.currency),
+            "currency": entry.currency,
+            "attempts": sync.attempts,
+            "error": sync.error,
+        },
+    )
+    return status
+
+
+async def give_up(session: AsyncSession, ledger_entry_id: int, error: str) -> None:
+    """Out of tries: the row fails (and the merchant is alerted) unless it settled already."""
+    sync = await _lock(session, ledger_entry_id)
+    if sync.status == SyncStatus.in_flight:
+        error = f"outcome of attempt {sync.attempts} unknown (check Shopify first): {error}"
+    if sync.status in (SyncStatus.pending, SyncStatus.in_flight):
+        await _fail(session, sync, error)
+
+
+async def stale_syncs(session: AsyncSession, cutoff: datetime, limit: int) -> list[int]:
+    result = await session.scalars(
+        select(CreditSync.ledger_entry_id)
+        .where(
+            CreditSync.status.in_([SyncStatus.pending, SyncStatus.in_flight]),
+            CreditSync.updated_at < cutoff,
+        )
+        .order_by(CreditSync.updated_at)
+        .limit(limit)
+    )
+    return list(result)
