@@ -133,6 +133,56 @@ async def _amount_only_so_far(session: AsyncSession, order: Order) -> tuple[int,
     return refunded, taken
 
 
+def _take_back_lines(lines: list[OrderLine], credits: list[int], refund: Refund) -> int:
+    """Record the refund's quantities on the lines; returns what they give back now, from
+    each line's share of the credit (or of the cashback, before credit)."""
+    states = [
+        LineState(li.external_id, li.quantity, credit, li.refunded_quantity, li.reversed_amount)
+        for li, credit in zip(lines, credits, strict=True)
+    ]
+    by_line = line_reversals(states, _refunded_quantities(refund))
+    total = 0
+    for line in lines:
+        if line.external_id in by_line:
+            line.refunded_quantity, taken = by_line[line.external_id]
+            line.reversed_amount += taken
+            total += taken
+    return total
+
+
+async def _take_back(
+    session: AsyncSession,
+    shop: Shop,
+    order: Order,
+    credit_entry: LedgerEntry,
+    amount: int,
+    *,
+    idempotency_key: str,
+    description: str,
+    target: OrderStatus,
+    reason: str,
+) -> None:
+    """Append the reversal entry, tell who must know, and move the order on."""
+    entry_id = await ledger_service.reverse(
+        session,
+        shop=shop,
+        credit=credit_entry,
+        amount=amount,
+        idempotency_key=idempotency_key,
+        description=description,
+    )
+    if entry_id is not None:
+        await order_service.ledger_entry_written(session, shop, order, entry_id, -amount)
+    await order_service.transition(
+        session,
+        order,
+        target,
+        reason=reason,
+        action="order.reversed",
+        details={"amount": format_minor(amount, order.currency)},
+    )
+
+
 async def _reverse(
     session: AsyncSession, shop: Shop, order: Order, refund: Refund
 ) -> dict[str, Any]:
@@ -143,17 +193,7 @@ async def _reverse(
     shares = allocate(
         credit, [line.cashback_amount for line in lines], [li.external_id for li in lines]
     )
-    states = [
-        LineState(li.external_id, li.quantity, share, li.refunded_quantity, li.reversed_amount)
-        for li, share in zip(lines, shares, strict=True)
-    ]
-    by_line = line_reversals(states, _refunded_quantities(refund))
-    amount = 0
-    for line in lines:
-        if line.external_id in by_line:
-            line.refunded_quantity, taken = by_line[line.external_id]
-            line.reversed_amount += taken
-            amount += taken
+    amount = _take_back_lines(lines, shares, refund)
     refunded_before, taken_before = await _amount_only_so_far(session, order)
     amount_only = proportional_reversal(
         credit, order.eligible_amount, refunded_before, refund.adjustment_amount, taken_before
@@ -161,25 +201,16 @@ async def _reverse(
     remaining = credit - await _reversed_so_far(session, order)
     amount = min(amount + amount_only, remaining)  # never beyond what was credited
     if amount > 0:
-        entry_id = await ledger_service.reverse(
+        await _take_back(
             session,
-            shop=shop,
-            credit=credit_entry,
-            amount=amount,
+            shop,
+            order,
+            credit_entry,
+            amount,
             idempotency_key=f"refund:{refund.external_id}",
             description=f"Refund {refund.external_id} of order {order.name or order.external_id}",
-        )
-        if entry_id is not None:
-            await order_service.ledger_entry_written(session, shop, order, entry_id, -amount)
-    target = OrderStatus.reversed if amount == remaining else OrderStatus.partially_reversed
-    if amount > 0:
-        await order_service.transition(
-            session,
-            order,
-            target,
+            target=OrderStatus.reversed if amount == remaining else OrderStatus.partially_reversed,
             reason=f"refund {refund.external_id}",
-            action="order.reversed",
-            details={"amount": format_minor(amount, order.currency)},
         )
     return {
         "reversed": amount,
@@ -191,23 +222,7 @@ async def _reverse(
 async def _reduce(session: AsyncSession, order: Order, refund: Refund) -> dict[str, Any]:
     """Before credit: the refunded part will not be credited; nothing left rejects the order."""
     lines = await _lines(session, order)
-    states = [
-        LineState(
-            li.external_id,
-            li.quantity,
-            li.cashback_amount,
-            li.refunded_quantity,
-            li.reversed_amount,
-        )
-        for li in lines
-    ]
-    by_line = line_reversals(states, _refunded_quantities(refund))
-    removed = 0
-    for line in lines:
-        if line.external_id in by_line:
-            line.refunded_quantity, taken = by_line[line.external_id]
-            line.reversed_amount += taken
-            removed += taken
+    removed = _take_back_lines(lines, [li.cashback_amount for li in lines], refund)
     refunded_before, taken_before = await _amount_only_so_far(session, order)
     amount_only = proportional_reversal(
         order.cashback_amount + removed,
@@ -238,23 +253,16 @@ async def cancel(session: AsyncSession, shop: Shop, order: Order) -> None:
         credit_entry = await _credit_entry(session, order)
         remaining = credit_entry.amount - await _reversed_so_far(session, order)
         if remaining > 0:
-            entry_id = await ledger_service.reverse(
+            await _take_back(
                 session,
-                shop=shop,
-                credit=credit_entry,
-                amount=remaining,
+                shop,
+                order,
+                credit_entry,
+                remaining,
                 idempotency_key=f"order:{order.id}:cancel",
                 description=f"Order {order.name or order.external_id} cancelled",
-            )
-            if entry_id is not None:
-                await order_service.ledger_entry_written(session, shop, order, entry_id, -remaining)
-            await order_service.transition(
-                session,
-                order,
-                OrderStatus.reversed,
+                target=OrderStatus.reversed,
                 reason="order cancelled",
-                action="order.reversed",
-                details={"amount": format_minor(remaining, order.currency)},
             )
     elif status not in (OrderStatus.rejected, OrderStatus.reversed):
         await order_service.transition(
