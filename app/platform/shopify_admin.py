@@ -267,16 +267,19 @@ def _throttle_wait(extensions: dict[str, Any] | None) -> float | None:
     try:
         cost = (extensions or {})["cost"]
         status = cost["throttleStatus"]
-        needed = float(cost.get("requestedQueryCost") or MUTATION_COST)
-        missing = needed - float(status["currentlyAvailable"])
-        return max(missing / float(status["restoreRate"]), 1.0)
+        # Query-cost points (Shopify's throttle bucket), not money.
+        points_needed = int(cost.get("requestedQueryCost") or MUTATION_COST)
+        points_missing = points_needed - int(status["currentlyAvailable"])
+        seconds = points_missing / int(status["restoreRate"])
+        return max(seconds, 1.0)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
 
 
 def _retry_after_header(response: httpx.Response) -> float | None:
     try:
-        return max(float(response.headers["Retry-After"]), 1.0)
+        seconds = int(response.headers["Retry-After"])
+        return max(seconds, 1.0)
     except (KeyError, ValueError):
         return None
 
