@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -33,11 +32,9 @@ DEMO_FILE = "demo-shop.json"
 
 
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from app.observability.logs import configure_logging
+
+    configure_logging(settings, sys.stderr)
 
 
 @contextmanager
@@ -138,7 +135,13 @@ async def _run_api_and_worker(settings: Settings, host: str, port: int) -> None:
     from app.main import create_app
 
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, resources), host=host, port=port, access_log=False)
+        uvicorn.Config(
+            create_app(settings, resources),
+            host=host,
+            port=port,
+            access_log=False,
+            timeout_graceful_shutdown=5,  # open event streams must not hold up Ctrl-C
+        )
     )
     worker = build_worker(settings, handle_signals=False)
     worker_task = asyncio.create_task(worker.async_run())
@@ -196,18 +199,30 @@ def api(
         workers=workers,
         access_log=False,
         log_level=settings.log_level.lower(),
+        log_config=None,  # keep the service's own log format (JSON in production)
+        timeout_graceful_shutdown=5,  # open event streams must not hold up a restart
     )
 
 
 @cli.command()
-def worker() -> None:
+def worker(
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 0 if a worker reported healthy recently, else 1.")
+    ] = False,
+) -> None:
     """Run an arq worker alone (production); scale by running more."""
+    from app.observability.metrics import WorkerMetrics
+    from app.observability.worker import serve_metrics, worker_is_healthy
     from workers.settings import build_worker
 
     settings = get_settings()
     _require_urls(settings, "worker")
     _configure_logging(settings)
-    build_worker(settings).run()
+    if check:
+        raise typer.Exit(0 if asyncio.run(worker_is_healthy(settings)) else 1)
+    metrics = WorkerMetrics()
+    serve_metrics(settings, metrics)
+    build_worker(settings, metrics=metrics).run()
 
 
 @cli.command("migrate")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,16 @@ class Settings(BaseSettings):
     worker_max_jobs: int = Field(default=20, ge=1)
     worker_poll_delay: float = Field(default=0.05, ge=0)
     log_level: str = "INFO"
+    log_format: Literal["auto", "text", "json"] = Field(
+        default="auto", description="auto: JSON lines in production, text elsewhere."
+    )
+    worker_metrics_port: int = Field(
+        default=9102, ge=0, le=65535, description="The worker's /metrics port; 0 disables it."
+    )
+    worker_metrics_host: str = "127.0.0.1"
+    worker_health_interval: int = Field(
+        default=30, ge=1, description="Seconds between the worker's health records in Redis."
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

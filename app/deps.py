@@ -15,6 +15,7 @@ from app.audit.service import Actor
 from app.kit.errors import Forbidden, Unauthorized
 from app.kit.resources import Resources
 from app.kit.uow import unit_of_work
+from app.observability.context import bind
 from app.shops import service as shop_service
 from app.shops.models import ApiKey, ApiKeyRole, Shop
 
@@ -66,6 +67,7 @@ async def get_caller(
     found = await shop_service.authenticate(session, credentials.credentials)
     if found is None:
         raise Unauthorized("unknown or revoked API key")
+    bind(shop_id=found[1].id)  # every log line of the request names the shop
     return Caller(*found)
 
 

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from app.audit.routes import router as audit_router
 from app.catalog.routes import router as catalog_router
 from app.config import Settings, get_settings
+from app.events.routes import router as events_router
 from app.health.routes import router as health_router
 from app.kit.errors import (
     PROBLEM_MEDIA_TYPE,
@@ -22,6 +23,10 @@ from app.kit.errors import (
 )
 from app.kit.resources import Resources
 from app.ledger.routes import router as customers_router
+from app.metrics.routes import router as metrics_router
+from app.observability.metrics import ApiMetrics
+from app.observability.middleware import ObservabilityMiddleware
+from app.observability.routes import router as observability_router
 from app.orders.routes import review_router
 from app.orders.routes import router as orders_router
 from app.program.routes import router as program_router
@@ -78,6 +83,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
             expose_headers=["ETag"],
         )
+    app.state.prometheus = ApiMetrics()
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.prometheus)
     install_error_handlers(app)
     for router in (
         webhooks_router,
@@ -85,11 +92,14 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         review_router,
         customers_router,
         program_router,
+        metrics_router,
         catalog_router,
         account_router,
         audit_router,
+        events_router,
         shops_router,
         health_router,
+        observability_router,
     ):
         app.include_router(router)
 

@@ -5,6 +5,7 @@ from app.catalog.models import Product
 from app.kit.db import Base
 from app.kit.operations import Operation
 from app.ledger.models import Customer, LedgerEntry
+from app.metrics.models import OrderStatsHourly
 from app.notifications.models import OutboxMessage
 from app.orders.models import Order, OrderLine
 from app.orders.refund_models import Refund
@@ -23,6 +24,7 @@ __all__ = [
     "Operation",
     "Order",
     "OrderLine",
+    "OrderStatsHourly",
     "OutboxMessage",
     "Product",
     "ProgramVersion",

@@ -17,6 +17,8 @@ from app.kit.operations import Operation
 from app.kit.queue import Job, redis_settings
 from app.kit.resources import Resources
 from app.notifications import tasks as notification_tasks
+from app.observability.metrics import WorkerMetrics
+from app.observability.worker import instrument
 from app.orders import service as order_service
 from app.orders.tasks import (
     AWARD_DUE_JOB,
@@ -43,7 +45,11 @@ SWEEP_BATCH = 5000
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     """Ring again for work whose job was lost: events unhandled and orders still `received`
     a minute after they were stored."""
-    return await redrive(resources(ctx), datetime.now(UTC) - STALE_AFTER)
+    counts = await redrive(resources(ctx), datetime.now(UTC) - STALE_AFTER)
+    metrics: WorkerMetrics | None = ctx.get("metrics")
+    if metrics is not None:
+        metrics.record_sweep(counts)
+    return counts
 
 
 async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
@@ -99,14 +105,17 @@ def functions() -> list[Function]:
     return [func(t, max_tries=MAX_TRIES, timeout=JOB_TIMEOUT_S, keep_result=0) for t in tasks]
 
 
-def build_worker(settings: Settings, **overrides: Any) -> Worker:
+def build_worker(
+    settings: Settings, *, metrics: WorkerMetrics | None = None, **overrides: Any
+) -> Worker:
     res = Resources.open(settings)
+    metrics = metrics or WorkerMetrics()
 
     async def shutdown(_: dict[str, Any]) -> None:
         await res.close()
 
     options: dict[str, Any] = {
-        "functions": functions(),
+        "functions": [instrument(f, metrics) for f in functions()],
         "cron_jobs": [
             cron(sweep, second=0, timeout=60, run_at_startup=True),
             *(job for module in DOMAIN_TASKS for job in module.CRON_JOBS),
@@ -117,7 +126,8 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
         "poll_delay": settings.worker_poll_delay,
         "job_timeout": JOB_TIMEOUT_S,
         "keep_result": 0,
-        "ctx": {"resources": res},
+        "ctx": {"resources": res, "metrics": metrics},
+        "health_check_interval": settings.worker_health_interval,
         "on_shutdown": shutdown,
         "handle_signals": True,
     }

@@ -3,15 +3,20 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.deps import ResourcesDep
 from app.kit.errors import ServiceUnavailable, problem_responses
+from app.migrate import head_revision
 
 router = APIRouter(tags=["Health"])
 
 CHECK_TIMEOUT_S = 2.0
+
+
+class SchemaBehind(Exception):
+    """The database answers but its schema is not at this code's migration head."""
 
 
 class Health(BaseModel):
@@ -22,6 +27,7 @@ class Readiness(BaseModel):
     status: str
     database: str
     redis: str
+    migrations: str = Field(description="`ok` when the schema is at this code's newest migration.")
 
 
 @router.get("/healthz", operation_id="getHealth", summary="Liveness: the process answers")
@@ -32,20 +38,23 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     operation_id="getReadiness",
-    summary="Readiness: the database and Redis answer",
+    summary="Readiness: the database (schema at head) and Redis answer",
     responses=problem_responses(ServiceUnavailable),
 )
 async def readyz(res: ResourcesDep) -> Readiness:
     async def database() -> None:
         async with res.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+            version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+        if version != head_revision():
+            raise SchemaBehind(f"schema at {version}, code expects {head_revision()}")
 
     failures = []
     for name, check in (("database", database), ("redis", res.doorbell.redis.ping)):
         try:
             await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
         except Exception as exc:
-            failures.append(f"{name}: {type(exc).__name__}")
+            detail = str(exc) if isinstance(exc, SchemaBehind) else type(exc).__name__
+            failures.append(f"{name}: {detail}")
     if failures:
         raise ServiceUnavailable("; ".join(failures))
-    return Readiness(status="ok", database="ok", redis="ok")
+    return Readiness(status="ok", database="ok", redis="ok", migrations="ok")

@@ -14,6 +14,8 @@ from arq.connections import ArqRedis, RedisSettings
 from redis.asyncio import ConnectionPool
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.observability.context import current_request_id
+
 logger = logging.getLogger(__name__)
 
 _PENDING_KEY = "cashback.pending_jobs"
@@ -71,11 +73,13 @@ class Doorbell:
 
     async def _enqueue_all(self, jobs: list[Job]) -> int:
         queued = 0
+        request_id = current_request_id()  # the job's logs carry the request that caused it
         for job in jobs:
             # arq keeps job ids in one global keyspace: scope them to this queue.
             result = await self.redis.enqueue_job(
                 job.function,
                 *job.args,
+                correlation_id=request_id,  # observability.context.CORRELATION_KWARG
                 _job_id=f"{self.queue_name}:{job.job_id}",
                 _queue_name=self.queue_name,
             )

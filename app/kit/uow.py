@@ -1,4 +1,5 @@
-"""One transaction per request or job, committed in one place, doorbell rung after the commit."""
+"""One transaction per request or job, committed in one place; jobs rung and events announced
+only after the commit."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.events.publish import publish_deferred, take_deferred_events
 from app.kit.queue import Doorbell, take_deferred
 
 
@@ -19,7 +21,9 @@ async def unit_of_work(
             yield session
         except BaseException:
             take_deferred(session)  # jobs of a rolled-back transaction must never run
+            take_deferred_events(session)  # nor is a rolled-back change ever announced
             await session.rollback()
             raise
         await session.commit()
     await doorbell.ring_deferred(session)
+    await publish_deferred(session, doorbell.redis, doorbell.queue_name)

@@ -43,6 +43,7 @@ class LedgerEntry(IdMixin, TimestampMixin, Base):
             name="amount_sign",
         ),
         Index("ix_ledger_entries_customer_id_id", "customer_id", "id"),
+        Index("ix_ledger_entries_shop_id_created_at", "shop_id", "created_at"),
     )
 
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))

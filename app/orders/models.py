@@ -34,6 +34,26 @@ class Order(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
         Index("ix_orders_shop_id_created_at", "shop_id", "created_at"),
         Index("ix_orders_received", "updated_at", postgresql_where=text("status = 'received'")),
         Index("ix_orders_award_due", "award_at", postgresql_where=text("status = 'scheduled'")),
+        # Dashboard: approval times (last 30 days) and processing latency (last 24 hours)
+        # (covering, so the percentiles read the index alone), and the oldest review wait.
+        Index(
+            "ix_orders_shop_id_decided_at",
+            "shop_id",
+            "decided_at",
+            postgresql_include=["review_started_at"],
+        ),
+        Index(
+            "ix_orders_shop_id_processed_at",
+            "shop_id",
+            "processed_at",
+            postgresql_include=["paid_received_at"],
+        ),
+        Index(
+            "ix_orders_review_waiting",
+            "shop_id",
+            "review_started_at",
+            postgresql_where=text("status IN ('pending', 'held')"),
+        ),
     )
 
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.kit.money import format_minor
 from app.ledger import service as ledger_service
 from app.ledger.models import EntryKind, LedgerEntry
+from app.metrics import rollup
 from app.orders import service as order_service
 from app.orders.models import Order, OrderLine
 from app.orders.refund_models import Refund
@@ -173,6 +174,7 @@ async def _take_back(
     )
     if entry_id is not None:
         await order_service.ledger_entry_written(session, shop, order, entry_id, -amount)
+        await rollup.bump(session, shop.id, order.id, reversed=amount)
     await order_service.transition(
         session,
         order,

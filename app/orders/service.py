@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit_service
 from app.audit.service import SYSTEM, Actor
 from app.catalog import service as catalog_service
+from app.events.publish import defer_event, order_status_changed
 from app.kit.money import format_minor
 from app.ledger import service as ledger_service
+from app.metrics import rollup
 from app.notifications import service as notification_service
 from app.notifications.service import OutboxKind
 from app.orders.domain import (
@@ -81,8 +83,16 @@ async def transition(
         order.review_started_at = now
     elif current in REVIEW_STATUSES and target not in REVIEW_STATUSES:
         order.decided_at = now
+    if target == OrderStatus.rejected:
+        await rollup.bump(session, order.shop_id, order.id, rejected=1)
     order.status = target
     order.status_reason = reason
+    if current != target:  # the frontend's badges, live (sent after the commit)
+        defer_event(
+            session,
+            order.shop_id,
+            order_status_changed(order.id, order.external_id, current, target, now),
+        )
     if target == OrderStatus.processed:
         order.processed_at = now
 
@@ -118,6 +128,7 @@ async def ingest_order(
     order = await find_order(session, shop.id, snapshot.external_id, lock=True)
     assert order is not None  # inserted above, or by a transaction that committed first
     if new_id is not None:
+        await rollup.bump(session, shop.id, order.id, orders=1)
         audit_service.record(
             session,
             shop_id=shop.id,
@@ -427,6 +438,7 @@ async def credit_order(
         logger.warning("order %s already had its credit; not writing it twice", order.id)
     else:
         await ledger_entry_written(session, shop, order, entry_id, amount)
+        await rollup.bump(session, shop.id, order.id, processed=1, cashback_issued=amount)
     await transition(
         session, order, OrderStatus.processed, actor=actor, action=action, details=details
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.payloads import new_order_id, paid_order
 from tests.support import ShopHandle, Stack
@@ -111,4 +112,9 @@ async def test_bad_queries_get_problem_documents_not_500s(stack: Stack) -> None:
 async def test_health_and_readiness(stack: Stack) -> None:
     assert (await stack.client.get("/healthz")).json() == {"status": "ok"}
     ready = await stack.client.get("/readyz")
-    assert ready.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert ready.json() == {"status": "ok", "database": "ok", "redis": "ok", "migrations": "ok"}
+    async with stack.resources.engine.begin() as conn:  # a deploy ahead of its migration
+        await conn.execute(text("UPDATE alembic_version SET version_num = 'older'"))
+    behind = await stack.client.get("/readyz")
+    assert behind.status_code == 503
+    assert "schema at older" in behind.json()["detail"]

@@ -1,0 +1,1 @@
+"""Live events for the frontend: published to Redis after the commit, streamed as SSE."""

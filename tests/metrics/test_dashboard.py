@@ -1,0 +1,213 @@
+"""Dashboard figures, checked against orders built for the purpose."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from app.ledger.models import EntryKind, LedgerEntry
+from app.metrics.dashboard import local_midnight
+from app.metrics.models import OrderStatsHourly
+from app.orders.models import Order
+from app.orders.state import OrderStatus
+from app.shops.models import ProcessingMode
+from tests.payloads import SHOES, new_order_id, paid_order, refund, refund_lines
+from tests.support import ShopHandle, Stack
+
+
+async def figures(stack: Stack, shop: ShopHandle, **params: Any) -> dict[str, Any]:
+    response = await stack.client.get("/v1/metrics/dashboard", headers=shop.auth, params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_figures_follow_credits_refunds_and_queues(stack: Stack) -> None:
+    shop = await stack.create_shop()
+    first, second = new_order_id(), new_order_id()
+    for order_id in (first, second):
+        await stack.deliver(shop, paid_order(id=order_id))
+    await stack.deliver(shop, paid_order(id=new_order_id(), customer=None))  # awaiting customer
+    await stack.run_worker()
+    await stack.deliver(shop, refund(order_id=first), topic="refunds/create")
+    await stack.run_worker()
+
+    body = await figures(stack, shop)
+    assert (body["processed_today"], body["cashback_issued_today"]) == (2, "8.76")
+    assert (body["reversed_today"], body["cashback_issued_total"]) == ("1.80", "8.76")
+    assert (body["awaiting_customer_count"], body["pending_count"]) == (1, 0)
+    assert body["processing_latency_p50_ms"] is not None
+    assert body["processing_latency_p50_ms"] >= 0
+
+    await stack.client.patch(
+        "/v1/shop/settings", headers=shop.auth, json={"processing_mode": "manual"}
+    )
+    for _ in range(2):
+        await stack.deliver(shop, paid_order(id=new_order_id()))
+    await stack.run_worker()
+    pending = (
+        await stack.client.get("/v1/orders", headers=shop.auth, params={"status": "pending"})
+    ).json()["items"]
+    await stack.client.post(
+        f"/v1/orders/{pending[0]['id']}/hold", headers=shop.auth, json={"reason": "check"}
+    )
+    await stack.client.post(f"/v1/orders/{pending[1]['id']}/approve", headers=shop.auth)
+    body = await figures(stack, shop)
+    assert (body["pending_count"], body["held_count"], body["processed_today"]) == (0, 1, 3)
+    assert body["oldest_pending_seconds"] is not None and body["oldest_pending_seconds"] >= 0
+    assert body["approval_time_median_seconds"] is not None
+
+
+async def test_scheduled_amount_and_failed_orders(stack: Stack) -> None:
+    shop = await stack.create_shop()
+    await stack.client.patch("/v1/shop/settings", headers=shop.auth, json={"award_delay_days": 14})
+    for _ in range(2):
+        await stack.deliver(shop, paid_order(id=new_order_id()))
+    await stack.run_worker()
+    async with stack.resources.sessionmaker() as session:
+        order = await session.scalar(select(Order).order_by(Order.id).limit(1))
+        assert order is not None
+        order.status = OrderStatus.failed  # as a job out of tries leaves it
+        await session.commit()
+    body = await figures(stack, shop)
+    assert (body["scheduled_amount"], body["failed_count"]) == ("4.38", 1)
+
+
+async def add_rollup(stack: Stack, shop: ShopHandle, hour: datetime, **counts: int) -> None:
+    async with stack.resources.sessionmaker() as session:
+        session.add(OrderStatsHourly(shop_id=shop.id, hour=hour, shard=0, **counts))
+        await session.commit()
+
+
+async def test_today_and_days_are_cut_at_local_midnight(stack: Stack) -> None:
+    shop = await stack.create_shop()
+    tz = ZoneInfo("America/New_York")
+    today = datetime.now(UTC).astimezone(tz).date()
+    midnight = local_midnight(today, tz)
+    await add_rollup(stack, shop, midnight - timedelta(hours=1), processed=5, cashback_issued=500)
+    await add_rollup(stack, shop, midnight, processed=2, cashback_issued=200)
+    ny = await figures(stack, shop, tz="America/New_York")
+    assert (ny["processed_today"], ny["cashback_issued_today"]) == (2, "2.00")
+    assert ny["cashback_issued_total"] == "7.00"
+
+    daily = await stack.client.get(
+        "/v1/metrics/daily",
+        headers=shop.auth,
+        params={
+            "from": (today - timedelta(days=1)).isoformat(),
+            "to": today.isoformat(),
+            "tz": "America/New_York",
+        },
+    )
+    days = daily.json()["days"]
+    assert [(d["processed"], d["cashback_issued"]) for d in days] == [(5, "5.00"), (2, "2.00")]
+    utc_days = await stack.client.get(
+        "/v1/metrics/daily",
+        headers=shop.auth,
+        params={
+            "from": (today - timedelta(days=1)).isoformat(),
+            "to": today.isoformat(),
+            "tz": "UTC",
+        },
+    )
+    # In UTC both hours fall on one day (New York is 4–5 hours behind).
+    assert sum(d["processed"] for d in utc_days.json()["days"]) == 7
+    assert max(d["processed"] for d in utc_days.json()["days"]) == 7
+
+    bad = await stack.client.get(
+        "/v1/metrics/dashboard", headers=shop.auth, params={"tz": "Mars/Olympus"}
+    )
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid_range")
+    backwards = await stack.client.get(
+        "/v1/metrics/daily", headers=shop.auth, params={"from": "2026-02-02", "to": "2026-02-01"}
+    )
+    assert backwards.status_code == 422
+
+
+async def test_rollups_equal_a_full_recount_after_random_activity(stack: Stack) -> None:
+    rng = random.Random(20261125)
+    shop = await stack.create_shop(mode=ProcessingMode.manual)
+    orders = [new_order_id() for _ in range(12)]
+    for order_id in orders:
+        await stack.deliver(shop, paid_order(id=order_id))
+    await stack.run_worker()
+    listing = (
+        await stack.client.get("/v1/orders", headers=shop.auth, params={"limit": 50})
+    ).json()["items"]
+    for order in listing:
+        action = rng.choice(["approve", "reject", "refund_then_approve", "leave"])
+        if action == "approve":
+            await stack.client.post(f"/v1/orders/{order['id']}/approve", headers=shop.auth)
+        elif action == "reject":
+            await stack.client.post(
+                f"/v1/orders/{order['id']}/reject", headers=shop.auth, json={"reason": "random"}
+            )
+        elif action == "refund_then_approve":
+            await stack.client.post(f"/v1/orders/{order['id']}/approve", headers=shop.auth)
+            await stack.deliver(
+                shop,
+                refund(
+                    id=rng.randrange(10**9),
+                    order_id=int(order["external_id"]),
+                    refund_line_items=refund_lines((SHOES, 1)),
+                ),
+                topic="refunds/create",
+            )
+    await stack.run_worker()
+
+    async with stack.resources.sessionmaker() as session:
+        S = OrderStatsHourly
+        rolled = (
+            await session.execute(
+                select(
+                    func.sum(S.orders),
+                    func.sum(S.processed),
+                    func.sum(S.rejected),
+                    func.sum(S.cashback_issued),
+                    func.sum(S.reversed),
+                ).where(S.shop_id == shop.id)
+            )
+        ).one()
+        recount = (
+            await session.scalar(select(func.count()).where(Order.shop_id == shop.id)),
+            await session.scalar(
+                select(func.count()).where(
+                    Order.shop_id == shop.id, Order.processed_at.is_not(None)
+                )
+            ),
+            await session.scalar(
+                select(func.count()).where(
+                    Order.shop_id == shop.id, Order.status == OrderStatus.rejected
+                )
+            ),
+            await session.scalar(
+                select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                    LedgerEntry.shop_id == shop.id, LedgerEntry.kind == EntryKind.credit
+                )
+            ),
+            await session.scalar(
+                select(func.coalesce(-func.sum(LedgerEntry.amount), 0)).where(
+                    LedgerEntry.shop_id == shop.id, LedgerEntry.kind == EntryKind.reversal
+                )
+            ),
+        )
+    assert tuple(int(v or 0) for v in rolled) == tuple(int(v or 0) for v in recount)
+    assert recount[0] == 12 and (recount[1] or 0) > 0
+
+
+async def test_top_customers(stack: Stack) -> None:
+    shop = await stack.create_shop()
+    await stack.deliver(shop, paid_order(id=new_order_id()))
+    await stack.deliver(shop, paid_order(id=new_order_id()))
+    other = {"id": 42, "email": "x@example.com", "tags": ""}
+    await stack.deliver(shop, paid_order(id=new_order_id(), customer=other))
+    await stack.run_worker()
+    top = (await stack.client.get("/v1/metrics/top-customers", headers=shop.auth)).json()
+    assert [(c["external_id"], c["orders"], c["cashback_issued"]) for c in top["items"]] == [
+        ("115310627314723954", 2, "8.76"),
+        ("42", 1, "4.38"),
+    ]
