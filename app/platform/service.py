@@ -100,11 +100,11 @@ def admin_api(shop: Shop, secrets: SecretBox) -> AdminApi:
 
 
 class TryAgain(Exception):
-    """This try ended without a final outcome; a later try continues (after `after` s)."""
+    """This try ended without a final outcome; a later try continues after `after_seconds`."""
 
-    def __init__(self, reason: str, after: float | None = None) -> None:
+    def __init__(self, reason: str, after_seconds: float | None = None) -> None:
         super().__init__(reason)
-        self.after = after
+        self.after_seconds = after_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ async def sync_entry(res: Resources, ledger_entry_id: int) -> SyncStatus | None:
             return adopted
         wait = (step.attempted_at + _settle_time(res) - datetime.now(UTC)).total_seconds()
         if wait > 0:
-            raise TryAgain(f"attempt {step.attempt} may still land on Shopify", after=wait)
+            raise TryAgain(f"attempt {step.attempt} may still land on Shopify", after_seconds=wait)
         async with unit_of_work(res.sessionmaker, res.doorbell) as session:
             step = await _begin(session, res.secrets, ledger_entry_id, checked_attempt=step.attempt)
         if not isinstance(step, Push):
@@ -171,7 +171,7 @@ async def sync_entry(res: Resources, ledger_entry_id: int) -> SyncStatus | None:
     if isinstance(result, TryAgain):
         if isinstance(outcome, Unclear):  # look for it once it can no longer land
             settled_at = step.attempted_at + _settle_time(res)
-            result.after = max((settled_at - datetime.now(UTC)).total_seconds(), 1.0)
+            result.after_seconds = max((settled_at - datetime.now(UTC)).total_seconds(), 1.0)
         raise result
     return result
 
@@ -260,7 +260,9 @@ async def _read_account(
             res.http, push.api, push.owner_id, push.currency, since=since
         )
     except shopify_admin.AdminApiError as exc:
-        raise TryAgain(f"cannot read the store credit account: {exc}", exc.retry_after) from exc
+        raise TryAgain(
+            f"cannot read the store credit account: {exc}", exc.retry_after_seconds
+        ) from exc
 
 
 async def _balance(res: Resources, push: Push) -> int | None:
@@ -336,7 +338,7 @@ async def _store_outcome(
     if isinstance(outcome, Retryable):
         sync.status = SyncStatus.pending  # certainly not applied
         sync.error = outcome.reason
-        return TryAgain(outcome.reason, outcome.retry_after)
+        return TryAgain(outcome.reason, outcome.retry_after_seconds)
     if isinstance(outcome, Unclear):
         sync.error = f"attempt {push.attempt} unclear: {outcome.reason}"  # stays in_flight
         return TryAgain(sync.error)

@@ -81,7 +81,7 @@ class Retryable:
     """Certainly not applied (throttled, connection never made): safe to send again."""
 
     reason: str
-    retry_after: float | None = None
+    retry_after_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +98,9 @@ MutationOutcome = Applied | Refused | Retryable | Unclear
 class AdminApiError(Exception):
     """A read could not be answered; try again later."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after_seconds = retry_after_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +226,7 @@ async def _mutate(
     except httpx.HTTPError as exc:  # sent, or maybe sent: the answer is lost
         return Unclear(f"{type(exc).__name__}: {exc}")
     if response.status_code == 429:
-        return Retryable("HTTP 429 throttled", _retry_after_header(response))
+        return Retryable("HTTP 429 throttled", _retry_after_seconds(response))
     if response.status_code >= 500:
         return Unclear(f"HTTP {response.status_code}")
     if response.status_code != 200:
@@ -254,7 +254,7 @@ def _graphql_errors(
     codes = {str((e.get("extensions") or {}).get("code")) for e in errors}
     message = "; ".join(str(e.get("message")) for e in errors)[:1000]
     if "THROTTLED" in codes:
-        return Retryable("GraphQL THROTTLED", _throttle_wait(extensions))
+        return Retryable("GraphQL THROTTLED", _throttle_wait_seconds(extensions))
     if "INTERNAL_SERVER_ERROR" in codes:
         return Unclear(f"GraphQL INTERNAL_SERVER_ERROR: {message}")
     # Validation and access errors are answered before anything runs.
@@ -262,7 +262,7 @@ def _graphql_errors(
     return Refused(code, message)
 
 
-def _throttle_wait(extensions: dict[str, Any] | None) -> float | None:
+def _throttle_wait_seconds(extensions: dict[str, Any] | None) -> float | None:
     """Seconds until the bucket holds enough points for the request, from throttleStatus."""
     try:
         cost = (extensions or {})["cost"]
@@ -276,7 +276,7 @@ def _throttle_wait(extensions: dict[str, Any] | None) -> float | None:
         return None
 
 
-def _retry_after_header(response: httpx.Response) -> float | None:
+def _retry_after_seconds(response: httpx.Response) -> float | None:
     try:
         seconds = int(response.headers["Retry-After"])
         return max(seconds, 1.0)
@@ -356,7 +356,7 @@ async def _query(
     except httpx.HTTPError as exc:
         raise AdminApiError(f"{type(exc).__name__}: {exc}") from exc
     if response.status_code == 429:
-        raise AdminApiError("HTTP 429 throttled", _retry_after_header(response))
+        raise AdminApiError("HTTP 429 throttled", _retry_after_seconds(response))
     if response.status_code != 200:
         raise AdminApiError(f"HTTP {response.status_code}: {response.text[:300]}")
     try:
@@ -365,8 +365,10 @@ async def _query(
         raise AdminApiError(f"unreadable answer: {exc}") from exc
     if body.get("errors"):
         outcome = _graphql_errors(body["errors"], body.get("extensions"))
-        retry_after = outcome.retry_after if isinstance(outcome, Retryable) else None
-        raise AdminApiError(f"GraphQL errors: {body['errors']!r}"[:1000], retry_after)
+        retry_after_seconds = (
+            outcome.retry_after_seconds if isinstance(outcome, Retryable) else None
+        )
+        raise AdminApiError(f"GraphQL errors: {body['errors']!r}"[:1000], retry_after_seconds)
     data: dict[str, Any] = body["data"]
     return data
 

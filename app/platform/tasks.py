@@ -43,7 +43,7 @@ async def sync_ledger_entry(ctx: dict[str, Any], ledger_entry_id: int) -> str | 
             async with unit_of_work(res.sessionmaker, res.doorbell) as session:
                 await service.give_up(session, ledger_entry_id, error)
             return "failed"
-        after = exc.after if isinstance(exc, service.TryAgain) else None
+        after = exc.after_seconds if isinstance(exc, service.TryAgain) else None
         raise Retry(defer=after if after is not None else backoff_seconds(job_try)) from exc
     return status.value if status else None
 
