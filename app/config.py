@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     queue_name: str = "cashback:queue"
     db_pool_size: int = Field(default=10, ge=1)
     worker_max_jobs: int = Field(default=20, ge=1)
-    worker_poll_delay: float = Field(default=0.05, ge=0)
+    worker_poll_delay: float = Field(default=0.05, ge=0)  # seconds
     log_level: str = "INFO"
     log_format: Literal["auto", "text", "json"] = Field(
         default="auto", description="auto: JSON lines in production, text elsewhere."

@@ -48,8 +48,8 @@ async def event_stream(
     is_disconnected: Callable[[], Awaitable[bool]],
     *,
     resync: bool = False,
-    keep_alive_s: float = KEEP_ALIVE_S,
-    max_age_s: float = MAX_AGE_S,
+    keep_alive_s: float = KEEP_ALIVE_S,  # seconds
+    max_age_s: float = MAX_AGE_S,  # seconds
 ) -> AsyncIterator[str]:
     """Relay messages from an already-subscribed `pubsub` until the client leaves, the stream
     reaches `max_age_s`, Redis fails, or the server cancels it; always closes the subscription."""

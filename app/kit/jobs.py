@@ -26,7 +26,7 @@ def resources(ctx: dict[str, Any]) -> Resources:
 
 
 def backoff_seconds(job_try: int) -> float:
-    return float(min(2**job_try, 60))
+    return float(min(2**job_try, 60))  # seconds
 
 
 async def run_job(

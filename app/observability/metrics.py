@@ -85,7 +85,7 @@ async def _queue_state(redis: ArqRedis, queue_name: str) -> tuple[int, float | N
     # arq's queue is a sorted set scored by the time (ms) each job is due.
     depth = int(await redis.zcard(queue_name))
     first = await redis.zrange(queue_name, 0, 0, withscores=True)
-    return depth, float(first[0][1]) if first else None
+    return depth, float(first[0][1]) if first else None  # enqueue time, epoch seconds
 
 
 class WorkerMetrics:
