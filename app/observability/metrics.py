@@ -60,6 +60,15 @@ class ApiMetrics:
             registry=self.registry,
         )
 
+        self.sync_failed = Gauge(
+            "cashback_store_credit_sync_failed",
+            "Ledger entries whose push to the platform failed for good (all shops).",
+            registry=self.registry,
+        )
+
+    def set_sync_failures(self, count: int) -> None:
+        self.sync_failed.set(count)
+
     def record_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
+from app.platform.models import CreditSync, SyncStatus
 from tests.payloads import paid_order
 from tests.support import ADMIN_TOKEN, Stack, shopify_headers
 
@@ -106,3 +108,15 @@ async def test_queue_depth_and_age_are_read_from_redis(stack: Stack) -> None:
     samples = await scrape(stack)
     assert sample(samples, "cashback_queue_depth", queue=queue) == 0
     assert sample(samples, "cashback_queue_oldest_job_age_seconds", queue=queue) == 0
+
+
+async def test_failed_store_credit_syncs_are_counted_from_the_database(stack: Stack) -> None:
+    shop = await stack.create_shop()
+    await stack.deliver(shop, paid_order())
+    await stack.run_worker()
+    assert sample(await scrape(stack), "cashback_store_credit_sync_failed") == 0
+    async with stack.resources.sessionmaker() as session:
+        [sync] = list(await session.scalars(select(CreditSync)))
+        sync.status = SyncStatus.failed  # as an entry Shopify refused for good
+        await session.commit()
+    assert sample(await scrape(stack), "cashback_store_credit_sync_failed") == 1
