@@ -20,6 +20,7 @@ from app.ledger import service as ledger_service
 from app.metrics import rollup
 from app.notifications import service as notification_service
 from app.notifications.service import OutboxKind
+from app.observability.context import bind
 from app.orders.domain import (
     PlatformCustomer,
     PlatformLine,
@@ -127,6 +128,7 @@ async def ingest_order(
     new_id = inserted.scalar_one_or_none()
     order = await find_order(session, shop.id, snapshot.external_id, lock=True)
     assert order is not None  # inserted above, or by a transaction that committed first
+    bind(order_id=order.id)
     if new_id is not None:
         await rollup.bump(session, shop.id, order.id, orders=1)
         audit_service.record(

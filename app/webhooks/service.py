@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog import service as catalog_service
 from app.kit.queue import defer_job
 from app.notifications import service as notification_service
+from app.observability.context import bind
 from app.orders import refunds as refund_service
 from app.orders import service as order_service
 from app.orders.domain import PlatformCustomer
@@ -102,6 +103,7 @@ async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | No
     if event is None:
         return None
     shop = await session.get_one(Shop, event.shop_id)
+    bind(shop_id=shop.id, event_id=event.id, topic=event.topic)  # this job's log lines
     event.attempts += 1
     if shop.uninstalled_at is not None and event.topic not in PRIVACY_TOPICS:
         _finish(event, EventStatus.ignored, "the app is uninstalled for this shop")
@@ -116,6 +118,7 @@ async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | No
     if outcome is None:  # shop/redact: the event went with the shop's data
         return EventStatus.processed
     _finish(event, outcome)
+    logger.info("webhook event %s", outcome.value)
     return outcome
 
 

@@ -124,3 +124,20 @@ def test_configure_logging_installs_one_root_handler(settings: Settings) -> None
     finally:
         root.handlers[:] = saved
         root.setLevel(level)
+
+
+async def test_a_job_logs_with_the_request_that_caused_it_and_what_it_works_on(
+    stack: Stack, json_lines: io.StringIO
+) -> None:
+    shop = await stack.create_shop()
+    body = json.dumps(paid_order()).encode()
+    headers = shopify_headers(shop, body) | {"X-Request-Id": "req-paid-7"}
+    response = await stack.client.post("/webhooks/shopify", content=body, headers=headers)
+    assert response.status_code == 200
+    await stack.run_worker()
+    [handled] = [
+        line for line in lines(json_lines) if line.get("message") == "webhook event processed"
+    ]
+    assert handled["request_id"] == "req-paid-7"
+    assert (handled["shop_id"], handled["topic"]) == (shop.id, "orders/paid")
+    assert isinstance(handled["order_id"], int) and isinstance(handled["event_id"], int)
