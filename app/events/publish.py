@@ -49,6 +49,17 @@ def defer_event(session: AsyncSession, shop_id: int, event: Event) -> None:
     session.info.setdefault(_PENDING_KEY, []).append((shop_id, event))
 
 
+DASHBOARD_UPDATED: Event = {"type": "dashboard.updated"}
+
+
+def defer_dashboard_update(session: AsyncSession, shop_id: int) -> None:
+    """Tell the shop's frontend its dashboard figures changed: once per transaction, however
+    many orders it touched (the frontend refetches GET /v1/metrics/dashboard)."""
+    pending = session.info.setdefault(_PENDING_KEY, [])
+    if (shop_id, DASHBOARD_UPDATED) not in pending:
+        pending.append((shop_id, DASHBOARD_UPDATED))
+
+
 def take_deferred_events(session: AsyncSession) -> list[tuple[int, Event]]:
     pending: list[tuple[int, Event]] = session.info.pop(_PENDING_KEY, [])
     return pending

@@ -6,6 +6,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.events.publish import defer_dashboard_update
 from app.metrics.models import OrderStatsHourly
 
 SHARDS = 4
@@ -29,3 +30,4 @@ async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int
         set_={name: table.c[name] + stmt.excluded[name] for name in deltas},
     )
     await session.execute(stmt)
+    defer_dashboard_update(session, shop_id)  # the frontend refetches, after the commit

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit_service
 from app.audit.service import SYSTEM, Actor
 from app.catalog import service as catalog_service
-from app.events.publish import defer_event, order_status_changed
+from app.events.publish import defer_dashboard_update, defer_event, order_status_changed
 from app.kit.money import format_minor
 from app.ledger import service as ledger_service
 from app.metrics import rollup
@@ -88,12 +88,13 @@ async def transition(
         await rollup.bump(session, order.shop_id, order.id, rejected=1)
     order.status = target
     order.status_reason = reason
-    if current != target:  # the frontend's badges, live (sent after the commit)
+    if current != target:  # the frontend's badges and figures, live (sent after the commit)
         defer_event(
             session,
             order.shop_id,
             order_status_changed(order.id, order.external_id, current, target, now),
         )
+        defer_dashboard_update(session, order.shop_id)
     if target == OrderStatus.processed:
         order.processed_at = now
 
