@@ -42,18 +42,24 @@ async def credit(
     description: str | None = None,
 ) -> int | None:
     """Append a credit entry; returns its id, or None when the key was already written."""
+    return await _append(
+        session,
+        shop_id=shop_id,
+        customer_id=customer_id,
+        order_id=order_id,
+        kind=EntryKind.credit,
+        amount=amount,
+        currency=currency,
+        idempotency_key=idempotency_key,
+        description=description,
+    )
+
+
+async def _append(session: AsyncSession, **values: object) -> int | None:
+    """Insert an entry once per (shop, idempotency key): the only way entries are written."""
     stmt = (
         insert(LedgerEntry)
-        .values(
-            shop_id=shop_id,
-            customer_id=customer_id,
-            order_id=order_id,
-            kind=EntryKind.credit,
-            amount=amount,
-            currency=currency,
-            idempotency_key=idempotency_key,
-            description=description,
-        )
+        .values(**values)
         .on_conflict_do_nothing(index_elements=[LedgerEntry.shop_id, LedgerEntry.idempotency_key])
         .returning(LedgerEntry.id)
     )
@@ -96,20 +102,15 @@ async def reverse(
     description: str | None = None,
 ) -> int | None:
     """Append a reversal of part of `credit`; returns its id, or None if already written."""
-    stmt = (
-        insert(LedgerEntry)
-        .values(
-            shop_id=shop.id,
-            customer_id=credit.customer_id,
-            order_id=credit.order_id,
-            kind=EntryKind.reversal,
-            amount=-amount,
-            currency=credit.currency,
-            idempotency_key=idempotency_key,
-            reverses_entry_id=credit.id,
-            description=description,
-        )
-        .on_conflict_do_nothing(index_elements=[LedgerEntry.shop_id, LedgerEntry.idempotency_key])
-        .returning(LedgerEntry.id)
+    return await _append(
+        session,
+        shop_id=shop.id,
+        customer_id=credit.customer_id,
+        order_id=credit.order_id,
+        kind=EntryKind.reversal,
+        amount=-amount,
+        currency=credit.currency,
+        idempotency_key=idempotency_key,
+        reverses_entry_id=credit.id,
+        description=description,
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
