@@ -115,6 +115,17 @@ class Stack:
         finally:
             await resources.close()
 
+    async def order(self, shop: ShopHandle, external_id: int | str) -> dict[str, Any]:
+        """The order the platform knows as `external_id`, as GET /v1/orders/{id} shows it."""
+        listing = await self.client.get(
+            "/v1/orders", headers=shop.auth, params={"external_id": external_id}
+        )
+        [summary] = listing.json()["items"]
+        detail: dict[str, Any] = (
+            await self.client.get(f"/v1/orders/{summary['id']}", headers=shop.auth)
+        ).json()
+        return detail
+
     async def run_worker(self, *, max_jobs: int = 10) -> None:
         """Run a real arq worker (own engine and Redis connections) until the queue is empty."""
         worker = build_worker(

@@ -23,17 +23,6 @@ from tests.support import ShopHandle, Stack
 SAMPLE_ORDER = 820982911946154508
 
 
-async def order_of(stack: Stack, shop: ShopHandle, external_id: int) -> dict[str, Any]:
-    listing = await stack.client.get(
-        "/v1/orders", headers=shop.auth, params={"external_id": external_id}
-    )
-    [summary] = listing.json()["items"]
-    detail: dict[str, Any] = (
-        await stack.client.get(f"/v1/orders/{summary['id']}", headers=shop.auth)
-    ).json()
-    return detail
-
-
 async def balance(stack: Stack, shop: ShopHandle, customer_id: str) -> str:
     response = await stack.client.get(f"/v1/customers/{customer_id}", headers=shop.auth)
     value: str = response.json()["balance"]
@@ -53,7 +42,7 @@ async def ledger_sum(stack: Stack, shop: ShopHandle) -> int:
 async def credited_sample(stack: Stack, shop: ShopHandle) -> dict[str, Any]:
     await stack.deliver(shop, paid_order())
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert order["credited_amount"] == "4.38"
     return order
 
@@ -66,14 +55,14 @@ async def test_the_sample_refund_reverses_180_once_then_a_full_refund_the_rest(
     for _ in range(2):  # the second delivery of the same refund takes nothing more
         await stack.deliver(shop, refund(), topic="refunds/create")
         await stack.run_worker()
-        order = await order_of(stack, shop, SAMPLE_ORDER)
+        order = await stack.order(shop, SAMPLE_ORDER)
         assert (order["status"], order["reversed_amount"]) == ("partially_reversed", "1.80")
         assert await balance(stack, shop, order["customer_id"]) == "2.58"
 
     rest = refund(id=509562970, refund_line_items=refund_lines((SHOES, 1), (SOCKS, 1)))
     await stack.deliver(shop, rest, topic="refunds/create")
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["reversed_amount"]) == ("reversed", "4.38")
     assert await balance(stack, shop, order["customer_id"]) == "0.00"
     ledger = (
@@ -96,7 +85,7 @@ async def test_a_refund_before_its_order_is_applied_when_the_order_is_credited(
     assert (await stack.client.get("/v1/orders", headers=shop.auth)).json()["items"] == []
     await stack.deliver(shop, paid_order())
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["credited_amount"], order["reversed_amount"]) == (
         "partially_reversed",
         "4.38",
@@ -117,7 +106,7 @@ async def test_shipping_only_refunds_take_nothing_and_amount_only_take_a_share(
     )
     await stack.deliver(shop, shipping, topic="refunds/create")
     await stack.run_worker()
-    assert (await order_of(stack, shop, SAMPLE_ORDER))["status"] == "processed"
+    assert (await stack.order(shop, SAMPLE_ORDER))["status"] == "processed"
     half = refund(
         id=2,
         refund_line_items=[],
@@ -125,7 +114,7 @@ async def test_shipping_only_refunds_take_nothing_and_amount_only_take_a_share(
     )
     await stack.deliver(shop, half, topic="refunds/create")
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert order["reversed_amount"] == "2.19"  # 4.38 × 43.75 / 87.50, rounded half up
 
 
@@ -141,7 +130,7 @@ async def test_cancel_after_credit_takes_everything_back(stack: Stack) -> None:
     )
     await stack.deliver(shop, cancelled, topic="orders/cancelled")
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["reversed_amount"]) == ("reversed", "4.38")
     assert await balance(stack, shop, order["customer_id"]) == "0.00"
 
@@ -155,7 +144,7 @@ async def test_cancel_before_review_rejects_the_order(stack: Stack) -> None:
     )
     await stack.deliver(shop, cancelled, topic="orders/cancelled")
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["status_reason"]) == ("rejected", "order cancelled")
     assert await ledger_sum(stack, shop) == 0
 
@@ -168,14 +157,14 @@ async def test_refunds_before_credit_reduce_the_cashback_then_reverse_after(
     await stack.run_worker()
     await stack.deliver(shop, refund(), topic="refunds/create")
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["cashback_amount"]) == ("pending", "2.58")
     approved = await stack.client.post(f"/v1/orders/{order['id']}/approve", headers=shop.auth)
     assert approved.json()["credited_amount"] == "2.58"
     rest = refund(id=77, refund_line_items=refund_lines((SHOES, 1), (SOCKS, 1)))
     await stack.deliver(shop, rest, topic="refunds/create")
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["reversed_amount"]) == ("reversed", "2.58")
     assert await ledger_sum(stack, shop) == 0
 
@@ -187,7 +176,7 @@ async def test_a_fully_refunded_pending_order_is_rejected(stack: Stack) -> None:
     everything = refund(refund_line_items=refund_lines((SHOES, 2), (SOCKS, 1)))
     await stack.deliver(shop, everything, topic="refunds/create")
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["status_reason"]) == ("rejected", "order refunded")
 
 
@@ -206,7 +195,7 @@ async def test_twenty_concurrent_refunds_never_take_back_more_than_was_credited(
     ]
     await asyncio.gather(*deliveries)
     await stack.run_worker(max_jobs=20)
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["reversed_amount"]) == ("reversed", "4.38")
     assert await ledger_sum(stack, shop) == 0
 
@@ -218,10 +207,10 @@ async def test_a_guest_order_is_credited_once_the_customer_account_appears(
     guest = new_order_id()
     await stack.deliver(shop, paid_order(id=guest, customer=None, email="Sam.Guest@example.com"))
     await stack.run_worker()
-    assert (await order_of(stack, shop, guest))["status"] == "awaiting_customer"
+    assert (await stack.order(shop, guest))["status"] == "awaiting_customer"
     await stack.deliver(shop, new_customer(), topic="customers/create")
     await stack.run_worker()
-    order = await order_of(stack, shop, guest)
+    order = await stack.order(shop, guest)
     assert (order["status"], order["credited_amount"]) == ("processed", "4.38")
     customer = await stack.client.get(f"/v1/customers/{order['customer_id']}", headers=shop.auth)
     assert customer.json()["external_id"] == "207119551"
@@ -235,7 +224,7 @@ async def test_an_edit_recalculates_an_order_not_yet_credited(stack: Stack) -> N
     edited["line_items"] = [edited["line_items"][2]]  # only the socks remain
     await stack.deliver(shop, edited, topic="orders/updated")
     await stack.run_worker()
-    order = await order_of(stack, shop, SAMPLE_ORDER)
+    order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["cashback_amount"]) == ("pending", "0.78")
     assert order["history"][-1]["action"] == "order.recalculated"
 

@@ -16,17 +16,6 @@ from tests.support import ShopHandle, Stack
 from workers.settings import redrive
 
 
-async def order_by_external(stack: Stack, shop: ShopHandle, external_id: int) -> dict[str, Any]:
-    listing = await stack.client.get(
-        "/v1/orders", headers=shop.auth, params={"external_id": external_id}
-    )
-    [summary] = listing.json()["items"]
-    detail: dict[str, Any] = (
-        await stack.client.get(f"/v1/orders/{summary['id']}", headers=shop.auth)
-    ).json()
-    return detail
-
-
 async def deliver_orders(stack: Stack, shop: ShopHandle, count: int, **fields: Any) -> list[int]:
     ids = [new_order_id() for _ in range(count)]
     for external_id in ids:
@@ -38,7 +27,7 @@ async def deliver_orders(stack: Stack, shop: ShopHandle, count: int, **fields: A
 
 async def pending_order(stack: Stack, shop: ShopHandle, **fields: Any) -> dict[str, Any]:
     [external_id] = await deliver_orders(stack, shop, 1, **fields)
-    order = await order_by_external(stack, shop, external_id)
+    order = await stack.order(shop, external_id)
     assert order["status"] == "pending", order
     return order
 
@@ -124,7 +113,7 @@ async def test_each_hold_rule_holds_an_order_in_automatic_mode(
     )
     assert (await patch_settings(stack, shop, hold_rules=rules)).status_code == 200
     [external_id] = await deliver_orders(stack, shop, 1, **fields)
-    order = await order_by_external(stack, shop, external_id)
+    order = await stack.order(shop, external_id)
     assert order["status"] == "held"
     assert any(r.startswith(reason) for r in order["hold_reasons"]), order["hold_reasons"]
     assert await stack.credit_count(shop) == 0
@@ -134,7 +123,7 @@ async def test_every_tripped_rule_is_listed(stack: Stack) -> None:
     shop = await stack.create_shop()
     await patch_settings(stack, shop, hold_rules={"first_order": True, "cashback_above": "1"})
     [external_id] = await deliver_orders(stack, shop, 1)
-    order = await order_by_external(stack, shop, external_id)
+    order = await stack.order(shop, external_id)
     assert order["hold_reasons"] == ["cashback above 1.00", "first order of the customer"]
 
 
@@ -142,7 +131,7 @@ async def test_release_re_evaluates_in_the_current_mode(stack: Stack) -> None:
     shop = await stack.create_shop()
     await patch_settings(stack, shop, hold_rules={"first_order": True})
     [first] = await deliver_orders(stack, shop, 1)
-    held = await order_by_external(stack, shop, first)
+    held = await stack.order(shop, first)
     assert held["status"] == "held"
     released = await post(stack, shop, f"/v1/orders/{held['id']}/release")
     assert released.json()["status"] == "processed"
@@ -152,7 +141,7 @@ async def test_release_re_evaluates_in_the_current_mode(stack: Stack) -> None:
     await patch_settings(stack, shop, processing_mode="manual")
     newcomer = {"id": 555, "email": "new@example.com", "tags": ""}
     [second] = await deliver_orders(stack, shop, 1, customer=newcomer)
-    other = await order_by_external(stack, shop, second)
+    other = await stack.order(shop, second)
     assert other["status"] == "held"
     response = await post(stack, shop, f"/v1/orders/{other['id']}/release")
     assert response.json()["status"] == "pending"
@@ -282,7 +271,7 @@ async def test_award_delay_schedules_credit_until_the_sweeper_finds_it_due(
     shop = await stack.create_shop()
     await patch_settings(stack, shop, award_delay_days=14)
     [external_id] = await deliver_orders(stack, shop, 1)
-    order = await order_by_external(stack, shop, external_id)
+    order = await stack.order(shop, external_id)
     assert (order["status"], order["award_amount"]) == ("scheduled", "4.38")
     award_at = datetime.fromisoformat(order["award_at"])
     assert timedelta(days=13, hours=23) < award_at - datetime.now(UTC) <= timedelta(days=14)
@@ -298,7 +287,7 @@ async def test_award_delay_schedules_credit_until_the_sweeper_finds_it_due(
         await session.commit()
     assert (await redrive(stack.resources, datetime.now(UTC)))["awards"] == 1
     await stack.run_worker()
-    done = await order_by_external(stack, shop, external_id)
+    done = await stack.order(shop, external_id)
     assert (done["status"], done["credited_amount"]) == ("processed", "4.38")
 
 
@@ -307,7 +296,7 @@ async def test_process_cashback_confirms_the_amount_first(stack: Stack) -> None:
     external_id = new_order_id()
     await stack.deliver(shop, paid_order(id=external_id, customer=None))
     await stack.run_worker()
-    order = await order_by_external(stack, shop, external_id)
+    order = await stack.order(shop, external_id)
     assert order["status"] == "awaiting_customer"
     path = f"/v1/orders/{order['id']}/process"
     asked = await post(stack, shop, path)
@@ -393,7 +382,7 @@ async def test_no_key_acts_on_another_shops_orders(stack: Stack) -> None:
         assert (response.status_code, response.json()["code"]) == (404, "order_not_found")
     bulk = await post(stack, bob, "/v1/orders/bulk-approve", {"ids": [int(order["id"])]})
     assert bulk.json()["results"][0]["code"] == "order_not_found"
-    assert (await order_by_external(stack, alice, int(order["external_id"])))["status"] == "pending"
+    assert (await stack.order(alice, int(order["external_id"])))["status"] == "pending"
 
 
 async def test_review_queue_oldest_first_with_history_and_counts(stack: Stack) -> None:

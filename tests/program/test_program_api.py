@@ -18,17 +18,6 @@ async def put_program(stack: Stack, shop: ShopHandle, **changes: Any) -> dict[st
     return program
 
 
-async def order_detail(stack: Stack, shop: ShopHandle, external_id: int) -> dict[str, Any]:
-    listing = await stack.client.get(
-        "/v1/orders", headers=shop.auth, params={"external_id": external_id}
-    )
-    [summary] = listing.json()["items"]
-    detail: dict[str, Any] = (
-        await stack.client.get(f"/v1/orders/{summary['id']}", headers=shop.auth)
-    ).json()
-    return detail
-
-
 async def test_a_new_shop_has_the_default_program_as_version_1(stack: Stack) -> None:
     shop = await stack.create_shop()
     program = (await stack.client.get("/v1/program", headers=shop.auth)).json()
@@ -52,7 +41,7 @@ async def test_each_change_is_a_new_version_and_calculated_orders_keep_theirs(
     await stack.deliver(shop, paid_order(id=second))
     await stack.run_worker()
 
-    old, new = await order_detail(stack, shop, first), await order_detail(stack, shop, second)
+    old, new = await stack.order(shop, first), await stack.order(shop, second)
     assert (old["program_version"], old["credited_amount"]) == (1, "4.38")
     assert (new["program_version"], new["credited_amount"]) == (2, "8.75")
     assert (await stack.client.get("/v1/program", headers=shop.auth)).json()["version"] == 2
@@ -132,7 +121,7 @@ async def test_catalog_facts_from_webhooks_and_admin_drive_rules_through_the_wor
     order_id = new_order_id()
     await stack.deliver(shop, paid_order(id=order_id))
     await stack.run_worker()
-    detail = await order_detail(stack, shop, order_id)
+    detail = await stack.order(shop, order_id)
     lines = {line["external_id"]: line for line in detail["lines"]}
     assert (lines["466157049"]["rate_source"], lines["466157049"]["cashback_amount"]) == (
         "rule:Running 10%",
@@ -151,7 +140,7 @@ async def test_the_customers_tier_sets_the_rate(stack: Stack) -> None:
     order_id = new_order_id()
     await stack.deliver(shop, paid_order(id=order_id))  # the sample customer is tagged vip
     await stack.run_worker()
-    detail = await order_detail(stack, shop, order_id)
+    detail = await stack.order(shop, order_id)
     assert detail["credited_amount"] == "7.00"  # 8% of 87.50
     assert {line["rate_source"] for line in detail["lines"]} == {"tier:VIP", "gift_card"}
 
