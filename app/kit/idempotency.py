@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import (
     DateTime,
     Index,
@@ -42,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.datastructures import Headers
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.kit.db import Base, IdMixin
@@ -228,14 +229,16 @@ async def prune(
             return total
 
 
-def is_idempotent_route(route: Any) -> bool:
+def idempotent_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
     """The POSTs of the public API that change state (the webhook intake has its event id)."""
-    return (
-        isinstance(route, APIRoute)
-        and "POST" in (route.methods or ())
-        and route.path.startswith("/v1/")
-        and route.operation_id not in READ_ONLY_OPERATIONS
-    )
+    return [
+        context.route
+        for context in iter_route_contexts(routes)
+        if isinstance(context.route, APIRoute)
+        and "POST" in (context.route.methods or ())
+        and context.route.path.startswith("/v1/")
+        and context.route.operation_id not in READ_ONLY_OPERATIONS
+    ]
 
 
 class IdempotencyMiddleware:
@@ -245,7 +248,7 @@ class IdempotencyMiddleware:
 
     def _applies(self, scope: Scope) -> bool:
         if self._routes is None:
-            self._routes = [r for r in scope["app"].router.routes if is_idempotent_route(r)]
+            self._routes = idempotent_routes(scope["app"].routes)
         return any(route.matches(scope)[0] == Match.FULL for route in self._routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -389,9 +392,9 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def document_idempotency(schema: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
+def document_idempotency(schema: dict[str, Any], routes: Sequence[BaseRoute]) -> dict[str, Any]:
     """Declare the header, the replay marker and the key's own errors on each operation."""
-    ids = {route.operation_id for route in routes if is_idempotent_route(route)}
+    ids = {route.operation_id for route in idempotent_routes(routes)}
     for path_item in schema.get("paths", {}).values():
         operation = path_item.get("post")
         if operation is None or operation.get("operationId") not in ids:
