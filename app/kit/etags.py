@@ -53,5 +53,8 @@ def parse_version_if_match(value: str | None) -> int | None:
 
 IfMatch = Annotated[
     str | None,
-    Header(description="The `ETag` as you read it; 412 `version_mismatch` if it changed since."),
+    Header(
+        alias="If-Match",
+        description="The `ETag` as you read it; 412 `version_mismatch` if it changed since.",
+    ),
 ]

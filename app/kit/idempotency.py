@@ -47,7 +47,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.kit.db import Base, IdMixin
-from app.kit.errors import PROBLEM_MEDIA_TYPE, problem_declaration, problem_response
+from app.kit.errors import RETRY_AFTER_HEADER, problem_declaration, problem_response
 
 logger = logging.getLogger(__name__)
 
@@ -419,19 +419,16 @@ def document_idempotency(schema: dict[str, Any], routes: Sequence[BaseRoute]) ->
                     "description": "`true` when this is the stored answer to an earlier request.",
                     "schema": {"type": "string", "enum": ["true"]},
                 }
-        for status, title in (
-            (400, "Invalid Idempotency-Key"),
-            (409, "A request with this Idempotency-Key is in progress"),
-            (422, "Idempotency-Key already used for another request"),
+        for status, code, title in (
+            (400, "invalid_idempotency_key", "Invalid Idempotency-Key"),
+            (409, "idempotency_key_in_use", "A request with this Idempotency-Key is in progress"),
+            (422, "idempotency_key_reused", "Idempotency-Key already used for another request"),
         ):
-            declared = responses.setdefault(str(status), problem_declaration(title, status))
+            declared = responses.get(str(status))
+            if declared is None:
+                responses[str(status)] = declared = problem_declaration(title, status)
+            else:
+                declared["description"] += f"; or `{code}`: {title}"
             if status == 409:
-                declared.setdefault("headers", {})["Retry-After"] = {
-                    "description": "Seconds to wait before retrying.",
-                    "schema": {"type": "integer", "minimum": 0},
-                }
-            if declared.get("content") is None:
-                declared["content"] = {
-                    PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                }
+                declared.setdefault("headers", {}).update(RETRY_AFTER_HEADER)
     return schema
