@@ -271,9 +271,8 @@ class IdempotencyMiddleware:
             )(scope, receive, send)
             return
         body = await _read_body(receive)
-        path = scope["path"] + (
-            f"?{scope['query_string'].decode()}" if scope["query_string"] else ""
-        )
+        query = scope["query_string"].decode("latin-1")
+        path = scope["path"] + (f"?{query}" if query else "")
         res = scope["app"].state.resources
         retention = timedelta(hours=res.settings.idempotency_retention_hours)
         async with res.sessionmaker() as session, session.begin():
