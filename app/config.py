@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         description="Encrypts secrets at rest (platform access tokens).",
     )
     http_timeout_s: float = Field(default=10.0, gt=0, description="Calls to other systems.")
+    idempotency_retention_hours: int = Field(
+        default=48, ge=24, description="How long an Idempotency-Key and its answer are kept."
+    )
     data_dir: Path = Path(".cashback")
     body_limit: int = Field(default=2 * 1024 * 1024, ge=1024, description="Webhook body bytes.")
     cors_origins: list[str] = Field(default_factory=list)

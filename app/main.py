@@ -21,6 +21,7 @@ from app.kit.errors import (
     Problem,
     install_error_handlers,
 )
+from app.kit.idempotency import REPLAYED_HEADER, IdempotencyMiddleware, document_idempotency
 from app.kit.resources import Resources
 from app.ledger.routes import router as customers_router
 from app.metrics.routes import router as metrics_router
@@ -75,13 +76,14 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     )
     if resources is not None:
         app.state.resources = resources
+    app.add_middleware(IdempotencyMiddleware)  # inside CORS: replays carry CORS headers too
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key"],
-            expose_headers=["ETag"],
+            expose_headers=["ETag", "Location", "Retry-After", REPLAYED_HEADER],
         )
     app.state.prometheus = ApiMetrics()
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.prometheus)
@@ -105,13 +107,16 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = describe_validation_as_problems(
-                get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    description=app.description,
-                    routes=app.routes,
-                )
+            app.openapi_schema = document_idempotency(
+                describe_validation_as_problems(
+                    get_openapi(
+                        title=app.title,
+                        version=app.version,
+                        description=app.description,
+                        routes=app.routes,
+                    )
+                ),
+                app.routes,
             )
         return app.openapi_schema
 

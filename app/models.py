@@ -3,6 +3,7 @@
 from app.audit.models import AuditEvent
 from app.catalog.models import Product
 from app.kit.db import Base
+from app.kit.idempotency import IdempotencyKey
 from app.kit.operations import Operation
 from app.ledger.models import Customer, LedgerEntry
 from app.metrics.models import OrderStatsHourly
@@ -20,6 +21,7 @@ __all__ = [
     "Base",
     "CreditSync",
     "Customer",
+    "IdempotencyKey",
     "LedgerEntry",
     "Operation",
     "Order",

@@ -12,6 +12,7 @@ from arq.worker import Function, Worker, func
 from sqlalchemy import select
 
 from app.config import Settings
+from app.kit import idempotency_tasks
 from app.kit.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
 from app.kit.operations import Operation
 from app.kit.queue import Job, redis_settings
@@ -37,7 +38,7 @@ from app.webhooks.tasks import handle_webhook_event
 logger = logging.getLogger(__name__)
 
 # Domains that declare jobs, crons and sweeper re-drives of their own.
-DOMAIN_TASKS = (platform_tasks, notification_tasks)
+DOMAIN_TASKS = (platform_tasks, notification_tasks, idempotency_tasks)
 STALE_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 5000
 

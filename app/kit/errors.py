@@ -83,12 +83,30 @@ _STATUS_CODES = {
 }
 
 
+# Seconds a client should wait before retrying a 429 or 503 (every one carries `Retry-After`).
+RETRY_AFTER_S = 5
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+
+
 def problem_response(
-    status: int, code: str, title: str, detail: str | None = None, **extra: Any
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    retry_after: int | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = Problem(type="about:blank", title=title, status=status, detail=detail, code=code)
     content = body.model_dump(exclude_none=True) | extra
-    headers = {"Retry-After": "5"} if status in (429, 503) else None
+    if retry_after is None and status in (429, 503):
+        retry_after = RETRY_AFTER_S
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return JSONResponse(content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
@@ -96,11 +114,19 @@ def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, 
     """OpenAPI `responses=` for a route: each status it can answer with a problem document."""
     out: dict[int | str, dict[str, Any]] = {}
     for error in errors:
-        out[error.status] = {
-            "description": error.title,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
+        out[error.status] = problem_declaration(error.title, error.status)
     return out
+
+
+def problem_declaration(description: str, status: int) -> dict[str, Any]:
+    """One OpenAPI response answered with a problem document (429 and 503 with Retry-After)."""
+    declared: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if status in (429, 503):
+        declared["headers"] = dict(RETRY_AFTER_HEADER)
+    return declared
 
 
 def is_database_unavailable(exc: BaseException) -> bool:

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from app.deps import CallerDep, ReviewerCallerDep, SessionDep
 from app.kit.errors import (
@@ -15,6 +15,7 @@ from app.kit.errors import (
     Unauthorized,
     problem_responses,
 )
+from app.kit.etags import IfMatch, InvalidIfMatch, etag, parse_version_if_match
 from app.kit.money import format_minor
 from app.kit.pagination import CursorQuery, LimitQuery
 from app.orders import queries, review
@@ -42,10 +43,6 @@ class InvalidStatusFilter(ProblemError):
     status, code, title = 422, "invalid_status_filter", "Unknown order status in filter"
 
 
-class InvalidIfMatch(ProblemError):
-    status, code, title = 400, "invalid_if_match", "If-Match must be an order's ETag"
-
-
 class OrderSort(StrEnum):
     newest = "-created_at"
     oldest = "created_at"
@@ -62,25 +59,6 @@ def parse_statuses(raw: str | None) -> list[OrderStatus]:
             f"unknown status {', '.join(unknown)}; expected any of {', '.join(sorted(known))}"
         )
     return [OrderStatus(s) for s in wanted]
-
-
-def etag(order_version: int) -> str:
-    return f'"{order_version}"'
-
-
-def parse_if_match(value: str | None) -> int | None:
-    if value is None or value.strip() == "*":
-        return None
-    tag = value.strip().removeprefix("W/").strip('"')
-    if not tag.isdigit():
-        raise InvalidIfMatch(f"not an ETag of this API: {value}")
-    return int(tag)
-
-
-IfMatch = Annotated[
-    str | None,
-    Header(description="The ETag of the order as you read it; 412 if it changed since."),
-]
 
 
 @router.get(
@@ -196,7 +174,7 @@ async def approve_order(
         order_id,
         amount=body.amount,
         note=body.note,
-        if_match=parse_if_match(if_match),
+        if_match=parse_version_if_match(if_match),
     )
     return await _respond(session, order, response)
 
@@ -222,7 +200,7 @@ async def reject_order(
         caller.actor,
         order_id,
         reason=body.reason,
-        if_match=parse_if_match(if_match),
+        if_match=parse_version_if_match(if_match),
     )
     return await _respond(session, order, response)
 
@@ -247,7 +225,7 @@ async def hold_order(
         caller.actor,
         order_id,
         reason=body.reason,
-        if_match=parse_if_match(if_match),
+        if_match=parse_version_if_match(if_match),
     )
     return await _respond(session, order, response)
 
@@ -267,7 +245,7 @@ async def release_order(
     if_match: IfMatch = None,
 ) -> OrderRead:
     order = await review.release(
-        session, caller.shop, caller.actor, order_id, if_match=parse_if_match(if_match)
+        session, caller.shop, caller.actor, order_id, if_match=parse_version_if_match(if_match)
     )
     return await _respond(session, order, response)
 
@@ -302,7 +280,7 @@ async def process_order(
         caller.actor,
         order_id,
         expected_amount=(body or ProcessRequest()).expected_amount,
-        if_match=parse_if_match(if_match),
+        if_match=parse_version_if_match(if_match),
     )
     read = await _respond(session, order, response)
     return ProcessResult(

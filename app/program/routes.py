@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.deps import AdminCallerDep, CallerDep, SessionDep
 from app.kit.errors import Forbidden, Unauthorized, problem_responses
+from app.kit.etags import IfMatch, InvalidIfMatch, VersionMismatch, etag, parse_version_if_match
 from app.program import service
 from app.program.rules import Program
 from app.program.schemas import (
@@ -24,8 +25,10 @@ router = APIRouter(tags=["Program"])
     description="The shop's current program version: rates, rules, tiers, campaigns, options.",
     responses=problem_responses(Unauthorized),
 )
-async def get_program(session: SessionDep, caller: CallerDep) -> ProgramRead:
-    return await service.get_program(session, caller.shop)
+async def get_program(session: SessionDep, caller: CallerDep, response: Response) -> ProgramRead:
+    program = await service.get_program(session, caller.shop)
+    response.headers["ETag"] = etag(program.version)
+    return program
 
 
 @router.put(
@@ -41,12 +44,22 @@ async def get_program(session: SessionDep, caller: CallerDep) -> ProgramRead:
         "customer tier; else the base rate. Active campaigns then apply "
         "`rate × multiplier + bonus_points`."
     ),
-    responses=problem_responses(Unauthorized, Forbidden, service.InvalidProgram),
+    responses=problem_responses(
+        Unauthorized, Forbidden, service.InvalidProgram, VersionMismatch, InvalidIfMatch
+    ),
 )
 async def replace_program(
-    session: SessionDep, caller: AdminCallerDep, body: Program
+    session: SessionDep,
+    caller: AdminCallerDep,
+    body: Program,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> ProgramRead:
-    return await service.replace_program(session, caller.shop, body, caller.actor)
+    program = await service.replace_program(
+        session, caller.shop, body, caller.actor, if_match=parse_version_if_match(if_match)
+    )
+    response.headers["ETag"] = etag(program.version)
+    return program
 
 
 @router.post(

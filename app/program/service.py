@@ -12,6 +12,7 @@ from app.audit import service as audit_service
 from app.audit.service import Actor
 from app.catalog import service as catalog_service
 from app.kit.errors import ProblemError
+from app.kit.etags import VersionMismatch
 from app.kit.money import format_minor, to_minor
 from app.orders.domain import PlatformOrder, snapshot_from_json
 from app.orders.models import Order
@@ -76,15 +77,26 @@ def check_for_shop(program: Program, shop: Shop) -> None:
 
 
 async def replace_program(
-    session: AsyncSession, shop: Shop, program: Program, actor: Actor
+    session: AsyncSession,
+    shop: Shop,
+    program: Program,
+    actor: Actor,
+    *,
+    if_match: int | None = None,
 ) -> ProgramRead:
-    """Store `program` as the shop's next version; orders already calculated keep theirs."""
+    """Store `program` as the shop's next version; orders already calculated keep theirs.
+    With `if_match`, only if the current version is still that one."""
     check_for_shop(program, shop)
     # Serialise concurrent changes of one shop's program on its row.
     await session.execute(select(Shop.id).where(Shop.id == shop.id).with_for_update())
     latest = await session.scalar(
         select(func.max(ProgramVersion.version)).where(ProgramVersion.shop_id == shop.id)
     )
+    if if_match is not None and if_match != latest:
+        raise VersionMismatch(
+            f"the program is at version {latest}, not {if_match}; read it again",
+            version=latest,
+        )
     version = ProgramVersion(
         shop_id=shop.id, version=(latest or 0) + 1, rules=program.model_dump(mode="json")
     )

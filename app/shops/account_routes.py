@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from sqlalchemy import func, select
 
 from app.audit import service as audit_service
 from app.deps import AdminCallerDep, CallerDep, ResourcesDep, SessionDep
 from app.kit.errors import Conflict, Forbidden, NotFound, Unauthorized, problem_responses
+from app.kit.etags import IfMatch, InvalidIfMatch, VersionMismatch, parse_if_match
 from app.shops import service, settings
 from app.shops.models import ApiKey, ApiKeyRole
 from app.shops.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
@@ -27,7 +28,8 @@ class LastAdminKey(Conflict):
     summary="Get the shop's settings",
     responses=problem_responses(Unauthorized),
 )
-async def get_shop_settings(caller: CallerDep) -> settings.ShopSettings:
+async def get_shop_settings(caller: CallerDep, response: Response) -> settings.ShopSettings:
+    response.headers["ETag"] = settings.settings_etag(caller.shop)
     return settings.read(caller.shop)
 
 
@@ -42,13 +44,27 @@ async def get_shop_settings(caller: CallerDep) -> settings.ShopSettings:
         "background; follow `operation`) or `keep`. Automatic → manual affects new orders only."
     ),
     responses=problem_responses(
-        Unauthorized, Forbidden, settings.PendingOrdersExist, settings.InvalidSettings
+        Unauthorized,
+        Forbidden,
+        settings.PendingOrdersExist,
+        settings.InvalidSettings,
+        VersionMismatch,
+        InvalidIfMatch,
     ),
 )
 async def update_shop_settings(
-    session: SessionDep, res: ResourcesDep, caller: AdminCallerDep, body: settings.SettingsUpdate
+    session: SessionDep,
+    res: ResourcesDep,
+    caller: AdminCallerDep,
+    body: settings.SettingsUpdate,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> settings.SettingsChanged:
-    return await settings.update(session, caller.shop, caller.actor, body, res.secrets)
+    changed = await settings.update(
+        session, caller.shop, caller.actor, body, res.secrets, if_match=parse_if_match(if_match)
+    )
+    response.headers["ETag"] = settings.settings_etag(caller.shop)
+    return changed
 
 
 @router.get(

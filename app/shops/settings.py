@@ -16,6 +16,7 @@ from app.audit import service as audit_service
 from app.audit.service import Actor
 from app.kit.crypto import SecretBox
 from app.kit.errors import Conflict, NotFound, ProblemError
+from app.kit.etags import VersionMismatch, content_tag, etag
 from app.kit.money import format_minor, to_minor
 from app.kit.operations import Operation
 from app.kit.queue import defer_job
@@ -129,6 +130,15 @@ def read(shop: Shop) -> ShopSettings:
     )
 
 
+def settings_etag(shop: Shop) -> str:
+    """Changes whenever anything the settings show (or hide: the stored secrets) changes."""
+    content = read(shop).model_dump(mode="json") | {
+        "platform_access_token": shop.platform_access_token,
+        "outbound_webhook_secret": shop.outbound_webhook_secret,
+    }
+    return etag(content_tag(content))
+
+
 def operation_read(op: Operation) -> OperationRead:
     return OperationRead(
         id=str(op.id),
@@ -154,11 +164,23 @@ async def pending_count(session: AsyncSession, shop_id: int) -> int:
 
 
 async def update(
-    session: AsyncSession, shop: Shop, actor: Actor, changes: SettingsUpdate, secrets: SecretBox
+    session: AsyncSession,
+    shop: Shop,
+    actor: Actor,
+    changes: SettingsUpdate,
+    secrets: SecretBox,
+    *,
+    if_match: str | None = None,
 ) -> SettingsChanged:
     """Apply the changes. Manual → automatic while orders are pending needs a decision about
-    them; automatic → manual only affects orders that come after."""
+    them; automatic → manual only affects orders that come after. With `if_match`, only if
+    the settings are still those the caller read."""
     await session.refresh(shop, with_for_update=True)
+    if if_match is not None and etag(if_match) != settings_etag(shop):
+        raise VersionMismatch(
+            "the settings changed since you read them; read them again",
+            current_etag=settings_etag(shop),
+        )
     before = read(shop).model_dump(mode="json")
     operation = None
     if changes.timezone is not None:
