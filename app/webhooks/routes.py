@@ -2,14 +2,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from app.deps import ResourcesDep, SessionDep
 from app.kit.errors import PayloadTooLarge, ProblemError, Unauthorized, problem_responses
-from app.shops.models import Shop
-from app.webhooks import service, shopify
+from app.kit.resources import Resources
+from app.webhooks import service
+from app.webhooks.intake import Intake
 
 router = APIRouter(tags=["Webhooks"])
 
@@ -26,6 +25,21 @@ class WebhookResult(StrEnum):
 
 class WebhookAck(BaseModel):
     result: WebhookResult
+
+
+# The answers, encoded once: the hot path builds no model per request.
+_ACKS = {result: WebhookAck(result=result).model_dump_json().encode() for result in WebhookResult}
+
+
+def intake_of(request: Request) -> Intake:
+    """The app's intake, made on first use for the app's current resources."""
+    state = request.app.state
+    res: Resources = state.resources
+    current: tuple[Resources, Intake] | None = getattr(state, "webhook_intake", None)
+    if current is None or current[0] is not res:
+        current = (res, Intake(res.engine, res.doorbell))
+        state.webhook_intake = current
+    return current[1]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -53,6 +67,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         "committed. Duplicates, unknown topics and malformed JSON with a valid signature are "
         "acknowledged with 200 too, so Shopify does not retry them."
     ),
+    response_model=WebhookAck,
     responses=problem_responses(MissingEventId, Unauthorized, PayloadTooLarge),
     openapi_extra={
         "requestBody": {
@@ -61,28 +76,24 @@ async def read_body(request: Request, limit: int) -> bytes:
         }
     },
 )
-async def receive_shopify_webhook(
-    request: Request, session: SessionDep, res: ResourcesDep
-) -> WebhookAck:
-    body = await read_body(request, res.settings.body_limit)
+async def receive_shopify_webhook(request: Request) -> Response:
+    intake = intake_of(request)
+    body = await read_body(request, request.app.state.resources.settings.body_limit)
     headers = request.headers  # case-insensitive
     domain = headers.get("x-shopify-shop-domain", "").strip().lower()
     signature = headers.get("x-shopify-hmac-sha256")
     if not domain or not signature:
         raise Unauthorized("missing X-Shopify-Shop-Domain or X-Shopify-Hmac-Sha256")
-    shop = (
-        await session.execute(select(Shop.id, Shop.webhook_secret).where(Shop.domain == domain))
-    ).one_or_none()
-    if shop is None or not shopify.verify(body, shop.webhook_secret, signature):
+    shop_id = await intake.verified_shop(domain, body, signature)
+    if shop_id is None:
         raise Unauthorized("the signature does not match a known shop")
     topic = headers.get("x-shopify-topic", "").strip()
     webhook_id = headers.get("x-shopify-webhook-id") or None
     event_key = headers.get("x-shopify-event-id") or webhook_id
     if not topic or not event_key:
         raise MissingEventId("X-Shopify-Topic and X-Shopify-Event-Id or -Webhook-Id are required")
-    stored = await service.store_event(
-        session,
-        shop.id,
+    stored = await intake.store(
+        shop_id,
         service.Delivery(
             topic=topic,
             event_key=event_key,
@@ -92,7 +103,9 @@ async def receive_shopify_webhook(
         ),
     )
     if stored.duplicate:
-        return WebhookAck(result=WebhookResult.duplicate)
-    if stored.malformed:
-        return WebhookAck(result=WebhookResult.malformed)
-    return WebhookAck(result=WebhookResult.accepted)
+        result = WebhookResult.duplicate
+    elif stored.malformed:
+        result = WebhookResult.malformed
+    else:
+        result = WebhookResult.accepted
+    return Response(_ACKS[result], media_type="application/json")
