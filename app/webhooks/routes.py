@@ -42,9 +42,9 @@ def intake_of(request: Request) -> Intake:
     return current[1]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 past `limit` bytes before anything is parsed."""
-    declared = request.headers.get("content-length")
+async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
+    """The raw body, refused with 413 past `limit` bytes (`declared`: Content-Length) before
+    anything is parsed."""
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body limit is {limit} bytes")
     chunks: list[bytes] = []
@@ -78,8 +78,10 @@ async def read_body(request: Request, limit: int) -> bytes:
 )
 async def receive_shopify_webhook(request: Request) -> Response:
     intake = intake_of(request)
-    body = await read_body(request, request.app.state.resources.settings.body_limit)
-    headers = request.headers  # case-insensitive
+    # ASGI header names are lower case: one dict, no case-insensitive lookups.
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+    limit = request.app.state.resources.settings.body_limit
+    body = await read_body(request, limit, headers.get("content-length"))
     domain = headers.get("x-shopify-shop-domain", "").strip().lower()
     signature = headers.get("x-shopify-hmac-sha256")
     if not domain or not signature:
