@@ -1,4 +1,4 @@
-"""The phases of a run: setup, intake, drain, end-to-end; and the figures they yield."""
+"""The benchmarks of a run (BENCHMARKS, at the end), their set-up, and the figures they yield."""
 
 from __future__ import annotations
 
@@ -61,8 +61,9 @@ TIME_BUDGET_S = 590.0  # the whole run, setup included
 LOCK_MS = int((TIME_BUDGET_S + 60) * 1000)  # the queue's reservation outlives any run
 OVERHEAD_S = 90.0  # setup, start-ups, warm-ups, shutdowns: reserved out of the budget
 INTAKE_RUN_OVERHEAD_S = 10.0  # a server's start, warm-up and stop
-# The dashboard's seed takes about 1 s per 10,000 orders on 2 cores (1,000,000: ~100 s).
-DASHBOARD_S_PER_ORDER = 1e-4
+# The dashboard's seed took 420 s for 1,000,000 orders on 2 busy cores: too long for one run
+# under 10 minutes, so `python -m bench` seeds fewer by default (see --dashboard-orders).
+DASHBOARD_S_PER_ORDER = 4.2e-4
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -104,7 +105,7 @@ class Config:
     db_pool_size: int | None = None
     worker_max_jobs: int | None = None
     calc_iterations: int = 2000
-    dashboard_orders: int = 1_000_000
+    dashboard_orders: int = 200_000  # the target is at 1,000,000: --dashboard-orders 1000000
     dashboard_calls: int = 100
     keep_files: bool = False
     service_log_level: str = "WARNING"
@@ -1143,7 +1144,7 @@ async def run_dashboard(bench: Bench) -> None:
             p95,
             "ms",
             target="<= 50 ms at 1,000,000 orders",
-            passed=p95 <= 50 and full,
+            passed=p95 <= 50 if full else None,  # not the target's size: no verdict
         )
     )
 
