@@ -166,6 +166,12 @@ class Intake:
             written, missing_shops = await self._insert(batch)
         except Exception as exc:  # every delivery of the statement failed
             unavailable = connection_lost(exc)
+            if not unavailable and len(batch) > 1:
+                # One delivery the database refuses (say, an over-long header) must not fail
+                # the others: each is written on its own, and only that one fails.
+                for p in batch:
+                    await self._write([p])
+                return
             if unavailable:
                 logger.warning("database unavailable: %r", exc)
             else:

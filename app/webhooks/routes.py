@@ -17,6 +17,19 @@ class MissingEventId(ProblemError):
     status, code, title = 400, "missing_event_id", "Webhook headers incomplete"
 
 
+class WebhookHeaderTooLong(ProblemError):
+    status, code, title = 400, "webhook_header_too_long", "Webhook header too long"
+
+
+# The inbox's column sizes (app.webhooks.models.WebhookEvent).
+_HEADER_LIMITS = {
+    "x-shopify-topic": 64,
+    "x-shopify-event-id": 255,
+    "x-shopify-webhook-id": 255,
+    "x-shopify-api-version": 32,
+}
+
+
 class WebhookResult(StrEnum):
     accepted = "accepted"
     duplicate = "duplicate"
@@ -94,6 +107,9 @@ async def receive_shopify_webhook(request: Request) -> Response:
     event_key = headers.get("x-shopify-event-id") or webhook_id
     if not topic or not event_key:
         raise MissingEventId("X-Shopify-Topic and X-Shopify-Event-Id or -Webhook-Id are required")
+    for name, limit in _HEADER_LIMITS.items():
+        if len(headers.get(name, "")) > limit:
+            raise WebhookHeaderTooLong(f"{name} is longer than {limit} characters")
     stored = await intake.store(
         shop_id,
         service.Delivery(

@@ -79,3 +79,20 @@ async def test_a_deleted_shop_stores_nothing_even_while_cached(stack: Stack) -> 
     assert response.status_code == 401
     assert response.json()["code"] == "unauthorized"
     assert await event_keys(stack) == []  # the first event went with the shop
+
+
+async def test_an_over_long_header_is_refused_alone(stack: Stack) -> None:
+    shop = await stack.create_shop()
+    deliveries = []
+    for n in range(5):
+        body = json.dumps(paid_order(order_id=2000 + n)).encode()
+        # Topics are at most 64 characters in the inbox: this one cannot be stored, and must
+        # not fail the deliveries written with it.
+        topic = "orders/" + "x" * 100 if n == 2 else "orders/paid"
+        deliveries.append((body, shopify_headers(shop, body, topic=topic)))
+    responses = await asyncio.gather(
+        *(stack.client.post("/webhooks/shopify", content=b, headers=h) for b, h in deliveries)
+    )
+    assert [r.status_code for r in responses] == [200, 200, 400, 200, 200]
+    assert responses[2].json()["code"] == "webhook_header_too_long"
+    assert len(await event_keys(stack)) == 4
