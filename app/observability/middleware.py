@@ -9,7 +9,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability.context import REQUEST_ID_HEADER, bound, request_id_from
+from app.observability.context import REQUEST_ID_HEADER, bind, request_id_from, unbind
 from app.observability.metrics import ApiMetrics
 
 logger = logging.getLogger(__name__)
@@ -82,13 +82,14 @@ class ObservabilityMiddleware:
             await send(message)
 
         started = time.perf_counter()
-        with bound(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_request_id)
-            finally:
-                self._record(scope, status, time.perf_counter() - started)
-                if is_webhook:
-                    self.metrics.record_webhook(topic, webhook_result(status, bytes(webhook_body)))
+        token = bind(request_id=request_id)  # not `bound()`: no generator per request
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+            if is_webhook:
+                self.metrics.record_webhook(topic, webhook_result(status, bytes(webhook_body)))
+            unbind(token)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         self.metrics.record_request(scope["method"], route_template(scope), status, seconds)
