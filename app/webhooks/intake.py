@@ -85,7 +85,7 @@ class Intake:
     def __init__(self, engine: AsyncEngine, doorbell: Doorbell) -> None:
         self.engine = engine
         self.doorbell = doorbell
-        self._shops: dict[str, tuple[float, ShopKey | None]] = {}
+        self._shops: dict[str, tuple[float, ShopKey]] = {}  # domain: (expiry, shop)
         self._loading: dict[str, asyncio.Future[ShopKey | None]] = {}
         self._pending: list[_Pending] = []
         self._writes = 0
@@ -95,11 +95,13 @@ class Intake:
 
     async def verified_shop(self, domain: str, body: bytes, signature: str) -> int | None:
         """The id of the shop whose secret signed `body`; None when none did."""
-        cached = self._shops.get(domain)
-        if cached is not None and cached[0] > time.monotonic():
-            shop = cached[1]
-            if shop is not None and shopify.verify(body, shop.secret, signature):
-                return shop.id
+        cached = self._shops.get(domain)  # (expiry, shop)
+        if (
+            cached is not None
+            and cached[0] > time.monotonic()
+            and shopify.verify(body, cached[1].secret, signature)
+        ):
+            return cached[1].id
         shop = await self._load_shop(domain)  # unknown, expired, or perhaps a new secret
         if shop is not None and shopify.verify(body, shop.secret, signature):
             return shop.id
@@ -123,19 +125,23 @@ class Intake:
                         await conn.invalidate()
                         raise DatabaseUnavailable("Retry shortly.") from exc
                     raise
-            shop = ShopKey(int(row["id"]), str(row["webhook_secret"])) if row else None
-            self._shops[domain] = (time.monotonic() + SHOP_TTL_S, shop)
+            if row is None:  # unknown domains are not remembered: any string can be sent
+                self._shops.pop(domain, None)
+                shop = None
+            else:
+                shop = ShopKey(int(row["id"]), str(row["webhook_secret"]))
+                self._shops[domain] = (time.monotonic() + SHOP_TTL_S, shop)
             future.set_result(shop)
             return shop
-        except BaseException as exc:
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, nobody else needs to
             raise
         finally:
             del self._loading[domain]
-
-    def forget_shop(self, domain: str) -> None:
-        self._shops.pop(domain, None)
 
     # -- the inbox ----------------------------------------------------------------------------
 
