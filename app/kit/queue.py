@@ -1,7 +1,8 @@
 """The doorbell: jobs are queued only after the transaction that made their work commits.
 
-PostgreSQL holds the work; Redis only makes it fast. A ring that fails (Redis down, slow) is
-logged and dropped: the sweeper finds the stale row and rings again.
+PostgreSQL holds the work; Redis only makes it fast. A ring sends all of its jobs in one round
+trip. A ring that fails (Redis down, slow) is logged and dropped: the sweeper finds the stale
+row and rings again.
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ async def store_event(session: AsyncSession, shop_id: int, delivery: Delivery) -
 
 
 def malformed(body: bytes) -> str | None:
+    """Why a signed body can never be handled (not JSON, not an object); None when it can."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
