@@ -91,7 +91,7 @@ class Config:
     loadgen_processes: int = 2
     connections: int = 64
     intake_seconds: int = 10
-    pool_size: int = 5000
+    pool_size: int = 30_000  # distinct orders: a run of ours at 3,000 req/s repeats none
     drain_seconds: float = 10.0
     e2e_rate: float = 100.0
     e2e_seconds: float = 20.0
