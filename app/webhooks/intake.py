@@ -224,6 +224,8 @@ class Intake:
             raw = await conn.get_raw_connection()
             pg = raw.driver_connection
             assert pg is not None
+            if pg.is_in_transaction():  # then the answer would come before the commit
+                raise RuntimeError("a pooled connection came back inside a transaction")
             try:
                 # Outside a transaction block the statement commits on its own: one round trip.
                 rows = await pg.fetch(_INSERT_SQL, *columns)
