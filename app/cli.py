@@ -201,6 +201,10 @@ def api(
         log_level=settings.log_level.lower(),
         log_config=None,  # keep the service's own log format (JSON in production)
         timeout_graceful_shutdown=5,  # open event streams must not hold up a restart
+        # With --workers, a child that has not answered the supervisor's ping within this is
+        # killed and restarted; importing the app takes longer than uvicorn's 5 s on a busy
+        # machine, which restarted children forever.
+        timeout_worker_healthcheck=60,
     )
 
 

@@ -130,3 +130,19 @@ class CpuMeter:
         busy = 100.0 - split.get("idle", 0.0) - split.get("iowait", 0.0)
         top = dict(sorted(other.items(), key=lambda kv: -kv[1])[:8])
         return CpuReport(wall, dict(by_label), dict(kernel), top, busy, split)
+
+
+def peak_rss_mb(pgrp: int) -> dict[int, float]:
+    """The peak resident memory (VmHWM) of each process of a process group, in MB."""
+    peaks: dict[int, float] = {}
+    for proc in processes().values():
+        if proc.pgrp != pgrp:
+            continue
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[proc.pid] = int(line.split()[1]) / 1024  # kB
+    return peaks

@@ -1,4 +1,4 @@
-"""The phases of a run: setup, intake, drain, end-to-end; and the figures they yield."""
+"""The benchmarks of a run (BENCHMARKS, at the end), their set-up, and the figures they yield."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
+from bench import dashboard as dashboard_bench
+from bench import program as program_bench
 from bench import rawhttp
-from bench.cpu import NO_PROC, OTHER, CpuMeter, CpuReport, Proc
+from bench.cpu import NO_PROC, OTHER, CpuMeter, CpuReport, Proc, peak_rss_mb
 from bench.cpu import processes as processes_by_pid
 from bench.payloads import WEBHOOK_PATH, Delivery, OrderFactory, write_pool
 from bench.procs import Process, Processes, cashback_command
@@ -45,10 +48,22 @@ E2E_ORDER_BASE = 7_000_000_000_000
 WARMUP_ORDERS = 20
 WARMUP_RATE = 20.0
 
+SUMMARY = "targets (issue #8)"
+CEILING, OURS = "ceiling", "ours"
+INTAKE_RATIO_TARGET = 0.40
+INTAKE_P99_TARGET_MS = 50.0
+E2E_TARGET_RATE = 200.0
+DASHBOARD_TARGET_ORDERS = 1_000_000
+RSS_TARGET_MB = 250
+
 INTERFERENCE_PCT = 10.0  # "other" CPU, in % of a core, worth a warning
-TIME_BUDGET_S = 295.0  # the whole run, setup included
+TIME_BUDGET_S = 590.0  # the whole run, setup included
 LOCK_MS = int((TIME_BUDGET_S + 60) * 1000)  # the queue's reservation outlives any run
 OVERHEAD_S = 90.0  # setup, start-ups, warm-ups, shutdowns: reserved out of the budget
+INTAKE_RUN_OVERHEAD_S = 10.0  # a server's start, warm-up and stop
+# The dashboard's seed took 420 s for 1,000,000 orders on 2 busy cores: too long for one run
+# under 10 minutes, so `python -m bench` seeds fewer by default (see --dashboard-orders).
+DASHBOARD_S_PER_ORDER = 4.2e-4
 
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -68,13 +83,15 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Config:
-    api_workers: int = 1
+    api_workers: int = 1  # of the end-to-end run
+    intake_processes: tuple[int, ...] = (1, 2)  # ceiling and service, each with N processes
+    only: tuple[str, ...] = ()  # names in BENCHMARKS; empty: all
     loadgen: str = "auto"  # auto | wrk | python
     wrk_threads: int = 2
     loadgen_processes: int = 2
     connections: int = 64
-    intake_seconds: int = 15
-    pool_size: int = 5000
+    intake_seconds: int = 10
+    pool_size: int = 30_000  # distinct orders: a run of ours at 3,000 req/s repeats none
     drain_seconds: float = 10.0
     e2e_rate: float = 100.0
     e2e_seconds: float = 20.0
@@ -87,6 +104,9 @@ class Config:
     port: int = 0
     db_pool_size: int | None = None
     worker_max_jobs: int | None = None
+    calc_iterations: int = 2000
+    dashboard_orders: int = 200_000  # the target is at 1,000,000: --dashboard-orders 1000000
+    dashboard_calls: int = 100
     keep_files: bool = False
     service_log_level: str = "WARNING"
     out: Path = BENCH_DIR / "results.json"
@@ -100,12 +120,24 @@ class Config:
             raise BenchError("durations and the rate must be positive")
         if self.pool_size < self.connections:
             raise BenchError("the pool must hold at least one body per connection")
-        timed = self.intake_seconds + self.drain_seconds + self.e2e_seconds + self.settle_seconds
+        timed = self.estimated_seconds()
         if timed + OVERHEAD_S > TIME_BUDGET_S:
             raise BenchError(
-                f"intake + drain + e2e + settle = {timed:.0f} s; with {OVERHEAD_S:.0f} s of "
+                f"the benchmarks would take about {timed:.0f} s; with {OVERHEAD_S:.0f} s of "
                 f"set-up the run would pass its {TIME_BUDGET_S:.0f} s budget"
             )
+
+    def estimated_seconds(self) -> float:
+        def on(name: str) -> bool:
+            return not self.only or name in self.only
+
+        runs = 2 * len(self.intake_processes)
+        return (
+            on("intake") * runs * (self.intake_seconds + INTAKE_RUN_OVERHEAD_S)
+            + on("drain") * self.drain_seconds
+            + on("e2e") * (self.e2e_seconds + self.settle_seconds)
+            + on("dashboard") * self.dashboard_orders * DASHBOARD_S_PER_ORDER
+        )
 
     def database_url(self, database: str | None = None) -> str:
         url = make_url(self.postgres).set(
@@ -242,6 +274,10 @@ class Bench:
         self.intake_shop: Shop | None = None
         self.e2e_shop: Shop | None = None
         self.postmaster_pid = -1
+        self.summary: list[Figure] = []  # the figures the issue sets targets for
+        self.api_peak_rss_mb = 0.0
+        self.ceiling_rates: dict[int, float] = {}  # intake throughput of the ceiling app
+        self.worker_peak_rss_mb = 0.0
         self.lock: str | None = None  # the Redis key that reserves the queue for this run
 
     # -- set-up (synchronous: alembic runs its own event loop) ------------------------------
@@ -305,11 +341,15 @@ class Bench:
         self.db = create_async_engine(self.cfg.database_url(), pool_size=2, max_overflow=2)
         self.redis = Redis.from_url(self.cfg.redis)
         try:
-            await self.start_api()
-            await self.intake()
-            await self.drain()
-            await self.discard_backlog()
-            await self.end_to_end()
+            for name, benchmark in BENCHMARKS:
+                if not self.cfg.only or name in self.cfg.only:
+                    began = time.perf_counter()
+                    print(f"bench: {name} …", file=sys.stderr, flush=True)
+                    await benchmark(self)
+                    self.details.setdefault("seconds", {})[name] = round(
+                        time.perf_counter() - began, 1
+                    )
+            self.summarise_memory()
         finally:
             self.procs.stop_all()
             await self.redis.aclose()
@@ -364,6 +404,21 @@ class Bench:
             await redis.delete(*keys[at : at + 3000])
         return len(keys) - 2
 
+    def summarise_memory(self) -> None:
+        """Peak RSS of the API (intake and end-to-end) and of the worker, against 250 MB."""
+        for name, peak in (("API", self.api_peak_rss_mb), ("worker", self.worker_peak_rss_mb)):
+            if peak > 0:
+                self.summary.append(
+                    Figure(
+                        SUMMARY,
+                        f"{name} peak RSS under load (VmHWM, largest process)",
+                        peak,
+                        "MB",
+                        target=f"<= {RSS_TARGET_MB} MB",
+                        passed=peak <= RSS_TARGET_MB,
+                    )
+                )
+
     def label(self, proc: Proc) -> str:
         if self.api is not None and proc.pgrp == self.api.pgid:
             return LABEL_API
@@ -384,25 +439,40 @@ class Bench:
             return LABEL_REDIS
         return LABEL_OTHER
 
-    async def start_api(self) -> None:
-        argv = [*cashback_command(), "api", "--host", "127.0.0.1", "--port", str(self.port)]
-        argv += ["--workers", str(self.cfg.api_workers)]
-        self.api = self.procs.start("api", argv, self.env, self.workdir / "api.log", REPO)
-        deadline = time.perf_counter() + 60
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as client:
+    async def start_api(self, port: int, workers: int) -> Process:
+        argv = [*cashback_command(), "api", "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--workers", str(workers)]
+        self.api = self.procs.start("api", argv, self.env, self.workdir / f"api-{port}.log", REPO)
+        await self.wait_ready(self.api, port, workers)
+        return self.api
+
+    async def start_ceiling(self, port: int, workers: int, secret: str) -> Process:
+        argv = [sys.executable, "-m", "uvicorn", "bench.ceiling:app", "--host", "127.0.0.1"]
+        argv += ["--port", str(port), "--workers", str(workers), "--no-access-log"]
+        argv += ["--log-level", "warning", "--timeout-worker-healthcheck", "60"]
+        env = dict(os.environ, BENCH_CEILING_SECRET=secret)
+        # Labelled as the API: it stands in for it, and is never up at the same time.
+        log = self.workdir / f"ceiling-{port}.log"
+        self.api = self.procs.start("ceiling", argv, env, log, REPO)
+        await self.wait_ready(self.api, port, workers)
+        return self.api
+
+    async def wait_ready(self, server: Process, port: int, workers: int) -> None:
+        deadline = time.perf_counter() + 90
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
             while True:
-                if not self.api.running:
-                    raise BenchError(f"the API exited at start:\n{self.api.log_tail()}")
+                if not server.running:
+                    raise BenchError(f"{server.name} exited at start:\n{server.log_tail()}")
                 try:
                     if (await client.get("/readyz")).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 if time.perf_counter() > deadline:
-                    raise BenchError(f"the API is not ready after 60 s:\n{self.api.log_tail()}")
+                    raise BenchError(f"{server.name} is not ready after 90 s:\n{server.log_tail()}")
                 await asyncio.sleep(0.2)
-        if self.cfg.api_workers > 1:
-            await asyncio.sleep(2.0)  # /readyz answered by one process; let the others boot
+        if workers > 1:
+            await asyncio.sleep(5.0)  # /readyz answered by one process; let the others boot
 
     def start_worker(self) -> None:
         argv = [*cashback_command(), "worker"]
@@ -410,6 +480,8 @@ class Bench:
 
     def stop_worker(self) -> None:
         if self.worker is not None:
+            peaks = peak_rss_mb(self.worker.pgid)
+            self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, *peaks.values(), 0.0)
             self.worker.stop(timeout=15)
             self.worker = None
 
@@ -437,8 +509,10 @@ class Bench:
     # -- phase 1: intake ------------------------------------------------------------------------
 
     async def intake(self) -> None:
-        cfg, shop = self.cfg, self.intake_shop
+        """The ceiling app and the service, 1 then 2 processes each, under the same load."""
+        shop = self.intake_shop
         assert shop is not None
+        cfg = self.cfg
         factory = OrderFactory(shop.secret, cfg.customers)
         began = time.perf_counter()
         pool = self.workdir / "intake-pool.bin"
@@ -450,62 +524,112 @@ class Bench:
             "bytes": pool_bytes,
             "generated_in_s": round(time.perf_counter() - began, 2),
         }
-        # Warm the API's connection pools with a burst, outside the measurement.
         warm = [factory.delivery(INTAKE_ORDER_BASE + cfg.pool_size + i) for i in range(64)]
-        client = self.client()
-        try:
-            await self.send_at_rate(client, shop, warm, rate=1000.0, label="warm-intake")
-        finally:
-            await client.close()
+        for processes in cfg.intake_processes:
+            ceiling = await self.intake_run(CEILING, processes, pool, shop, warm)
+            ours = await self.intake_run(OURS, processes, pool, shop, warm)
+            ratio = ours.rate / ceiling.rate if ceiling.rate else float("nan")
+            self.summary += [
+                Figure(
+                    SUMMARY,
+                    f"intake throughput, {processes} process(es)",
+                    ours.rate,
+                    "req/s",
+                    target=f">= {INTAKE_RATIO_TARGET:.2f} of ceiling",
+                    ratio=ratio,
+                    passed=ratio >= INTAKE_RATIO_TARGET,
+                ),
+                Figure(
+                    SUMMARY,
+                    f"intake latency p99, {processes} process(es)",
+                    ours.p99_ms,
+                    "ms",
+                    target=f"<= {INTAKE_P99_TARGET_MS:.0f} ms",
+                    passed=ours.p99_ms <= INTAKE_P99_TARGET_MS,
+                ),
+            ]
 
-        count_events = "SELECT count(*) FROM webhook_events WHERE shop_id = :shop"
-        events_before = int(await self.scalar(count_events, shop=shop.id))
-        tool = cfg.loadgen
-        wrk = shutil.which("wrk")
-        if tool == "auto":
-            tool = "wrk" if wrk else "python"
-        if tool == "wrk" and wrk is None:
-            raise BenchError("--loadgen wrk: `wrk` is not on PATH (apt-get install wrk)")
-        meter = CpuMeter(self.label)
-        meter.start()
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if tool == "wrk" and wrk is not None:
-            result = await self.run_wrk(wrk, pool, shop)
+    async def intake_run(
+        self, target: str, processes: int, pool: Path, shop: Shop, warm: list[Delivery]
+    ) -> LoadResult:
+        """One server (`cashback api` or the ceiling app) under the intake load, then stopped."""
+        cfg = self.cfg
+        run = f"{target}{processes}"
+        port = free_port()
+        if target == OURS:
+            server = await self.start_api(port, processes)
         else:
-            result = await self.run_python_loadgen(pool, shop)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        exited = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
-        cpu = meter.stop({LABEL_LOADGEN: exited})
-        self.note_interference("intake", cpu)
+            server = await self.start_ceiling(port, processes, shop.secret)
+        try:
+            # Warm the server (and its connection pools) outside the measurement.
+            client = rawhttp.Client("127.0.0.1", port, cfg.connections)
+            try:
+                await self.send_at_rate(client, shop, warm, 1000.0, f"warm-{run}", port)
+            finally:
+                await client.close()
+            count_events = "SELECT count(*) FROM webhook_events WHERE shop_id = :shop"
+            events_before = int(await self.scalar(count_events, shop=shop.id))
+            tool = cfg.loadgen
+            wrk = shutil.which("wrk")
+            if tool == "auto":
+                tool = "wrk" if wrk else "python"
+            if tool == "wrk" and wrk is None:
+                raise BenchError("--loadgen wrk: `wrk` is not on PATH (apt-get install wrk)")
+            meter = CpuMeter(self.label)
+            meter.start()
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if tool == "wrk" and wrk is not None:
+                result = await self.run_wrk(wrk, pool, shop, port, run)
+            else:
+                result = await self.run_python_loadgen(pool, shop, port, run)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            exited = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+            cpu = meter.stop({LABEL_LOADGEN: exited})
+            rss = peak_rss_mb(server.pgid)
+        finally:
+            server.stop(timeout=15)
+            self.api = None
+        self.note_interference(f"intake {run}", cpu)
         stored = int(await self.scalar(count_events, shop=shop.id)) - events_before
-        self.details["intake"] = {**asdict(result), "events_stored": stored, "cpu": asdict(cpu)}
-
-        s = "intake"
+        self.details.setdefault("intake", {})[run] = {
+            **asdict(result),
+            "events_stored": stored,
+            "peak_rss_mb": rss,
+            "cpu": asdict(cpu),
+        }
+        ceiling = self.ceiling_rates.get(processes)
+        if target == CEILING:
+            self.ceiling_rates[processes] = result.rate
+        ratio = result.rate / ceiling if target == OURS and ceiling else None
+        label = "the service (`cashback api`)" if target == OURS else "no-I/O ceiling app"
+        s = f"intake: {label}, {processes} process(es)"
         loadgen_pct = 100.0 * result.cpu_s / result.duration_s
+        per_request = 1000 * cpu.by_label_s.get(LABEL_API, 0.0) / max(result.completed, 1)
+        # The uvicorn supervisor of several workers is small: the largest process counts.
+        peak = max(rss.values(), default=float("nan"))
         self.figures += [
-            Figure(s, "load generator", result.tool),
-            Figure(s, "API processes (uvicorn workers)", cfg.api_workers),
-            Figure(s, "arq worker during intake", "stopped"),
+            Figure(s, "load generator", result.tool.split()[0], result.tool),
             Figure(s, "connections", cfg.connections),
             Figure(s, "duration", result.duration_s, "s"),
-            Figure(s, "requests completed", result.completed),
-            Figure(s, "throughput", result.rate, "req/s"),
+            Figure(s, "throughput", result.rate, "req/s", ratio=ratio),
             Figure(s, "latency p50", result.p50_ms, "ms"),
-            Figure(s, "latency p90", result.p90_ms, "ms"),
             Figure(s, "latency p99", result.p99_ms, "ms"),
-            Figure(s, "latency max", result.max_ms, "ms"),
             Figure(s, "non-2xx responses", result.non2xx),
             Figure(s, "socket errors / timeouts", result.socket_errors),
-            Figure(s, "events stored in PostgreSQL", stored),
             Figure(s, "CPU load generator", loadgen_pct, "% of 1 core"),
-            Figure(
-                s,
-                "API CPU per request",
-                1000 * cpu.by_label_s.get(LABEL_API, 0.0) / max(result.completed, 1),
-                "ms",
-            ),
-            *cpu_figures(s, cpu, [LABEL_API, LABEL_POSTGRES, LABEL_REDIS, LABEL_DRIVER]),
+            Figure(s, "server CPU per request", per_request, "ms"),
+            Figure(s, "server peak RSS (largest process)", peak, "MB"),
         ]
+        if target == OURS:
+            self.figures.append(Figure(s, "events stored in PostgreSQL", stored))
+            self.api_peak_rss_mb = max(self.api_peak_rss_mb, peak)
+        self.figures += cpu_figures(s, cpu, [LABEL_API, LABEL_LOADGEN, LABEL_POSTGRES, LABEL_REDIS])
+        if result.non2xx or result.socket_errors or (target == OURS and stored < result.completed):
+            self.details.setdefault("problems", []).append(
+                f"intake {run}: {result.non2xx} non-2xx, {result.socket_errors} socket errors, "
+                f"{stored} events stored for {result.completed} requests"
+            )
+        return result
 
     async def wait_exit(self, proc: Process, limit_s: float) -> int:
         deadline = time.perf_counter() + limit_s
@@ -517,17 +641,22 @@ class Bench:
         code: int = proc.popen.returncode
         return code
 
-    async def run_wrk(self, wrk: str, pool: Path, shop: Shop) -> LoadResult:
+    async def run_wrk(self, wrk: str, pool: Path, shop: Shop, port: int, run: str) -> LoadResult:
         cfg = self.cfg
-        out = self.workdir / "wrk.json"
+        out = self.workdir / f"wrk-{run}.json"
         env = dict(
-            os.environ, BENCH_POOL=str(pool), BENCH_DOMAIN=shop.domain, BENCH_WRK_OUT=str(out)
+            os.environ,
+            BENCH_POOL=str(pool),
+            BENCH_DOMAIN=shop.domain,
+            BENCH_WRK_OUT=str(out),
+            BENCH_RUN=run,  # event ids are unique across the runs of one database
         )
         threads = max(min(cfg.wrk_threads, cfg.connections), 1)
         argv = [wrk, f"-t{threads}", f"-c{cfg.connections}", f"-d{cfg.intake_seconds}s"]
-        argv += ["--timeout", "10s", "-s", str(WRK_SCRIPT), self.base_url + WEBHOOK_PATH]
+        url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
+        argv += ["--timeout", "10s", "-s", str(WRK_SCRIPT), url]
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = self.procs.start("wrk", argv, env, self.workdir / "wrk.log", REPO)
+        proc = self.procs.start("wrk", argv, env, self.workdir / f"wrk-{run}.log", REPO)
         self.loadgen_pgids.add(proc.pgid)
         code = await self.wait_exit(proc, cfg.intake_seconds + 60)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -551,19 +680,19 @@ class Bench:
             pool_size=int(data["pool_size"]),
         )
 
-    async def run_python_loadgen(self, pool: Path, shop: Shop) -> LoadResult:
+    async def run_python_loadgen(self, pool: Path, shop: Shop, port: int, run: str) -> LoadResult:
         cfg = self.cfg
         count = max(min(cfg.loadgen_processes, cfg.connections), 1)
         start_at = time.time() + 2.5  # every process loads its pool before this
         procs: list[tuple[Process, Path]] = []
         for n in range(count):
             conns = cfg.connections // count + (1 if n < cfg.connections % count else 0)
-            out = self.workdir / f"loadgen-{n}.json"
+            out = self.workdir / f"loadgen-{run}-{n}.json"
             argv = [sys.executable, "-m", "bench.loadgen", "--host", "127.0.0.1"]
-            argv += ["--port", str(self.port), "--domain", shop.domain, "--pool", str(pool)]
+            argv += ["--port", str(port), "--domain", shop.domain, "--pool", str(pool)]
             argv += ["--out", str(out), "--connections", str(conns)]
             argv += ["--duration", str(cfg.intake_seconds), "--start-at", f"{start_at:.3f}"]
-            argv += ["--label", f"py{n}", "--offset", str(n * cfg.pool_size // count)]
+            argv += ["--label", f"{run}-py{n}", "--offset", str(n * cfg.pool_size // count)]
             proc = self.procs.start(
                 f"loadgen-{n}", argv, dict(os.environ), out.with_suffix(".log"), REPO
             )
@@ -704,11 +833,12 @@ class Bench:
         deliveries: list[Delivery],
         rate: float,
         label: str,
+        port: int | None = None,
     ) -> Sent:
         """Open loop: delivery i is due at start + i/rate whatever the answers before it; its
         response time counts from then (time waiting for a free connection included)."""
         sent = Sent()
-        host = f"127.0.0.1:{self.port}"
+        host = f"127.0.0.1:{port or self.port}"
         raws = [
             rawhttp.post_request(host, WEBHOOK_PATH, d.headers(shop.domain, f"{label}-{n}"), d.body)
             for n, d in enumerate(deliveries)
@@ -904,6 +1034,26 @@ class Bench:
             },
             "cpu": asdict(cpu),
         }
+        p95, p99 = percentile(latencies, 95) * 1000, percentile(latencies, 99) * 1000
+        at_rate = cfg.e2e_rate >= E2E_TARGET_RATE and processed == expected
+        self.summary += [
+            Figure(
+                SUMMARY,
+                f"paid -> credit p95 at {cfg.e2e_rate:g} orders/s",
+                p95,
+                "ms",
+                target=f"<= 250 ms at {E2E_TARGET_RATE:.0f}/s",
+                passed=at_rate and p95 <= 250,
+            ),
+            Figure(
+                SUMMARY,
+                f"paid -> credit p99 at {cfg.e2e_rate:g} orders/s",
+                p99,
+                "ms",
+                target=f"<= 1000 ms at {E2E_TARGET_RATE:.0f}/s",
+                passed=at_rate and p99 <= 1000,
+            ),
+        ]
         s = "end-to-end (worker running)"
         non2xx = sum(n for status, n in sent.statuses.items() if not 200 <= status < 300)
         self.figures += [
@@ -928,3 +1078,87 @@ class Bench:
                 s, cpu, [LABEL_API, LABEL_WORKER, LABEL_POSTGRES, LABEL_REDIS, LABEL_DRIVER]
             ),
         ]
+
+
+# -- the list of benchmarks ---------------------------------------------------------------------
+
+
+async def run_drain(bench: Bench) -> None:
+    """The worker on what the intake runs stored, then the rest of that backlog discarded."""
+    await bench.drain()
+    await bench.discard_backlog()
+
+
+async def run_end_to_end(bench: Bench) -> None:
+    api = await bench.start_api(bench.port, bench.cfg.api_workers)
+    try:
+        await bench.end_to_end()
+    finally:
+        bench.api_peak_rss_mb = max(bench.api_peak_rss_mb, *peak_rss_mb(api.pgid).values(), 0.0)
+        bench.stop_worker()
+        api.stop(timeout=15)
+        bench.api = None
+
+
+async def run_calculation(bench: Bench) -> None:
+    """A 100-line order against a 50-rule program, in this process (no I/O)."""
+    figures = await asyncio.to_thread(program_bench.bench_calculation, bench.cfg.calc_iterations)
+    bench.details["calculation"] = figures
+    s = "calculation (100-line order, 50 rules)"
+    mean = figures["calc_100_lines_50_rules_mean_ms"]
+    p99 = figures["calc_100_lines_50_rules_p99_ms"]
+    bench.figures += [
+        Figure(s, "iterations", bench.cfg.calc_iterations),
+        Figure(s, "mean", mean, "ms"),
+        Figure(s, "median", figures["calc_100_lines_50_rules_median_ms"], "ms"),
+        Figure(s, "p99", p99, "ms"),
+        Figure(s, "program compile (once per version)", figures["program_compile_ms"], "ms"),
+    ]
+    name = "calculation, 100 lines x 50 rules (mean)"
+    bench.summary.append(Figure(SUMMARY, name, mean, "ms", "< 1 ms", passed=mean < 1))
+
+
+async def run_dashboard(bench: Bench) -> None:
+    """The dashboard of a shop with `dashboard_orders` orders, in a database of its own."""
+    cfg = bench.cfg
+    figures = await dashboard_bench.run(
+        cfg.database_url("postgres"), cfg.dashboard_orders, cfg.dashboard_calls
+    )
+    bench.details["dashboard"] = figures
+    s = f"dashboard ({cfg.dashboard_orders:,} orders)"
+    p95 = figures["dashboard_p95_ms"]
+    bench.figures += [
+        Figure(s, "seed (orders, ledger, rollups, VACUUM ANALYZE)", figures["seed_seconds"], "s"),
+        Figure(s, "orders of the shop", int(figures["orders_big_shop"])),
+        Figure(s, "ledger entries of the shop", int(figures["ledger_entries_big_shop"])),
+        Figure(s, "calls", cfg.dashboard_calls),
+        Figure(s, "dashboard p50", figures["dashboard_p50_ms"], "ms"),
+        Figure(s, "dashboard p95", p95, "ms"),
+        Figure(s, "rollup cost per processed order", figures["rollup_cost_per_order_ms"], "ms"),
+    ]
+    full = cfg.dashboard_orders >= DASHBOARD_TARGET_ORDERS
+    bench.summary.append(
+        Figure(
+            SUMMARY,
+            f"dashboard p95 at {cfg.dashboard_orders:,} orders",
+            p95,
+            "ms",
+            target="<= 50 ms at 1,000,000 orders",
+            passed=p95 <= 50 if full else None,  # not the target's size: no verdict
+        )
+    )
+
+
+# Each benchmark is an async function of the Bench, run in this order (`--only` picks some).
+# To add one: write `async def run_x(bench: Bench) -> None` (in its own module if you like),
+# append Figures to `bench.figures` (its own section) and the figures that have a target to
+# `bench.summary` (section SUMMARY, with target/passed), raw data to `bench.details[...]`, and
+# register it here. `bench.start_api`, `bench.start_worker`/`stop_worker`, `bench.send_at_rate`
+# and `CpuMeter(bench.label)` are there to use; stop what you start.
+BENCHMARKS: list[tuple[str, Callable[[Bench], Awaitable[None]]]] = [
+    ("intake", Bench.intake),
+    ("drain", run_drain),
+    ("e2e", run_end_to_end),
+    ("calculation", run_calculation),
+    ("dashboard", run_dashboard),
+]

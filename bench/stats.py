@@ -27,6 +27,12 @@ class Figure:
     figure: str
     value: int | float | str
     unit: str = ""
+    target: str = ""  # as the issue states it ("≥ 0.40", "≤ 50 ms")
+    ratio: float | None = None  # to the no-I/O ceiling, for intake throughput
+    passed: bool | None = None  # None: a figure without a target
+
+    def verdict(self) -> str:
+        return "" if self.passed is None else ("pass" if self.passed else "FAIL")
 
     def rendered_value(self) -> str:
         value = self.value
@@ -40,21 +46,27 @@ class Figure:
 
 
 def table(figures: Sequence[Figure]) -> str:
-    rows = [("figure", "value", "unit")]
+    head = ("figure", "value", "unit", "target", "ratio", "pass")
     section = None
-    lines: list[tuple[str, str, str] | None] = []
+    lines: list[tuple[str, ...] | None] = []
     for fig in figures:
         if fig.section != section:
             section = fig.section
             lines.append(None)
-            lines.append((f"[{section}]", "", ""))
-        lines.append((fig.figure, fig.rendered_value(), fig.unit))
-    widths = [max(len(r[i]) for r in rows + [x for x in lines if x]) for i in range(3)]
+            lines.append((f"[{section}]", "", "", "", "", ""))
+        ratio = "" if fig.ratio is None or math.isnan(fig.ratio) else f"{fig.ratio:.2f}"
+        lines.append((fig.figure, fig.rendered_value(), fig.unit, fig.target, ratio, fig.verdict()))
+    rows = [head, *(x for x in lines if x)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
 
-    def fmt(row: tuple[str, str, str]) -> str:
-        return f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]}".rstrip()
+    def fmt(row: tuple[str, ...]) -> str:
+        name, value, unit, target, ratio, verdict = row
+        return (
+            f"{name:<{widths[0]}}  {value:>{widths[1]}}  {unit:<{widths[2]}}  "
+            f"{target:<{widths[3]}}  {ratio:>{widths[4]}}  {verdict}"
+        ).rstrip()
 
-    out = [fmt(rows[0]), "-" * (sum(widths) + 4)]
+    out = [fmt(head), "-" * (sum(widths) + 2 * (len(head) - 1))]
     for line in lines:
         out.append("" if line is None else fmt(line))
     return "\n".join(out[:2] + out[3:])  # no blank line right under the rule
@@ -68,7 +80,15 @@ def write_json(path: Path, figures: Sequence[Figure], details: dict[str, Any]) -
 
     document = {
         "figures": [
-            {"section": f.section, "figure": f.figure, "value": clean(f.value), "unit": f.unit}
+            {
+                "section": f.section,
+                "figure": f.figure,
+                "value": clean(f.value),
+                "unit": f.unit,
+                "target": f.target or None,
+                "ratio_to_ceiling": clean(f.ratio),
+                "passed": f.passed,
+            }
             for f in figures
         ],
         **details,

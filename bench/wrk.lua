@@ -1,6 +1,6 @@
 -- wrk script for the intake phase of `python -m bench`.
 -- Environment: BENCH_POOL (pool file: records "<signature>\n<body>\0"), BENCH_DOMAIN (shop
--- domain), BENCH_WRK_OUT (where done() writes its JSON summary).
+-- domain), BENCH_WRK_OUT (where done() writes its JSON summary), BENCH_RUN (event id prefix).
 -- Every request gets a fresh X-Shopify-Event-Id, so each one is a new event for the API.
 
 local threads = {}
@@ -30,6 +30,7 @@ function init(args)
   -- Threads start at different places of the pool so they send different orders.
   cursor = math.floor(thread_no * pool_size / 8) % pool_size
   sent = 0
+  run = os.getenv("BENCH_RUN") or "wrk"  -- event ids stay unique across runs on one database
   headers = {
     ["Content-Type"] = "application/json",
     ["X-Shopify-Topic"] = "orders/paid",
@@ -41,7 +42,7 @@ end
 function request()
   cursor = cursor % pool_size + 1
   sent = sent + 1
-  local event_id = "wrk-" .. thread_no .. "-" .. sent
+  local event_id = run .. "-" .. thread_no .. "-" .. sent
   headers["X-Shopify-Hmac-Sha256"] = sigs[cursor]
   headers["X-Shopify-Event-Id"] = event_id
   headers["X-Shopify-Webhook-Id"] = event_id

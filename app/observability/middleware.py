@@ -7,10 +7,9 @@ import json
 import logging
 import time
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability.context import REQUEST_ID_HEADER, bound, request_id_from
+from app.observability.context import REQUEST_ID_HEADER, bind, request_id_from, unbind
 from app.observability.metrics import ApiMetrics
 
 logger = logging.getLogger(__name__)
@@ -18,6 +17,8 @@ logger = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhooks/shopify"
 UNMATCHED_ROUTE = "unmatched"
 REJECTED = "rejected"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
+_TOPIC_KEY = b"x-shopify-topic"
 
 
 def route_template(scope: Scope) -> str:
@@ -28,9 +29,18 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
+# The webhook route's answers (see app.webhooks.routes), known without parsing them.
+_KNOWN_RESULTS = {
+    f'{{"result":"{result}"}}'.encode(): result for result in ("accepted", "duplicate", "malformed")
+}
+
+
 def webhook_result(status: int, body: bytes) -> str:
     if status != 200:
         return REJECTED
+    known = _KNOWN_RESULTS.get(body)
+    if known is not None:
+        return known
     try:
         result = json.loads(body).get("result")
     except (ValueError, AttributeError):
@@ -47,8 +57,16 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        request_id = request_id_from(headers.get(REQUEST_ID_HEADER))
+        # Two headers are read: one pass over the raw list, no Headers object.
+        caller_id: str | None = None
+        topic = ""
+        for key, value in scope["headers"]:
+            if key == _REQUEST_ID_KEY and caller_id is None:
+                caller_id = value.decode("latin-1")
+            elif key == _TOPIC_KEY:
+                topic = value.decode("latin-1").strip()
+        request_id = request_id_from(caller_id)
+        request_id_header = (_REQUEST_ID_KEY, request_id.encode("latin-1"))
         is_webhook = scope["path"] == WEBHOOK_PATH and scope["method"] == "POST"
         status = 500
         webhook_body = bytearray()
@@ -57,20 +75,21 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                # The app never sets X-Request-Id itself: appended, not searched for.
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             elif message["type"] == "http.response.body" and is_webhook and status == 200:
                 webhook_body.extend(message.get("body", b""))
             await send(message)
 
         started = time.perf_counter()
-        with bound(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_request_id)
-            finally:
-                self._record(scope, status, time.perf_counter() - started)
-                if is_webhook:
-                    topic = headers.get("x-shopify-topic", "").strip()
-                    self.metrics.record_webhook(topic, webhook_result(status, bytes(webhook_body)))
+        token = bind(request_id=request_id)  # not `bound()`: no generator per request
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+            if is_webhook:
+                self.metrics.record_webhook(topic, webhook_result(status, bytes(webhook_body)))
+            unbind(token)
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         self.metrics.record_request(scope["method"], route_template(scope), status, seconds)

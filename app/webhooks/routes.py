@@ -2,20 +2,32 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from app.deps import ResourcesDep, SessionDep
 from app.kit.errors import PayloadTooLarge, ProblemError, Unauthorized, problem_responses
-from app.shops.models import Shop
-from app.webhooks import service, shopify
+from app.kit.resources import Resources
+from app.webhooks import service
+from app.webhooks.intake import Intake
 
 router = APIRouter(tags=["Webhooks"])
 
 
 class MissingEventId(ProblemError):
     status, code, title = 400, "missing_event_id", "Webhook headers incomplete"
+
+
+class WebhookHeaderTooLong(ProblemError):
+    status, code, title = 400, "webhook_header_too_long", "Webhook header too long"
+
+
+# The inbox's column sizes (app.webhooks.models.WebhookEvent).
+_HEADER_LIMITS = {
+    "x-shopify-topic": 64,
+    "x-shopify-event-id": 255,
+    "x-shopify-webhook-id": 255,
+    "x-shopify-api-version": 32,
+}
 
 
 class WebhookResult(StrEnum):
@@ -28,9 +40,24 @@ class WebhookAck(BaseModel):
     result: WebhookResult
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 past `limit` bytes before anything is parsed."""
-    declared = request.headers.get("content-length")
+# The answers, encoded once: the hot path builds no model per request.
+_ACKS = {result: WebhookAck(result=result).model_dump_json().encode() for result in WebhookResult}
+
+
+def intake_of(request: Request) -> Intake:
+    """The app's intake, made on first use for the app's current resources."""
+    state = request.app.state
+    res: Resources = state.resources
+    current: tuple[Resources, Intake] | None = getattr(state, "webhook_intake", None)
+    if current is None or current[0] is not res:
+        current = (res, Intake(res.engine, res.doorbell))
+        state.webhook_intake = current
+    return current[1]
+
+
+async def read_body(request: Request, limit: int, declared: str | None) -> bytes:
+    """The raw body, refused with 413 past `limit` bytes (`declared`: Content-Length) before
+    anything is parsed."""
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body limit is {limit} bytes")
     chunks: list[bytes] = []
@@ -53,6 +80,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         "committed. Duplicates, unknown topics and malformed JSON with a valid signature are "
         "acknowledged with 200 too, so Shopify does not retry them."
     ),
+    response_model=WebhookAck,
     responses=problem_responses(MissingEventId, Unauthorized, PayloadTooLarge),
     openapi_extra={
         "requestBody": {
@@ -61,28 +89,29 @@ async def read_body(request: Request, limit: int) -> bytes:
         }
     },
 )
-async def receive_shopify_webhook(
-    request: Request, session: SessionDep, res: ResourcesDep
-) -> WebhookAck:
-    body = await read_body(request, res.settings.body_limit)
-    headers = request.headers  # case-insensitive
+async def receive_shopify_webhook(request: Request) -> Response:
+    intake = intake_of(request)
+    # ASGI header names are lower case: one dict, no case-insensitive lookups.
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+    limit = request.app.state.resources.settings.body_limit
+    body = await read_body(request, limit, headers.get("content-length"))
     domain = headers.get("x-shopify-shop-domain", "").strip().lower()
     signature = headers.get("x-shopify-hmac-sha256")
     if not domain or not signature:
         raise Unauthorized("missing X-Shopify-Shop-Domain or X-Shopify-Hmac-Sha256")
-    shop = (
-        await session.execute(select(Shop.id, Shop.webhook_secret).where(Shop.domain == domain))
-    ).one_or_none()
-    if shop is None or not shopify.verify(body, shop.webhook_secret, signature):
+    shop_id = await intake.verified_shop(domain, body, signature)
+    if shop_id is None:
         raise Unauthorized("the signature does not match a known shop")
     topic = headers.get("x-shopify-topic", "").strip()
     webhook_id = headers.get("x-shopify-webhook-id") or None
     event_key = headers.get("x-shopify-event-id") or webhook_id
     if not topic or not event_key:
         raise MissingEventId("X-Shopify-Topic and X-Shopify-Event-Id or -Webhook-Id are required")
-    stored = await service.store_event(
-        session,
-        shop.id,
+    for name, limit in _HEADER_LIMITS.items():
+        if len(headers.get(name, "")) > limit:
+            raise WebhookHeaderTooLong(f"{name} is longer than {limit} characters")
+    stored = await intake.store(
+        shop_id,
         service.Delivery(
             topic=topic,
             event_key=event_key,
@@ -92,7 +121,9 @@ async def receive_shopify_webhook(
         ),
     )
     if stored.duplicate:
-        return WebhookAck(result=WebhookResult.duplicate)
-    if stored.malformed:
-        return WebhookAck(result=WebhookResult.malformed)
-    return WebhookAck(result=WebhookResult.accepted)
+        result = WebhookResult.duplicate
+    elif stored.malformed:
+        result = WebhookResult.malformed
+    else:
+        result = WebhookResult.accepted
+    return Response(_ACKS[result], media_type="application/json")

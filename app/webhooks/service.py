@@ -55,7 +55,7 @@ class Stored:
 
 async def store_event(session: AsyncSession, shop_id: int, delivery: Delivery) -> Stored:
     """Insert the delivery unless its event key is known; queue its handling after commit."""
-    malformed_error = _malformed(delivery.body)
+    malformed_error = malformed(delivery.body)
     stmt = (
         insert(WebhookEvent)
         .values(
@@ -78,7 +78,8 @@ async def store_event(session: AsyncSession, shop_id: int, delivery: Delivery) -
     return Stored(event_id, malformed=malformed_error is not None)
 
 
-def _malformed(body: bytes) -> str | None:
+def malformed(body: bytes) -> str | None:
+    """Why a signed body can never be handled (not JSON, not an object); None when it can."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
