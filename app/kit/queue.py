@@ -57,22 +57,27 @@ class Doorbell:
 
     async def ring(self, jobs: list[Job]) -> int:
         """Enqueue the jobs; returns how many were newly queued (0 when Redis is away)."""
+        return len(await self.ring_each(jobs))
+
+    async def ring_each(self, jobs: list[Job]) -> list[Job]:
+        """Enqueue the jobs; returns those newly queued (none when Redis is away, nor those
+        whose job is still queued or running)."""
         if not jobs:
-            return 0
+            return []
         try:
             queued = await asyncio.wait_for(self._enqueue_all(jobs), RING_TIMEOUT_S)
         except Exception as exc:  # the sweeper re-drives whatever did not get through
             logger.warning("doorbell failed for %d job(s): %r", len(jobs), exc)
-            return 0
-        if queued < len(jobs):
+            return []
+        if len(queued) < len(jobs):
             # arq refuses a job id it still holds: the job is queued (or its key lingers).
             logger.info(
-                "doorbell: %d of %d job(s) were already queued", len(jobs) - queued, len(jobs)
+                "doorbell: %d of %d job(s) were already queued", len(jobs) - len(queued), len(jobs)
             )
         return queued
 
-    async def _enqueue_all(self, jobs: list[Job]) -> int:
-        queued = 0
+    async def _enqueue_all(self, jobs: list[Job]) -> list[Job]:
+        queued: list[Job] = []
         request_id = current_request_id()  # the job's logs carry the request that caused it
         for job in jobs:
             # arq keeps job ids in one global keyspace: scope them to this queue.
@@ -83,7 +88,8 @@ class Doorbell:
                 _job_id=f"{self.queue_name}:{job.job_id}",
                 _queue_name=self.queue_name,
             )
-            queued += result is not None
+            if result is not None:
+                queued.append(job)
         return queued
 
     async def ring_deferred(self, session: AsyncSession) -> int:
