@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 from arq import cron
+from arq.constants import in_progress_key_prefix
+from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
 from sqlalchemy import select, update
@@ -54,6 +56,12 @@ SWEEP_BATCH = 5000
 # alerted, instead of being rung for again every minute for ever.
 MAX_REDRIVES = 10
 REDRIVE_COUNT_TTL = timedelta(days=2)
+# arq marks a running job "in progress" for the longest timeout of any job or cron (an hour:
+# the daily reconciliation) and no other worker takes the job while the mark lasts. A worker
+# killed mid-job leaves the mark, and the sweeper's ring is refused (same job id): the work
+# would wait an hour. A mark older than any job may run (arq cancels at JOB_TIMEOUT_S) plus
+# this grace belongs to a dead worker and is removed, so the job runs again.
+ORPHAN_GRACE_S = 10
 GAVE_UP = "gave up after {n} attempts: the job never finished (out of time, or its worker died)"
 
 
@@ -96,6 +104,7 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
         *(Job(APPROVE_PENDING_JOB, (i,), f"operation:{i}:sweep") for i in operation_ids),
         *extra,
     ]
+    await _free_orphaned(res, jobs)
     await _count_redrives(res, await res.doorbell.ring_each(jobs))
     counts = {
         "events": len(event_ids),
@@ -182,6 +191,32 @@ async def _order_redrives(res: Resources, order_ids: list[int]) -> list[int]:
     return [int(v or 0) for v in values]
 
 
+async def _free_orphaned(res: Resources, jobs: list[Job]) -> None:
+    if not jobs:
+        return
+    queue = res.settings.queue_name
+    keys = [f"{in_progress_key_prefix}{queue}:{job.job_id}" for job in jobs]
+    mark_ms = _in_progress_mark_s() * 1000
+    # Marks of workers without crons are short and expire by themselves soon: left alone.
+    short_ms = (JOB_TIMEOUT_S + 10) * 1000
+    oldest_live_ms = (JOB_TIMEOUT_S + ORPHAN_GRACE_S) * 1000
+    try:
+        async with res.doorbell.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.pttl(key)
+            ttls: list[int] = await pipe.execute()
+        orphaned = [
+            key
+            for key, ttl in zip(keys, ttls, strict=True)
+            if ttl > short_ms and mark_ms - ttl > oldest_live_ms
+        ]
+        if orphaned:
+            await res.doorbell.redis.delete(*orphaned)
+            logger.warning("sweeper freed %d job(s) a dead worker left in progress", len(orphaned))
+    except Exception as exc:  # Redis away: nothing can be rung either
+        logger.warning("sweeper could not check for orphaned jobs: %r", exc)
+
+
 async def _count_redrives(res: Resources, queued: list[Job]) -> None:
     """Count a re-drive only for a job actually queued anew: not while Redis is away, nor for
     work whose job is still waiting in a long queue."""
@@ -221,6 +256,20 @@ def functions() -> list[Function]:
     return [func(t, max_tries=MAX_TRIES, timeout=JOB_TIMEOUT_S, keep_result=0) for t in tasks]
 
 
+def cron_jobs() -> list[CronJob]:
+    return [
+        cron(sweep, second=0, timeout=60, run_at_startup=True),
+        *(job for module in DOMAIN_TASKS for job in module.CRON_JOBS),
+    ]
+
+
+def _in_progress_mark_s() -> float:
+    """How long arq marks a job in progress: the longest timeout of a full worker, + 10 s."""
+    timeouts = [f.timeout_s or JOB_TIMEOUT_S for f in functions()]
+    timeouts += [c.timeout_s or JOB_TIMEOUT_S for c in cron_jobs()]
+    return max(timeouts) + 10
+
+
 def build_worker(
     settings: Settings, *, metrics: WorkerMetrics | None = None, **overrides: Any
 ) -> Worker:
@@ -232,10 +281,7 @@ def build_worker(
 
     options: dict[str, Any] = {
         "functions": [instrument(f, metrics) for f in functions()],
-        "cron_jobs": [
-            cron(sweep, second=0, timeout=60, run_at_startup=True),
-            *(job for module in DOMAIN_TASKS for job in module.CRON_JOBS),
-        ],
+        "cron_jobs": cron_jobs(),
         "redis_settings": redis_settings(settings.redis_url or ""),
         "queue_name": settings.queue_name,
         "max_jobs": settings.worker_max_jobs,

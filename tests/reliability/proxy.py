@@ -18,6 +18,8 @@ class TcpProxy:
         self.connections = 0  # accepted over the proxy's life
         self._server: asyncio.Server | None = None
         self._links: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> None:
         sock = socket.socket()
@@ -40,6 +42,13 @@ class TcpProxy:
     async def restore(self) -> None:
         await self.start()
 
+    def freeze(self) -> None:
+        """Connections stay open but nothing more gets through (a server that hangs)."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
     async def close(self) -> None:
         await self.cut()
 
@@ -55,16 +64,21 @@ class TcpProxy:
             return
         self._links |= {client_w, server_w}
         try:
-            await asyncio.gather(_pipe(client_r, server_w), _pipe(server_r, client_w))
+            await asyncio.gather(
+                _pipe(client_r, server_w, self._flowing), _pipe(server_r, client_w, self._flowing)
+            )
         finally:
             for writer in (client_w, server_w):
                 self._links.discard(writer)
                 writer.transport.abort()
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event
+) -> None:
     with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     writer.transport.abort()
