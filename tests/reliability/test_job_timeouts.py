@@ -21,10 +21,11 @@ from tests.support import Stack
 from workers import settings as worker_settings
 from workers.settings import redrive
 
-TIMEOUT_S = 0.5
+TIMEOUT_S = 2
+SLOW_S = 5  # the credit's INSERT, when slowed: past the job's timeout
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def short_job_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker_settings, "JOB_TIMEOUT_S", TIMEOUT_S)
 
@@ -40,11 +41,12 @@ async def sweep_now(stack: Stack) -> dict[str, int]:
     return await redrive(stack.resources, datetime.now(UTC) + timedelta(minutes=1))
 
 
+@pytest.mark.usefixtures("short_job_timeout")
 async def test_an_overrunning_job_rolls_back_and_the_sweeper_finishes_it(stack: Stack) -> None:
     shop = await stack.create_shop()
     order_id = new_order_id()
     # The credit's INSERT takes longer than the job may run, once.
-    await slow_inserts(stack.settings.database_url or "", "ledger_entries", seconds=3, times=1)
+    await slow_inserts(stack.settings.database_url or "", "ledger_entries", seconds=SLOW_S, times=1)
     assert (await stack.deliver(shop, paid_order(id=order_id))).status_code == 200
     await stack.run_worker()
 
@@ -67,6 +69,7 @@ async def test_an_overrunning_job_rolls_back_and_the_sweeper_finishes_it(stack: 
     await assert_invariants(stack.resources.sessionmaker)
 
 
+@pytest.mark.usefixtures("short_job_timeout")
 async def test_a_job_that_never_finishes_is_given_up_and_the_merchant_alerted(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,7 +82,8 @@ async def test_a_job_that_never_finishes_is_given_up_and_the_merchant_alerted(
     )
     assert response.status_code == 200, response.text
     order_id = new_order_id()
-    await slow_inserts(stack.settings.database_url or "", "ledger_entries", seconds=3, times=999)
+    url = stack.settings.database_url or ""
+    await slow_inserts(url, "ledger_entries", seconds=SLOW_S, times=999)
     assert (await stack.deliver(shop, paid_order(id=order_id))).status_code == 200
     await stack.run_worker()
 
@@ -100,4 +104,32 @@ async def test_a_job_that_never_finishes_is_given_up_and_the_merchant_alerted(
     assert [(a.kind, a.event_type) for a in alerts] == [("alert", "webhook.failed")]
     assert alerts[0].payload["event"]["order_external_id"] == str(order_id)
     assert await stack.credit_count(shop) == 0
+    await assert_invariants(stack.resources.sessionmaker)
+
+
+async def test_the_sweeper_frees_a_job_only_a_dead_worker_can_hold(stack: Stack) -> None:
+    """arq's in-progress mark of a job whose worker died lasts an hour; the sweeper removes it
+    once no live worker can still be running the job, and leaves younger marks alone."""
+    shop = await stack.create_shop()
+    for _ in range(2):
+        assert (await stack.deliver(shop, paid_order(id=new_order_id()))).status_code == 200
+    async with stack.resources.sessionmaker() as session:
+        dead, alive = sorted(await session.scalars(select(WebhookEvent.id)))
+    redis = stack.resources.doorbell.redis
+    queue = stack.settings.queue_name
+    mark_ms = int(worker_settings._in_progress_mark_s() * 1000)
+
+    def key(event_id: int) -> str:
+        return f"arq:in-progress:{queue}:event:{event_id}"
+
+    oldest_live_s = worker_settings.JOB_TIMEOUT_S + worker_settings.ORPHAN_GRACE_S
+    await redis.set(key(dead), b"1", px=mark_ms - int((oldest_live_s + 5) * 1000))
+    await redis.set(key(alive), b"1", px=mark_ms - int((oldest_live_s - 5) * 1000))
+    await sweep_now(stack)
+    assert not await redis.exists(key(dead))
+    assert await redis.exists(key(alive))
+
+    await redis.delete(key(alive))
+    await stack.run_worker()
+    assert await stack.credit_count(shop) == 2
     await assert_invariants(stack.resources.sessionmaker)
