@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
+from app.kit.jobs import JOB_TIMEOUT_S
 from app.ledger.models import LedgerEntry
 from app.notifications.models import OutboxMessage
 from app.orders.models import Order
@@ -122,7 +123,7 @@ async def test_the_sweeper_frees_a_job_only_a_dead_worker_can_hold(stack: Stack)
     def key(event_id: int) -> str:
         return f"arq:in-progress:{queue}:event:{event_id}"
 
-    oldest_live_s = worker_settings.JOB_TIMEOUT_S + worker_settings.ORPHAN_GRACE_S
+    oldest_live_s = JOB_TIMEOUT_S + worker_settings.ORPHAN_GRACE_S
     await redis.set(key(dead), b"1", px=mark_ms - int((oldest_live_s + 5) * 1000))
     await redis.set(key(alive), b"1", px=mark_ms - int((oldest_live_s - 5) * 1000))
     await sweep_now(stack)
