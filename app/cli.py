@@ -1,4 +1,5 @@
-"""The `cashback` command: serve | api | worker | migrate | shops create | reconcile | openapi."""
+"""The `cashback` command: serve | api | worker | migrate | shops create | reconcile | doctor |
+openapi."""
 
 from __future__ import annotations
 
@@ -320,3 +321,51 @@ def reconcile_command(
             raise typer.Exit(1) from exc
     for line in lines:
         typer.echo(line)
+
+
+async def _doctor(settings: Settings, domain: str | None, window_s: float) -> dict[str, object]:
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app import doctor
+    from app.shops.models import Shop
+
+    async with _sessions(settings) as sessions, sessions() as session:
+        shop_id = None
+        if domain is not None:
+            shop_id = await session.scalar(select(Shop.id).where(Shop.domain == domain.lower()))
+            if shop_id is None:
+                raise ValueError(f"no shop {domain}")
+        report = await doctor.examine(session, shop_id=shop_id, window=timedelta(seconds=window_s))
+    return {"report": report.as_dict(), "lines": report.lines()}
+
+
+@cli.command("doctor")
+def doctor_command(
+    shop: Annotated[
+        str | None, typer.Option(help="Check one store only, e.g. acme.myshopify.com.")
+    ] = None,
+    window: Annotated[
+        float, typer.Option(help="Seconds work may take before it counts as stuck.", min=0)
+    ] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check the ledger's invariants; exits 1 when any is broken."""
+    _configure_logging(get_settings())
+    with resolved_settings(need_redis=False) as settings:
+        try:
+            result = asyncio.run(_doctor(settings, shop, window))
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    report = result["report"]
+    assert isinstance(report, dict)
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        lines = result["lines"]
+        assert isinstance(lines, list)
+        for line in lines:
+            typer.echo(line)
+    raise typer.Exit(0 if report["ok"] else 1)

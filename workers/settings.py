@@ -6,10 +6,14 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from arq import cron
+from arq.constants import in_progress_key_prefix
+from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from arq.worker import Function, Worker, func
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.kit import idempotency_tasks
@@ -17,10 +21,13 @@ from app.kit.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
 from app.kit.operations import Operation
 from app.kit.queue import Job, redis_settings
 from app.kit.resources import Resources
+from app.kit.uow import unit_of_work
+from app.notifications import service as notification_service
 from app.notifications import tasks as notification_tasks
 from app.observability.metrics import WorkerMetrics
 from app.observability.worker import instrument
 from app.orders import service as order_service
+from app.orders.state import OrderStatus
 from app.orders.tasks import (
     AWARD_DUE_JOB,
     EVALUATE_ORDER_JOB,
@@ -31,8 +38,11 @@ from app.orders.tasks import (
     order_job_id,
 )
 from app.platform import tasks as platform_tasks
+from app.shops.models import Shop
 from app.shops.settings import APPROVE_PENDING_JOB
 from app.webhooks import service as webhook_service
+from app.webhooks.models import EventStatus, WebhookEvent
+from app.webhooks.shopify import ORDER_TOPICS
 from app.webhooks.tasks import handle_webhook_event
 
 logger = logging.getLogger(__name__)
@@ -41,11 +51,24 @@ logger = logging.getLogger(__name__)
 DOMAIN_TASKS = (platform_tasks, notification_tasks, idempotency_tasks)
 STALE_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 5000
+# A job that never finishes (it overruns its timeout, or its worker dies) fails nothing: its work
+# just stays undone. Each re-drive is counted (an event's `attempts`, which failed tries count
+# too; an order's counter in Redis), and past this many the work is failed and the merchant
+# alerted, instead of being rung for again every minute for ever.
+MAX_REDRIVES = 10
+REDRIVE_COUNT_TTL = timedelta(days=2)
+# arq marks a running job "in progress" for the longest timeout of any job or cron (an hour:
+# the daily reconciliation) and no other worker takes the job while the mark lasts. A worker
+# killed mid-job leaves the mark, and the sweeper's ring is refused (same job id): the work
+# would wait an hour. A mark older than any job may run (arq cancels at JOB_TIMEOUT_S) plus
+# this grace belongs to a dead worker and is removed, so the job runs again.
+ORPHAN_GRACE_S = 10
+GAVE_UP = "gave up after {n} attempts: the job never finished (out of time, or its worker died)"
 
 
 async def sweep(ctx: dict[str, Any]) -> dict[str, int]:
     """Ring again for work whose job was lost: events unhandled and orders still `received`
-    a minute after they were stored."""
+    a minute after they were stored (failing those rung for MAX_REDRIVES times already)."""
     counts = await redrive(resources(ctx), datetime.now(UTC) - STALE_AFTER)
     metrics: WorkerMetrics | None = ctx.get("metrics")
     if metrics is not None:
@@ -67,6 +90,7 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
                 )
             )
         )
+    event_ids, order_ids, given_up = await _give_up_endless(res, event_ids, order_ids)
     extra: list[Job] = []
     async with res.sessionmaker() as session:
         for module in DOMAIN_TASKS:
@@ -81,17 +105,144 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
         *(Job(APPROVE_PENDING_JOB, (i,), f"operation:{i}:sweep") for i in operation_ids),
         *extra,
     ]
-    await res.doorbell.ring(jobs)
+    await _free_orphaned(res, jobs)
+    await _count_redrives(res, await res.doorbell.ring_each(jobs))
     counts = {
         "events": len(event_ids),
         "orders": len(order_ids),
         "awards": len(due_ids),
         "operations": len(operation_ids),
         "other": len(extra),
+        "given_up": given_up,
     }
-    if jobs:
+    if jobs or given_up:
         logger.info("sweeper re-drove %s", counts)
     return counts
+
+
+def _order_redrive_key(res: Resources, order_id: int) -> str:
+    return f"{res.settings.queue_name}:redrives:{order_job_id(order_id)}"
+
+
+async def _give_up_endless(
+    res: Resources, event_ids: list[int], order_ids: list[int]
+) -> tuple[list[int], list[int], int]:
+    """Fail the events and orders re-driven MAX_REDRIVES times already (through the usual
+    failure path: the event and its order `failed`, the merchant alerted); returns the rest."""
+    async with res.sessionmaker() as session:
+        rows = await session.execute(
+            select(WebhookEvent.id, WebhookEvent.attempts).where(
+                WebhookEvent.id.in_(event_ids), WebhookEvent.attempts >= MAX_REDRIVES
+            )
+        )
+        worn_events = {event_id: attempts for event_id, attempts in rows}
+    order_counts = await _order_redrives(res, order_ids)
+    worn_orders = {i: n for i, n in zip(order_ids, order_counts, strict=True) if n >= MAX_REDRIVES}
+    for event_id, attempts in worn_events.items():
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            await _give_up_event(session, event_id, GAVE_UP.format(n=attempts))
+    for order_id, attempts in worn_orders.items():
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            order = await order_service.lock_order(session, order_id)
+            if order is not None and order.status == OrderStatus.received:
+                await order_service.mark_failed(session, order, GAVE_UP.format(n=attempts))
+    if worn_events or worn_orders:
+        logger.error(
+            "sweeper gave up on events %s and orders %s", sorted(worn_events), sorted(worn_orders)
+        )
+    return (
+        [i for i in event_ids if i not in worn_events],
+        [i for i in order_ids if i not in worn_orders],
+        len(worn_events) + len(worn_orders),
+    )
+
+
+async def _give_up_event(session: AsyncSession, event_id: int, error: str) -> None:
+    """The event (and its order, if stored) `failed`; an order event whose order never got
+    stored (every try rolled back) is alerted by itself."""
+    await webhook_service.record_failure(session, event_id, error, final=True)
+    event = await session.get(WebhookEvent, event_id)
+    if event is None or event.topic not in ORDER_TOPICS:
+        return
+    external_id = str(orjson.loads(event.body).get("id", ""))
+    if await order_service.find_order(session, event.shop_id, external_id) is not None:
+        return  # record_failure failed it and alerted the merchant
+    shop = await session.get_one(Shop, event.shop_id)
+    await notification_service.enqueue_alert(
+        session,
+        shop,
+        event_key=f"event:{event_id}:failed",
+        event_type="webhook.failed",
+        payload={
+            "event": {"id": str(event_id), "topic": event.topic, "order_external_id": external_id},
+            "error": error,
+        },
+    )
+
+
+async def _order_redrives(res: Resources, order_ids: list[int]) -> list[int]:
+    if not order_ids:
+        return []
+    keys = [_order_redrive_key(res, i) for i in order_ids]
+    try:
+        values = await res.doorbell.redis.mget(keys)
+    except Exception as exc:  # Redis away: nothing can be rung either
+        logger.warning("sweeper could not read re-drive counts: %r", exc)
+        return [0] * len(order_ids)
+    return [int(v or 0) for v in values]
+
+
+async def _free_orphaned(res: Resources, jobs: list[Job]) -> None:
+    if not jobs:
+        return
+    queue = res.settings.queue_name
+    keys = [f"{in_progress_key_prefix}{queue}:{job.job_id}" for job in jobs]
+    mark_ms = _in_progress_mark_s() * 1000
+    # Marks of workers without crons are short and expire by themselves soon: left alone.
+    short_ms = (JOB_TIMEOUT_S + 10) * 1000
+    oldest_live_ms = (JOB_TIMEOUT_S + ORPHAN_GRACE_S) * 1000
+    try:
+        async with res.doorbell.redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.pttl(key)
+            ttls: list[int] = await pipe.execute()
+        orphaned = [
+            key
+            for key, ttl in zip(keys, ttls, strict=True)
+            if ttl > short_ms and mark_ms - ttl > oldest_live_ms
+        ]
+        if orphaned:
+            await res.doorbell.redis.delete(*orphaned)
+            logger.warning("sweeper freed %d job(s) a dead worker left in progress", len(orphaned))
+    except Exception as exc:  # Redis away: nothing can be rung either
+        logger.warning("sweeper could not check for orphaned jobs: %r", exc)
+
+
+async def _count_redrives(res: Resources, queued: list[Job]) -> None:
+    """Count a re-drive only for a job actually queued anew: not while Redis is away, nor for
+    work whose job is still waiting in a long queue."""
+    event_ids = [j.args[0] for j in queued if j.function == webhook_service.HANDLE_EVENT_JOB]
+    order_ids = [
+        i for j in queued if j.function == EVALUATE_ORDER_JOB for i in j.args if isinstance(i, int)
+    ]
+    if event_ids:
+        async with res.sessionmaker() as session:
+            await session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id.in_(event_ids), WebhookEvent.status == EventStatus.received)
+                .values(attempts=WebhookEvent.attempts + 1)
+            )
+            await session.commit()
+    if order_ids:
+        try:
+            async with res.doorbell.redis.pipeline(transaction=False) as pipe:
+                for order_id in order_ids:
+                    key = _order_redrive_key(res, order_id)
+                    pipe.incr(key)
+                    pipe.expire(key, REDRIVE_COUNT_TTL)
+                await pipe.execute()
+        except Exception as exc:
+            logger.warning("sweeper could not count re-drives: %r", exc)
 
 
 def functions() -> list[Function]:
@@ -106,6 +257,20 @@ def functions() -> list[Function]:
     return [func(t, max_tries=MAX_TRIES, timeout=JOB_TIMEOUT_S, keep_result=0) for t in tasks]
 
 
+def cron_jobs() -> list[CronJob]:
+    return [
+        cron(sweep, second=0, timeout=60, run_at_startup=True),
+        *(job for module in DOMAIN_TASKS for job in module.CRON_JOBS),
+    ]
+
+
+def _in_progress_mark_s() -> float:
+    """How long arq marks a job in progress: the longest timeout of a full worker, + 10 s."""
+    timeouts = [f.timeout_s or JOB_TIMEOUT_S for f in functions()]
+    timeouts += [c.timeout_s or JOB_TIMEOUT_S for c in cron_jobs()]
+    return max(timeouts) + 10
+
+
 def build_worker(
     settings: Settings, *, metrics: WorkerMetrics | None = None, **overrides: Any
 ) -> Worker:
@@ -117,10 +282,7 @@ def build_worker(
 
     options: dict[str, Any] = {
         "functions": [instrument(f, metrics) for f in functions()],
-        "cron_jobs": [
-            cron(sweep, second=0, timeout=60, run_at_startup=True),
-            *(job for module in DOMAIN_TASKS for job in module.CRON_JOBS),
-        ],
+        "cron_jobs": cron_jobs(),
         "redis_settings": redis_settings(settings.redis_url or ""),
         "queue_name": settings.queue_name,
         "max_jobs": settings.worker_max_jobs,

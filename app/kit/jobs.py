@@ -46,11 +46,17 @@ async def run_job(
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         final = job_try >= MAX_TRIES
-        logger.warning("job %s try %d failed: %s", ctx.get("job_id"), job_try, error)
+        job_id = ctx.get("job_id")
+        logger.warning("job %s try %d failed: %s", job_id, job_try, error)
         handler = on_final_failure if final else on_failure
         if handler is not None:
-            async with unit_of_work(res.sessionmaker, res.doorbell) as session:
-                await handler(session, error)
+            try:
+                async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+                    await handler(session, error)
+            except Exception as handler_exc:
+                # The database is most likely away (what failed the try too): the work is
+                # still stored undone, so retry it (or, after the last try, the sweeper will).
+                logger.warning("job %s: could not record its failure: %r", job_id, handler_exc)
         if final:
             return None
         raise Retry(defer=backoff_seconds(job_try)) from exc

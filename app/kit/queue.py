@@ -27,15 +27,18 @@ RING_TIMEOUT_S = 1.0
 
 # arq's enqueue_job, for many jobs in one round trip: a job is queued unless its job or result
 # key exists (arq's rule for unique job ids). KEYS[1]: the queue; ARGV: the job-key prefix, the
-# result-key prefix, then (job id, serialized job, expiry ms, score) per job.
+# result-key prefix, then (job id, serialized job, expiry ms, score) per job. Returns 1 (queued)
+# or 0 (already held) per job, in order.
 _ENQUEUE_MANY = """
-local queued = 0
+local queued = {}
 for i = 3, #ARGV, 4 do
   local id = ARGV[i]
   if redis.call('EXISTS', ARGV[1] .. id, ARGV[2] .. id) == 0 then
     redis.call('PSETEX', ARGV[1] .. id, ARGV[i + 2], ARGV[i + 1])
     redis.call('ZADD', KEYS[1], ARGV[i + 3], id)
-    queued = queued + 1
+    queued[#queued + 1] = 1
+  else
+    queued[#queued + 1] = 0
   end
 end
 return queued
@@ -80,25 +83,31 @@ class Doorbell:
 
     async def ring(self, jobs: list[Job]) -> int:
         """Enqueue the jobs; returns how many were newly queued (0 when Redis is away)."""
+        return len(await self.ring_each(jobs))
+
+    async def ring_each(self, jobs: list[Job]) -> list[Job]:
+        """Enqueue the jobs; returns those newly queued (none when Redis is away, nor those
+        whose job is still queued or running)."""
         if not jobs:
-            return 0
+            return []
         try:
             queued = await asyncio.wait_for(self._enqueue_all(jobs), RING_TIMEOUT_S)
         except Exception as exc:  # the sweeper re-drives whatever did not get through
             logger.warning("doorbell failed for %d job(s): %r", len(jobs), exc)
-            return 0
-        if queued < len(jobs):
+            return []
+        if len(queued) < len(jobs):
             # arq refuses a job id it still holds: the job is queued (or its key lingers).
             logger.info(
-                "doorbell: %d of %d job(s) were already queued", len(jobs) - queued, len(jobs)
+                "doorbell: %d of %d job(s) were already queued", len(jobs) - len(queued), len(jobs)
             )
         return queued
 
-    async def _enqueue_all(self, jobs: list[Job]) -> int:
-        """All the jobs in one round trip (EVALSHA), with arq's own job encoding."""
+    async def _enqueue_all(self, jobs: list[Job]) -> list[Job]:
+        """All the jobs in one round trip (EVALSHA), with arq's own job encoding; returns those
+        newly queued."""
         now = timestamp_ms()
         expires = self.redis.expires_extra_ms
-        request_id = current_request_id()
+        request_id = current_request_id()  # the job's logs carry the request that caused it
         argv: list[bytes | str | int] = [job_key_prefix, result_key_prefix]
         for job in jobs:
             kwargs = {CORRELATION_KWARG: job.correlation_id or request_id}
@@ -107,8 +116,8 @@ class Doorbell:
             )
             # arq keeps job ids in one global keyspace: scope them to this queue.
             argv += [f"{self.queue_name}:{job.job_id}", payload, expires, now]
-        queued = await self._enqueue_many(keys=[self.queue_name], args=argv)
-        return int(queued)
+        flags = await self._enqueue_many(keys=[self.queue_name], args=argv)
+        return [job for job, flag in zip(jobs, flags, strict=True) if int(flag)]
 
     async def ring_deferred(self, session: AsyncSession) -> int:
         return await self.ring(take_deferred(session))
