@@ -16,11 +16,15 @@ from app.catalog.routes import router as catalog_router
 from app.config import Settings, get_settings
 from app.events.routes import router as events_router
 from app.health.routes import router as health_router
+from app.kit.bodylimit import BodyLimitMiddleware
 from app.kit.errors import (
     PROBLEM_MEDIA_TYPE,
+    PayloadTooLarge,
     Problem,
     install_error_handlers,
+    problem_responses,
 )
+from app.kit.ratelimit import TooManyRequests
 from app.kit.resources import Resources
 from app.ledger.routes import router as customers_router
 from app.metrics.routes import router as metrics_router
@@ -84,6 +88,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             expose_headers=["ETag"],
         )
     app.state.prometheus = ApiMetrics()
+    app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.prometheus)
     install_error_handlers(app)
     for router in (
@@ -105,12 +110,14 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = describe_validation_as_problems(
-                get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    description=app.description,
-                    routes=app.routes,
+            app.openapi_schema = describe_limits(
+                describe_validation_as_problems(
+                    get_openapi(
+                        title=app.title,
+                        version=app.version,
+                        description=app.description,
+                        routes=app.routes,
+                    )
                 )
             )
         return app.openapi_schema
@@ -133,4 +140,18 @@ def describe_validation_as_problems(schema: dict[str, Any]) -> dict[str, Any]:
     problem = Problem.model_json_schema(ref_template=REF_TEMPLATE)
     components.update(problem.pop("$defs", {}))
     components["Problem"] = problem
+    return schema
+
+
+def describe_limits(schema: dict[str, Any]) -> dict[str, Any]:
+    """Answers every route may give: 413 past the body limit, 429 after too many failed
+    authentications (app.kit.ratelimit)."""
+    limits = problem_responses(PayloadTooLarge, TooManyRequests)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("413", limits[413])
+            if operation.get("security"):
+                responses.setdefault("429", limits[429])
     return schema

@@ -88,7 +88,8 @@ def problem_response(
 ) -> JSONResponse:
     body = Problem(type="about:blank", title=title, status=status, detail=detail, code=code)
     content = body.model_dump(exclude_none=True) | extra
-    headers = {"Retry-After": "5"} if status in (429, 503) else None
+    retry_after = extra.get("retry_after", 5)
+    headers = {"Retry-After": str(retry_after)} if status in (429, 503) else None
     return JSONResponse(content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
