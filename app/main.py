@@ -21,6 +21,7 @@ from app.kit.errors import (
     PROBLEM_MEDIA_TYPE,
     PayloadTooLarge,
     Problem,
+    UnreadableBody,
     install_error_handlers,
     problem_responses,
 )
@@ -144,14 +145,43 @@ def describe_validation_as_problems(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def describe_limits(schema: dict[str, Any]) -> dict[str, Any]:
-    """Answers every route may give: 413 past the body limit, 429 after too many failed
-    authentications (app.kit.ratelimit)."""
-    limits = problem_responses(PayloadTooLarge, TooManyRequests)
+    """Answers every route may give: 400 for a body that is not text, 413 past the body limit,
+    429 after too many failed authentications (app.kit.ratelimit)."""
+    limits = problem_responses(UnreadableBody, PayloadTooLarge, TooManyRequests)
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.setdefault("responses", {})
             if "requestBody" in operation:
+                responses.setdefault("400", limits[400])
                 responses.setdefault("413", limits[413])
             if operation.get("security"):
                 responses.setdefault("429", limits[429])
+    _bound_integers(schema)
     return schema
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _bound_integers(node: Any) -> None:
+    """Ids are PostgreSQL BIGINTs: say so for id parameters and id lists (a value past them is
+    answered 422 `invalid_value`, see app.kit.errors)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("parameters",) and isinstance(value, list):
+                for parameter in value:
+                    _bound(parameter.get("schema", {}))
+            elif key == "ids" and isinstance(value, dict):
+                _bound(value.get("items", {}))
+            else:
+                _bound_integers(value)
+    elif isinstance(node, list):
+        for value in node:
+            _bound_integers(value)
+
+
+def _bound(schema: dict[str, Any]) -> None:
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "integer":
+            option.setdefault("minimum", INT64[0])
+            option.setdefault("maximum", INT64[1])
