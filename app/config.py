@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     worker_health_interval: int = Field(
         default=30, ge=1, description="Seconds between the worker's health records in Redis."
     )
+    auth_failure_limit: int = Field(
+        default=20, ge=1, description="Failed authentications a client may make per window."
+    )
+    auth_failure_window_s: int = Field(
+        default=60, ge=1, description="Seconds of the failed-authentication window."
+    )
+    trust_forwarded_for: bool = Field(
+        default=False,
+        description="Behind a trusted proxy: take the client address from X-Forwarded-For.",
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
 from app.kit.errors import Forbidden, Unauthorized
+from app.kit.ratelimit import client_address, failed_auth_limiter
 from app.kit.resources import Resources
 from app.kit.uow import unit_of_work
 from app.observability.context import bind
@@ -58,7 +59,23 @@ class Caller:
         return Actor(self.key.name, self.key.id)
 
 
+async def guard_failed_auth(request: Request, res: ResourcesDep) -> AsyncIterator[None]:
+    """Refuse a client that failed authentication too often (429); count its failures."""
+    limiter = failed_auth_limiter(res.doorbell.redis, res.settings)
+    client = client_address(request, res.settings)
+    await limiter.check(client)
+    try:
+        yield
+    except Unauthorized:
+        await limiter.record_failure(client)
+        raise
+
+
+AuthGuardDep = Annotated[None, Depends(guard_failed_auth, scope="function")]
+
+
 async def get_caller(
+    _: AuthGuardDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)],
 ) -> Caller:
@@ -66,6 +83,7 @@ async def get_caller(
         raise Unauthorized("send `Authorization: Bearer <api key>`")
     found = await shop_service.authenticate(session, credentials.credentials)
     if found is None:
+        # One answer for unknown, revoked and another shop's deleted keys: nothing to probe.
         raise Unauthorized("unknown or revoked API key")
     bind(shop_id=found[1].id)  # every log line of the request names the shop
     return Caller(*found)
@@ -95,6 +113,7 @@ ReviewerCallerDep = Annotated[Caller, Depends(get_reviewer_caller, scope="functi
 
 
 async def require_admin_token(
+    _: AuthGuardDep,
     res: ResourcesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_admin_scheme)],
 ) -> None:

@@ -16,12 +16,17 @@ from app.catalog.routes import router as catalog_router
 from app.config import Settings, get_settings
 from app.events.routes import router as events_router
 from app.health.routes import router as health_router
+from app.kit.bodylimit import BodyLimitMiddleware
 from app.kit.errors import (
     PROBLEM_MEDIA_TYPE,
+    PayloadTooLarge,
     Problem,
+    UnreadableBody,
     install_error_handlers,
+    problem_responses,
 )
 from app.kit.idempotency import REPLAYED_HEADER, IdempotencyMiddleware, document_idempotency
+from app.kit.ratelimit import TooManyRequests
 from app.kit.resources import Resources
 from app.ledger.routes import router as customers_router
 from app.metrics.routes import router as metrics_router
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
             expose_headers=["ETag", "Location", "Retry-After", REPLAYED_HEADER],
         )
     app.state.prometheus = ApiMetrics()
+    app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.prometheus)
     install_error_handlers(app)
     for router in (
@@ -108,12 +114,14 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = document_idempotency(
-                describe_validation_as_problems(
-                    get_openapi(
-                        title=app.title,
-                        version=app.version,
-                        description=app.description,
-                        routes=app.routes,
+                describe_limits(
+                    describe_validation_as_problems(
+                        get_openapi(
+                            title=app.title,
+                            version=app.version,
+                            description=app.description,
+                            routes=app.routes,
+                        )
                     )
                 ),
                 app.routes,
@@ -139,3 +147,46 @@ def describe_validation_as_problems(schema: dict[str, Any]) -> dict[str, Any]:
     components.update(problem.pop("$defs", {}))
     components["Problem"] = problem
     return schema
+
+
+def describe_limits(schema: dict[str, Any]) -> dict[str, Any]:
+    """Answers every route may give: 400 for a body that is not text, 413 past the body limit,
+    429 after too many failed authentications (app.kit.ratelimit)."""
+    limits = problem_responses(UnreadableBody, PayloadTooLarge, TooManyRequests)
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("400", limits[400])
+                responses.setdefault("413", limits[413])
+            if operation.get("security"):
+                responses.setdefault("429", limits[429])
+    _bound_integers(schema)
+    return schema
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _bound_integers(node: Any) -> None:
+    """Ids are PostgreSQL BIGINTs: say so for id parameters and id lists (a value past them is
+    answered 422 `invalid_value`, see app.kit.errors)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("parameters",) and isinstance(value, list):
+                for parameter in value:
+                    _bound(parameter.get("schema", {}))
+            elif key == "ids" and isinstance(value, dict):
+                _bound(value.get("items", {}))
+            else:
+                _bound_integers(value)
+    elif isinstance(node, list):
+        for value in node:
+            _bound_integers(value)
+
+
+def _bound(schema: dict[str, Any]) -> None:
+    for option in schema.get("anyOf", [schema]):
+        if option.get("type") == "integer":
+            option.setdefault("minimum", INT64[0])
+            option.setdefault("maximum", INT64[1])

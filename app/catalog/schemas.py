@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from app.kit.schemas import RequestModel
 
 
-class ProductWrite(BaseModel):
+class ProductWrite(RequestModel):
     title: str | None = Field(default=None, max_length=512)
     product_type: str | None = Field(default=None, max_length=255)
     vendor: str | None = Field(default=None, max_length=255)

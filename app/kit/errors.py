@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,12 @@ class PayloadTooLarge(ProblemError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 
 
+class UnreadableBody(ProblemError):
+    """FastAPI's own answer to a body it cannot decode at all (not UTF-8 JSON)."""
+
+    status, code, title = 400, "bad_request", "Bad request"
+
+
 class ServiceUnavailable(ProblemError):
     status, code, title = 503, "service_unavailable", "Service temporarily unavailable"
 
@@ -100,14 +108,19 @@ def problem_response(
     detail: str | None = None,
     *,
     retry_after: int | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     body = Problem(type="about:blank", title=title, status=status, detail=detail, code=code)
     content = body.model_dump(exclude_none=True) | extra
     if retry_after is None and status in (429, 503):
         retry_after = RETRY_AFTER_S
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return JSONResponse(content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+    answer_headers = dict(headers or {})
+    if retry_after is not None:
+        answer_headers["Retry-After"] = str(retry_after)
+    return JSONResponse(
+        content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=answer_headers
+    )
 
 
 def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
@@ -129,6 +142,17 @@ def problem_declaration(description: str, status: int) -> dict[str, Any]:
     return declared
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (one route per method: Starlette's own
+    `Allow` names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def is_database_unavailable(exc: BaseException) -> bool:
     """A failure to reach PostgreSQL (refused, reset, timed out, starting up), not a bug."""
     if isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError | sa_exc.InterfaceError):
@@ -140,6 +164,20 @@ def is_database_unavailable(exc: BaseException) -> bool:
             or (type(exc.orig).__name__ in _CONNECTION_ERRORS)
         )
     return False
+
+
+def is_rejected_value(exc: BaseException) -> bool:
+    """PostgreSQL (or asyncpg before it) refusing a value the request carried: an id past
+    BIGINT, a NUL in text. SQLSTATE class 22 is "data exception"."""
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    causes = [exc.orig, getattr(exc.orig, "__cause__", None)]
+    return any(
+        str(getattr(cause, "sqlstate", "") or "").startswith("22")
+        or type(cause).__name__ == "DataError"
+        for cause in causes
+        if cause is not None
+    )
 
 
 _CONNECTION_ERRORS = frozenset(
@@ -168,13 +206,24 @@ def install_error_handlers(app: FastAPI) -> None:
             422, "validation_error", "Request validation failed", "See `errors`.", errors=errors
         )
 
-    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return problem_response(exc.status_code, code, title, detail)
+        headers = dict(exc.headers or {})  # e.g. WWW-Authenticate
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(exc.status_code, code, title, detail, headers=headers)
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_rejected_value(exc):
+            logger.warning("the database refused a value: %r", exc)
+            return problem_response(
+                422,
+                "invalid_value",
+                "A value is out of range",
+                "A value in the request cannot be stored (too large, or holds a NUL character).",
+            )
         if is_database_unavailable(exc):
             logger.warning("database unavailable: %r", exc)
             return problem_response(

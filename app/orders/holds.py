@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from app.kit.money import format_minor, to_minor
+from app.kit.schemas import RequestModel
 from app.orders.domain import PlatformLine
 from app.program.rules import Amount
 
 
-class FraudProne(BaseModel):
+class FraudProne(RequestModel):
     """Products whose orders are held: by catalog tag, collection or product type."""
 
     model_config = ConfigDict(extra="forbid")
@@ -22,7 +23,7 @@ class FraudProne(BaseModel):
     product_types: list[str] = Field(default_factory=list, max_length=200)
 
 
-class HoldRules(BaseModel):
+class HoldRules(RequestModel):
     """An order that trips any rule is `held`, with every reason listed."""
 
     model_config = ConfigDict(extra="forbid")

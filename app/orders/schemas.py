@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from app.kit.schemas import RequestModel
 from app.orders.state import OrderStatus
 
 AMOUNT = 'Decimal string in the order\'s currency, e.g. `"4.38"`.'
@@ -96,7 +97,7 @@ class OrderCounts(BaseModel):
     counts: dict[OrderStatus, int] = Field(description="Orders per status; zero when absent.")
 
 
-class ApproveRequest(BaseModel):
+class ApproveRequest(RequestModel):
     amount: Decimal | None = Field(
         default=None,
         gt=0,
@@ -107,11 +108,11 @@ class ApproveRequest(BaseModel):
     )
 
 
-class ReasonRequest(BaseModel):
+class ReasonRequest(RequestModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class ProcessRequest(BaseModel):
+class ProcessRequest(RequestModel):
     expected_amount: Decimal | None = Field(
         default=None,
         ge=0,
@@ -125,12 +126,12 @@ class ProcessResult(BaseModel):
     order: OrderRead
 
 
-class BulkApproveRequest(BaseModel):
+class BulkApproveRequest(RequestModel):
     ids: list[int] = Field(min_length=1, max_length=500)
     note: str | None = Field(default=None, max_length=2000)
 
 
-class BulkRejectRequest(BaseModel):
+class BulkRejectRequest(RequestModel):
     ids: list[int] = Field(min_length=1, max_length=500)
     reason: str = Field(min_length=1, max_length=2000)
 

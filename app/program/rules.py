@@ -19,9 +19,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from app.kit.money import Rounding
+from app.kit.schemas import RequestModel
 
 Percent = Annotated[
     Decimal,
@@ -47,7 +48,7 @@ class MatchField(StrEnum):
 SPECIFICITY: tuple[MatchField, ...] = tuple(MatchField)
 
 
-class _Strict(BaseModel):
+class _Strict(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
 

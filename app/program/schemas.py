@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.kit.schemas import RequestModel
 from app.program.rules import Program
 
 
@@ -37,7 +38,7 @@ class BreakdownRead(BaseModel):
     lines: list[LineBreakdown]
 
 
-class PreviewRequest(BaseModel):
+class PreviewRequest(RequestModel):
     order: dict[str, Any] = Field(
         description="A Shopify order, as its webhooks send it (`orders/paid` payload)."
     )
@@ -51,7 +52,7 @@ class PreviewResponse(BaseModel):
     draft: BreakdownRead | None
 
 
-class SimulationRequest(BaseModel):
+class SimulationRequest(RequestModel):
     program: Program = Field(description="The draft program to price.")
     date_from: date = Field(description="First day, in the shop's timezone.")
     date_to: date = Field(description="Last day (inclusive), in the shop's timezone.")

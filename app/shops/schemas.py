@@ -4,10 +4,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from app.kit.schemas import RequestModel
 from app.shops.models import ApiKeyRole, ProcessingMode
 
 
-class ShopCreate(BaseModel):
+class ShopCreate(RequestModel):
     domain: str = Field(description="The store's domain.", examples=["acme.myshopify.com"])
     currency: str = Field(default="USD", description="ISO 4217 code of the shop's money.")
     processing_mode: ProcessingMode = ProcessingMode.automatic
@@ -30,7 +31,7 @@ class ShopCreated(BaseModel):
     webhook_secret: str
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(RequestModel):
     name: str = Field(min_length=1, max_length=100, description="Who uses it, e.g. `Ana`.")
     role: ApiKeyRole = Field(
         description="`admin`: settings, program, keys and all below; `reviewer`: review "

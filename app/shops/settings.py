@@ -20,6 +20,7 @@ from app.kit.etags import VersionMismatch, content_tag, etag
 from app.kit.money import format_minor, to_minor
 from app.kit.operations import Operation
 from app.kit.queue import defer_job
+from app.kit.schemas import RequestModel
 from app.orders.holds import HoldRules
 from app.orders.models import Order
 from app.orders.state import OrderStatus
@@ -58,7 +59,7 @@ class ShopSettings(BaseModel):
     )
 
 
-class SettingsUpdate(BaseModel):
+class SettingsUpdate(RequestModel):
     processing_mode: ProcessingMode | None = None
     pending_orders: PendingOrdersChoice | None = Field(
         default=None,
