@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from app import api_docs
 from app.audit.routes import router as audit_router
 from app.catalog.routes import router as catalog_router
 from app.config import Settings, get_settings
@@ -34,7 +35,7 @@ from app.shops.account_routes import router as account_router
 from app.shops.routes import router as shops_router
 from app.webhooks.routes import router as webhooks_router
 
-API_VERSION = "0.1.0"
+API_VERSION = "1.0.0"  # semver of the HTTP contract: see docs/api/CHANGELOG.md
 REF_TEMPLATE = "#/components/schemas/{model}"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 DESCRIPTION = """\
@@ -43,6 +44,23 @@ Cashback processing: Shopify order webhooks in, exact store credit out.
 Amounts are decimal strings next to their ISO 4217 `currency`; ids are strings; errors are
 RFC 9457 `application/problem+json` documents with a stable `code`.
 """
+
+
+ROUTERS = (
+    webhooks_router,
+    orders_router,
+    review_router,
+    customers_router,
+    program_router,
+    metrics_router,
+    catalog_router,
+    account_router,
+    audit_router,
+    events_router,
+    shops_router,
+    health_router,
+    observability_router,
+)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -72,6 +90,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        openapi_tags=api_docs.TAGS,
+        separate_input_output_schemas=False,
     )
     if resources is not None:
         app.state.resources = resources
@@ -86,31 +106,23 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     app.state.prometheus = ApiMetrics()
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.prometheus)
     install_error_handlers(app)
-    for router in (
-        webhooks_router,
-        orders_router,
-        review_router,
-        customers_router,
-        program_router,
-        metrics_router,
-        catalog_router,
-        account_router,
-        audit_router,
-        events_router,
-        shops_router,
-        health_router,
-        observability_router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = describe_validation_as_problems(
-                get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    description=app.description,
-                    routes=app.routes,
+            app.openapi_schema = api_docs.document(
+                describe_validation_as_problems(
+                    get_openapi(
+                        title=app.title,
+                        version=app.version,
+                        description=app.description,
+                        routes=app.routes,
+                        tags=api_docs.TAGS,
+                        # One schema per model: generated clients get one `Program`, not
+                        # `Program-Input` and `Program-Output` side by side.
+                        separate_input_output_schemas=False,
+                    )
                 )
             )
         return app.openapi_schema

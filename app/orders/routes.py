@@ -15,6 +15,7 @@ from app.kit.errors import (
     Unauthorized,
     problem_responses,
 )
+from app.kit.ids import Id
 from app.kit.money import format_minor
 from app.kit.pagination import CursorQuery, LimitQuery
 from app.orders import queries, review
@@ -79,7 +80,10 @@ def parse_if_match(value: str | None) -> int | None:
 
 IfMatch = Annotated[
     str | None,
-    Header(description="The ETag of the order as you read it; 412 if it changed since."),
+    Header(
+        alias="If-Match",
+        description="The ETag of the order as you read it; 412 if it changed since.",
+    ),
 ]
 
 
@@ -101,7 +105,7 @@ async def list_orders(
         str | None, Query(description="One or more statuses, comma-separated.")
     ] = None,
     external_id: Annotated[str | None, Query(description="The platform's order id.")] = None,
-    customer_id: Annotated[int | None, Query(description="Our customer id.")] = None,
+    customer_id: Annotated[Id | None, Query(description="Our customer id.")] = None,
     created_from: Annotated[datetime | None, Query(description="Created at or after.")] = None,
     created_to: Annotated[datetime | None, Query(description="Created before.")] = None,
     sort: Annotated[OrderSort, Query(description="`-created_at` newest first (default).")] = (
@@ -143,7 +147,7 @@ async def count_orders(session: SessionDep, caller: CallerDep) -> OrderCounts:
     responses=problem_responses(NotFound, Unauthorized),
 )
 async def get_order(
-    session: SessionDep, caller: CallerDep, order_id: int, response: Response
+    session: SessionDep, caller: CallerDep, order_id: Id, response: Response
 ) -> OrderRead:
     order = await queries.get_order(session, caller.shop.id, order_id)
     response.headers["ETag"] = etag(order.version)
@@ -183,7 +187,7 @@ async def _respond(session: SessionDep, order: Order, response: Response) -> Ord
 async def approve_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     response: Response,
     body: ApproveRequest | None = None,
     if_match: IfMatch = None,
@@ -211,7 +215,7 @@ async def approve_order(
 async def reject_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     body: ReasonRequest,
     response: Response,
     if_match: IfMatch = None,
@@ -231,12 +235,16 @@ async def reject_order(
     "/{order_id}/hold",
     operation_id="holdOrder",
     summary="Hold an order for review",
+    description=(
+        "From `pending` (or an order waiting for its customer): keeps it out of automatic "
+        "processing until a reviewer releases, approves or rejects it. A `reason` is required."
+    ),
     responses=problem_responses(*REVIEW_PROBLEMS),
 )
 async def hold_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     body: ReasonRequest,
     response: Response,
     if_match: IfMatch = None,
@@ -262,7 +270,7 @@ async def hold_order(
 async def release_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     response: Response,
     if_match: IfMatch = None,
 ) -> OrderRead:
@@ -291,7 +299,7 @@ async def release_order(
 async def process_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     response: Response,
     body: ProcessRequest | None = None,
     if_match: IfMatch = None,
@@ -308,6 +316,7 @@ async def process_order(
     return ProcessResult(
         processed=processed,
         calculated_amount=format_minor(calculated, order.currency),
+        currency=order.currency,
         order=read,
     )
 

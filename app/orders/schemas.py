@@ -2,10 +2,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
+from app.kit.ids import Id
 from app.orders.state import OrderStatus
+
+# What `allowed_actions` may list: the review endpoints' names (the frontend's buttons).
+# Declared as an enum; `review.allowed_actions` decides which apply.
+REVIEW_ACTIONS = ["approve", "reject", "hold", "release", "process"]
+ReviewAction = Annotated[str, WithJsonSchema({"type": "string", "enum": REVIEW_ACTIONS})]
 
 AMOUNT = 'Decimal string in the order\'s currency, e.g. `"4.38"`.'
 
@@ -82,7 +89,7 @@ class OrderRead(OrderSummary):
     decided_at: datetime | None
     award_amount: str | None = Field(description="Approved amount to credit, when set.")
     award_at: datetime | None = Field(description="When a scheduled order is credited.")
-    allowed_actions: list[str] = Field(description="Review actions allowed now.")
+    allowed_actions: list[ReviewAction] = Field(description="Review actions allowed now.")
     lines: list[OrderLineRead]
     history: list[OrderEventRead]
 
@@ -121,17 +128,18 @@ class ProcessRequest(BaseModel):
 
 class ProcessResult(BaseModel):
     processed: bool = Field(description="False: nothing done yet, confirm `calculated_amount`.")
-    calculated_amount: str
+    calculated_amount: str = Field(description=AMOUNT)
+    currency: str = Field(description="ISO 4217 code of `calculated_amount` (the order's).")
     order: OrderRead
 
 
 class BulkApproveRequest(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=500)
+    ids: list[Id] = Field(min_length=1, max_length=500)
     note: str | None = Field(default=None, max_length=2000)
 
 
 class BulkRejectRequest(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=500)
+    ids: list[Id] = Field(min_length=1, max_length=500)
     reason: str = Field(min_length=1, max_length=2000)
 
 
