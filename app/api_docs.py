@@ -112,6 +112,29 @@ PATH_IDS = {
 }
 
 
+def _absent_not_null(parameter: dict[str, Any]) -> None:
+    """An optional parameter is left out, never sent as null: `str | None` reads as string."""
+    schema = parameter["schema"]
+    alternatives = schema.get("anyOf", [])
+    if not parameter.get("required") and {"type": "null"} in alternatives:
+        rest = [alt for alt in alternatives if alt != {"type": "null"}]
+        others = {k: v for k, v in schema.items() if k != "anyOf"}
+        parameter["schema"] = (rest[0] if len(rest) == 1 else {"anyOf": rest}) | others
+
+
+def _optional_body_is_absent_not_null(operation: dict[str, Any]) -> None:
+    """FastAPI writes an optional body as `anyOf: [Model, null]`; generated clients then send
+    `null` (or fail) when it is left out. The body is optional: it may be absent, never null."""
+    body = operation.get("requestBody")
+    if body is None or body.get("required"):
+        return
+    for media in body["content"].values():
+        alternatives = media["schema"].get("anyOf", [])
+        refs = [alt for alt in alternatives if "$ref" in alt]
+        if len(refs) == 1 and len(alternatives) == 2 and {"type": "null"} in alternatives:
+            media["schema"] = refs[0]
+
+
 def document(schema: dict[str, Any]) -> dict[str, Any]:
     """Add examples, webhook headers and the shared 503 to the generated document."""
     from app.api_examples import EXAMPLES, PARAMETER_EXAMPLES, TEXT_EXAMPLES
@@ -122,10 +145,12 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
             if operation_id == "receiveShopifyWebhook":
                 operation["parameters"] = [*operation.get("parameters", []), *WEBHOOK_HEADERS]
             for parameter in operation.get("parameters", []):
+                _absent_not_null(parameter)
                 parameter.setdefault("description", PATH_IDS.get(parameter["name"], ""))
                 example = PARAMETER_EXAMPLES.get(parameter["name"])
                 if example is not None and "example" not in parameter:
                     parameter["example"] = example
+            _optional_body_is_absent_not_null(operation)
             examples = EXAMPLES.get(operation_id, {})
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body is not None and "request" in examples:
