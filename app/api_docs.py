@@ -103,6 +103,23 @@ WEBHOOK_HEADERS: list[dict[str, Any]] = [
 ]
 
 
+# Answers that carry the resource's version for `If-Match`.
+ETAG = {
+    "ETag": {
+        "description": "The version you read; send it back as `If-Match` to change it safely.",
+        "schema": {"type": "string"},
+        "example": '"3"',
+    }
+}
+WITH_ETAG = {
+    "getOrder",
+    "approveOrder",
+    "rejectOrder",
+    "holdOrder",
+    "releaseOrder",
+    "processOrder",
+}
+
 PATH_IDS = {
     "order_id": "The order's `id` (not the platform's order id).",
     "customer_id": "The customer's `id` (not the platform's customer id).",
@@ -156,6 +173,8 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
             if body is not None and "request" in examples:
                 body["examples"] = examples["request"]
             for status, response in operation["responses"].items():
+                if status.startswith("2") and operation_id in WITH_ETAG:
+                    response.setdefault("headers", {}).update(ETAG)
                 content = response.get("content", {}).get("application/json")
                 if status.startswith("2") and content is not None and "response" in examples:
                     content["example"] = examples["response"]

@@ -29,6 +29,7 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "actor": "Ana",
     "action": "order.approved",
     "If-Match": '"3"',
+    "Idempotency-Key": "5f1c2a9e-8d7b-4c3a-9e21-7b6d4f0a1c55",
     "Last-Event-ID": "1764110531000-0",
 }
 

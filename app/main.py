@@ -137,7 +137,10 @@ def describe_validation_as_problems(schema: dict[str, Any]) -> dict[str, Any]:
         for operation in path_item.values():
             response = operation.get("responses", {}).get("422")
             if response is not None:
-                response["description"] = "Request validation failed (see `errors`)"
+                declared = response.get("description", "")
+                response["description"] = "Request validation failed (see `errors`): " + (
+                    "`validation_error`" + (f"; {declared}" if "`" in declared else "")
+                )
                 response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}}
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.pop("HTTPValidationError", None)

@@ -25,6 +25,7 @@ class Exchange:
     status: int
     media_type: str
     body: Any
+    headers: dict[str, str]
 
 
 @dataclass
@@ -39,7 +40,10 @@ class Recorder:
         assert response.status_code == expect, (operation_id, response.status_code, response.text)
         media_type = response.headers.get("content-type", "").split(";")[0]
         body = response.json() if media_type.endswith("json") else response.text
-        self.exchanges.append(Exchange(operation_id, response.status_code, media_type, body))
+        headers = dict(response.headers)
+        self.exchanges.append(
+            Exchange(operation_id, response.status_code, media_type, body, headers)
+        )
         return body
 
 

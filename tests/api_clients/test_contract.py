@@ -272,6 +272,10 @@ async def test_live_answers_of_every_operation_match_their_declared_schemas(
         assert declared is not None, (exchange.operation_id, exchange.status, "not declared")
         content = declared["content"]
         assert exchange.media_type in content, (exchange.operation_id, exchange.media_type)
+        declared_headers = {name.lower() for name in declared.get("headers", {})}
+        for header in ("etag", "retry-after"):
+            if header in exchange.headers:
+                assert header in declared_headers, (exchange.operation_id, header, "undeclared")
         if exchange.operation_id in NO_BODY_VALIDATION and exchange.status < 400:
             continue
         schema = content[exchange.media_type]["schema"]
