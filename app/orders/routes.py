@@ -52,6 +52,9 @@ class OrderSort(StrEnum):
     oldest = "created_at"
 
 
+STATUS_FILTER = "One or more of " + ", ".join(f"`{s}`" for s in OrderStatus) + ", comma-separated."
+
+
 def parse_statuses(raw: str | None) -> list[OrderStatus]:
     if not raw:
         return []
@@ -101,9 +104,7 @@ IfMatch = Annotated[
 async def list_orders(
     session: SessionDep,
     caller: CallerDep,
-    status: Annotated[
-        str | None, Query(description="One or more statuses, comma-separated.")
-    ] = None,
+    status: Annotated[str | None, Query(description=STATUS_FILTER)] = None,
     external_id: Annotated[str | None, Query(description="The platform's order id.")] = None,
     customer_id: Annotated[Id | None, Query(description="Our customer id.")] = None,
     created_from: Annotated[datetime | None, Query(description="Created at or after.")] = None,
