@@ -8,7 +8,10 @@ answer.
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from app.api_examples import EXAMPLES, PARAMETER_EXAMPLES, TEXT_EXAMPLES
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -153,9 +156,7 @@ def _optional_body_is_absent_not_null(operation: dict[str, Any]) -> None:
 
 
 def document(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add examples, webhook headers and the shared 503 to the generated document."""
-    from app.api_examples import EXAMPLES, PARAMETER_EXAMPLES, TEXT_EXAMPLES
-
+    """Add examples, webhook headers, ETags and the shared 503 to the generated document."""
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             operation_id = operation["operationId"]
@@ -186,4 +187,6 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
             for status in ("429", "503"):
                 if status in operation["responses"]:
                     operation["responses"][status].setdefault("headers", UNAVAILABLE["headers"])
-    return schema
+    # No object shared between operations: the YAML copy spells each out (no `&id001` aliases).
+    unshared: dict[str, Any] = json.loads(json.dumps(schema))
+    return unshared
