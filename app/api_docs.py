@@ -13,6 +13,9 @@ from typing import Any
 
 from app.api_examples import EXAMPLES, PARAMETER_EXAMPLES, TEXT_EXAMPLES
 
+# Header names are case-insensitive: `If-Match` and `if-match` get the same example.
+EXAMPLE_BY_PARAMETER = {name.lower(): value for name, value in PARAMETER_EXAMPLES.items()}
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -165,7 +168,7 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
             for parameter in operation.get("parameters", []):
                 _absent_not_null(parameter)
                 parameter.setdefault("description", PATH_IDS.get(parameter["name"], ""))
-                example = PARAMETER_EXAMPLES.get(parameter["name"])
+                example = EXAMPLE_BY_PARAMETER.get(parameter["name"].lower())
                 if example is not None and "example" not in parameter:
                     parameter["example"] = example
             _optional_body_is_absent_not_null(operation)
