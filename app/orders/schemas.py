@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
+from app.kit.decimals import decimal_string
 from app.kit.ids import Id
 from app.orders.state import OrderStatus
 
@@ -103,11 +104,13 @@ class OrderCounts(BaseModel):
     counts: dict[OrderStatus, int] = Field(description="Orders per status; zero when absent.")
 
 
+ADJUSTED = decimal_string("Adjusted amount to credit; the calculated one if omitted.", "4.00")
+EXPECTED = decimal_string("The amount you confirmed; omit to get the calculated one first.", "4.38")
+
+
 class ApproveRequest(BaseModel):
-    amount: Decimal | None = Field(
-        default=None,
-        gt=0,
-        description="Adjusted amount to credit (decimal string); the calculated one if omitted.",
+    amount: Annotated[Decimal, ADJUSTED] | None = Field(
+        default=None, gt=0, description="Adjusted amount to credit (decimal string)."
     )
     note: str | None = Field(
         default=None, max_length=2000, description="Required when the amount is adjusted."
@@ -119,10 +122,8 @@ class ReasonRequest(BaseModel):
 
 
 class ProcessRequest(BaseModel):
-    expected_amount: Decimal | None = Field(
-        default=None,
-        ge=0,
-        description="The amount you confirmed; omit to get the calculated amount first.",
+    expected_amount: Annotated[Decimal, EXPECTED] | None = Field(
+        default=None, ge=0, description="The amount you confirmed (decimal string)."
     )
 
 
