@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from app import api_docs
 from app.audit.routes import router as audit_router
 from app.catalog.routes import router as catalog_router
 from app.config import Settings, get_settings
@@ -40,7 +41,7 @@ from app.shops.account_routes import router as account_router
 from app.shops.routes import router as shops_router
 from app.webhooks.routes import router as webhooks_router
 
-API_VERSION = "0.1.0"
+API_VERSION = "1.0.0"  # semver of the HTTP contract: see docs/api/CHANGELOG.md
 REF_TEMPLATE = "#/components/schemas/{model}"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 DESCRIPTION = """\
@@ -49,6 +50,23 @@ Cashback processing: Shopify order webhooks in, exact store credit out.
 Amounts are decimal strings next to their ISO 4217 `currency`; ids are strings; errors are
 RFC 9457 `application/problem+json` documents with a stable `code`.
 """
+
+
+ROUTERS = (
+    webhooks_router,
+    orders_router,
+    review_router,
+    customers_router,
+    program_router,
+    metrics_router,
+    catalog_router,
+    account_router,
+    audit_router,
+    events_router,
+    shops_router,
+    health_router,
+    observability_router,
+)
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -78,6 +96,8 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        openapi_tags=api_docs.TAGS,
+        separate_input_output_schemas=False,
     )
     if resources is not None:
         app.state.resources = resources
@@ -94,37 +114,29 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
     app.add_middleware(BodyLimitMiddleware, limit=settings.body_limit)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.prometheus)
     install_error_handlers(app)
-    for router in (
-        webhooks_router,
-        orders_router,
-        review_router,
-        customers_router,
-        program_router,
-        metrics_router,
-        catalog_router,
-        account_router,
-        audit_router,
-        events_router,
-        shops_router,
-        health_router,
-        observability_router,
-    ):
+    for router in ROUTERS:
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_idempotency(
-                describe_limits(
-                    describe_validation_as_problems(
-                        get_openapi(
-                            title=app.title,
-                            version=app.version,
-                            description=app.description,
-                            routes=app.routes,
+            app.openapi_schema = api_docs.document(
+                document_idempotency(
+                    describe_limits(
+                        describe_validation_as_problems(
+                            get_openapi(
+                                title=app.title,
+                                version=app.version,
+                                description=app.description,
+                                routes=app.routes,
+                                tags=api_docs.TAGS,
+                                # One schema per model: generated clients get one `Program`,
+                                # not `Program-Input` and `Program-Output` side by side.
+                                separate_input_output_schemas=False,
+                            )
                         )
-                    )
-                ),
-                app.routes,
+                    ),
+                    app.routes,
+                )
             )
         return app.openapi_schema
 
@@ -138,7 +150,10 @@ def describe_validation_as_problems(schema: dict[str, Any]) -> dict[str, Any]:
         for operation in path_item.values():
             response = operation.get("responses", {}).get("422")
             if response is not None:
-                response["description"] = "Request validation failed (see `errors`)"
+                declared = response.get("description", "")
+                response["description"] = "Request validation failed (see `errors`): " + (
+                    "`validation_error`" + (f"; {declared}" if "`" in declared else "")
+                )
                 response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}}
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.pop("HTTPValidationError", None)

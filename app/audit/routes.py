@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 from app.audit.models import AuditEvent
 from app.deps import ResourcesDep, ReviewerCallerDep, SessionDep
 from app.kit.errors import Forbidden, InvalidCursor, Unauthorized, problem_responses
+from app.kit.ids import Id
 from app.kit.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
 
 router = APIRouter(tags=["Audit"])
@@ -130,6 +131,7 @@ async def _csv_rows(sessionmaker: Any, stmt: Select[AuditEvent]) -> AsyncIterato
         "key changes, newest first. With `Accept: text/csv`, every matching event as CSV "
         "(oldest first) for the weekly audit export."
     ),
+    response_model=AuditEventList,
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
         **problem_responses(Unauthorized, Forbidden, InvalidCursor),
@@ -143,7 +145,7 @@ async def list_audit_events(
     date_to: Annotated[datetime | None, Query(description="Before.")] = None,
     actor: Annotated[str | None, Query(description="An API key's name, or `system`.")] = None,
     action: Annotated[str | None, Query(description="e.g. `order.approved`.")] = None,
-    order_id: Annotated[int | None, Query(description="Events of one order.")] = None,
+    order_id: Annotated[Id | None, Query(description="Events of one order.")] = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,

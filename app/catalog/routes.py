@@ -25,7 +25,7 @@ def _read(product: Product) -> ProductRead:
 
 @router.put(
     "/{product_id}",
-    operation_id="putCatalogProduct",
+    operation_id="replaceCatalogProduct",
     summary="Create or replace a catalog product",
     description=(
         "What program rules match on beyond a line's own ids: product type, tags and "
@@ -54,6 +54,7 @@ async def put_catalog_product(
     "/{product_id}",
     operation_id="getCatalogProduct",
     summary="Get a catalog product",
+    description="The product as program rules see it: type, vendor, tags and collections.",
     responses=problem_responses(Unauthorized, NotFound),
 )
 async def get_catalog_product(

@@ -30,7 +30,12 @@ class Readiness(BaseModel):
     migrations: str = Field(description="`ok` when the schema is at this code's newest migration.")
 
 
-@router.get("/healthz", operation_id="getHealth", summary="Liveness: the process answers")
+@router.get(
+    "/healthz",
+    operation_id="getHealth",
+    summary="Liveness: the process answers",
+    description="No dependency is checked: a 200 means the process serves requests.",
+)
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -39,6 +44,10 @@ async def healthz() -> Health:
     "/readyz",
     operation_id="getReadiness",
     summary="Readiness: the database (schema at head) and Redis answer",
+    description=(
+        "503 names what is not ready (`database`, `redis`, or a schema behind this code's "
+        "newest migration); load balancers stop routing here until it answers 200."
+    ),
     responses=problem_responses(ServiceUnavailable),
 )
 async def readyz(res: ResourcesDep) -> Readiness:

@@ -127,7 +127,11 @@ def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, 
     """OpenAPI `responses=` for a route: each status it can answer with a problem document."""
     out: dict[int | str, dict[str, Any]] = {}
     for error in errors:
-        out[error.status] = problem_declaration(error.title, error.status)
+        line = f"{error.title}: `{error.code}`"
+        if error.status in out:  # several problems share a status: each with its `code`
+            out[error.status]["description"] += f"; {line}"
+            continue
+        out[error.status] = problem_declaration(line, error.status)
     return out
 
 

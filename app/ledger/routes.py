@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from app.deps import CallerDep, SessionDep
 from app.kit.errors import InvalidCursor, NotFound, Unauthorized, problem_responses
+from app.kit.ids import Id
 from app.kit.pagination import CursorQuery, LimitQuery
 from app.ledger import queries
 from app.ledger.schemas import CustomerRead, LedgerEntryList
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1/customers", tags=["Customers"])
     description="The balance is the sum of the customer's ledger entries.",
     responses=problem_responses(NotFound, Unauthorized),
 )
-async def get_customer(session: SessionDep, caller: CallerDep, customer_id: int) -> CustomerRead:
+async def get_customer(session: SessionDep, caller: CallerDep, customer_id: Id) -> CustomerRead:
     return await queries.get_customer(session, caller.shop.id, caller.shop.currency, customer_id)
 
 
@@ -32,7 +33,7 @@ async def get_customer(session: SessionDep, caller: CallerDep, customer_id: int)
 async def list_customer_ledger(
     session: SessionDep,
     caller: CallerDep,
-    customer_id: int,
+    customer_id: Id,
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> LedgerEntryList:

@@ -71,13 +71,14 @@ async def get_daily(
     "/top-customers",
     operation_id="getTopCustomers",
     summary="Customers who earned the most cashback",
+    description="A ranking (not a paged list): the `limit` customers with the most credit issued.",
     responses=problem_responses(Unauthorized),
 )
 async def get_top_customers(
     session: SessionDep,
     caller: CallerDep,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Looking back this many days.")] = 30,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    limit: Annotated[int, Query(ge=1, le=100, description="How many customers, 1 to 100.")] = 10,
 ) -> dashboard.TopCustomers:
     since = datetime.now(UTC) - timedelta(days=days)
     return await dashboard.top_customers(session, caller.shop, since, limit)

@@ -16,6 +16,7 @@ from app.kit.errors import (
     problem_responses,
 )
 from app.kit.etags import IfMatch, InvalidIfMatch, etag, parse_version_if_match
+from app.kit.ids import Id
 from app.kit.money import format_minor
 from app.kit.pagination import CursorQuery, LimitQuery
 from app.orders import queries, review
@@ -48,6 +49,9 @@ class OrderSort(StrEnum):
     oldest = "created_at"
 
 
+STATUS_FILTER = "One or more of " + ", ".join(f"`{s}`" for s in OrderStatus) + ", comma-separated."
+
+
 def parse_statuses(raw: str | None) -> list[OrderStatus]:
     if not raw:
         return []
@@ -75,11 +79,9 @@ def parse_statuses(raw: str | None) -> list[OrderStatus]:
 async def list_orders(
     session: SessionDep,
     caller: CallerDep,
-    status: Annotated[
-        str | None, Query(description="One or more statuses, comma-separated.")
-    ] = None,
+    status: Annotated[str | None, Query(description=STATUS_FILTER)] = None,
     external_id: Annotated[str | None, Query(description="The platform's order id.")] = None,
-    customer_id: Annotated[int | None, Query(description="Our customer id.")] = None,
+    customer_id: Annotated[Id | None, Query(description="Our customer id.")] = None,
     created_from: Annotated[datetime | None, Query(description="Created at or after.")] = None,
     created_to: Annotated[datetime | None, Query(description="Created before.")] = None,
     sort: Annotated[OrderSort, Query(description="`-created_at` newest first (default).")] = (
@@ -121,7 +123,7 @@ async def count_orders(session: SessionDep, caller: CallerDep) -> OrderCounts:
     responses=problem_responses(NotFound, Unauthorized),
 )
 async def get_order(
-    session: SessionDep, caller: CallerDep, order_id: int, response: Response
+    session: SessionDep, caller: CallerDep, order_id: Id, response: Response
 ) -> OrderRead:
     order = await queries.get_order(session, caller.shop.id, order_id)
     response.headers["ETag"] = etag(order.version)
@@ -161,7 +163,7 @@ async def _respond(session: SessionDep, order: Order, response: Response) -> Ord
 async def approve_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     response: Response,
     body: ApproveRequest | None = None,
     if_match: IfMatch = None,
@@ -189,7 +191,7 @@ async def approve_order(
 async def reject_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     body: ReasonRequest,
     response: Response,
     if_match: IfMatch = None,
@@ -209,12 +211,16 @@ async def reject_order(
     "/{order_id}/hold",
     operation_id="holdOrder",
     summary="Hold an order for review",
+    description=(
+        "From `pending` (or an order waiting for its customer): keeps it out of automatic "
+        "processing until a reviewer releases, approves or rejects it. A `reason` is required."
+    ),
     responses=problem_responses(*REVIEW_PROBLEMS),
 )
 async def hold_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     body: ReasonRequest,
     response: Response,
     if_match: IfMatch = None,
@@ -240,7 +246,7 @@ async def hold_order(
 async def release_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     response: Response,
     if_match: IfMatch = None,
 ) -> OrderRead:
@@ -269,7 +275,7 @@ async def release_order(
 async def process_order(
     session: SessionDep,
     caller: ReviewerCallerDep,
-    order_id: int,
+    order_id: Id,
     response: Response,
     body: ProcessRequest | None = None,
     if_match: IfMatch = None,
@@ -286,6 +292,7 @@ async def process_order(
     return ProcessResult(
         processed=processed,
         calculated_amount=format_minor(calculated, order.currency),
+        currency=order.currency,
         order=read,
     )
 

@@ -2,11 +2,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
+from app.kit.decimals import decimal_string
+from app.kit.ids import Id
 from app.kit.schemas import RequestModel
 from app.orders.state import OrderStatus
+
+# What `allowed_actions` may list: the review endpoints' names (the frontend's buttons).
+# Declared as an enum; `review.allowed_actions` decides which apply.
+REVIEW_ACTIONS = ["approve", "reject", "hold", "release", "process"]
+ReviewAction = Annotated[str, WithJsonSchema({"type": "string", "enum": REVIEW_ACTIONS})]
 
 AMOUNT = 'Decimal string in the order\'s currency, e.g. `"4.38"`.'
 
@@ -83,7 +91,7 @@ class OrderRead(OrderSummary):
     decided_at: datetime | None
     award_amount: str | None = Field(description="Approved amount to credit, when set.")
     award_at: datetime | None = Field(description="When a scheduled order is credited.")
-    allowed_actions: list[str] = Field(description="Review actions allowed now.")
+    allowed_actions: list[ReviewAction] = Field(description="Review actions allowed now.")
     lines: list[OrderLineRead]
     history: list[OrderEventRead]
 
@@ -97,11 +105,13 @@ class OrderCounts(BaseModel):
     counts: dict[OrderStatus, int] = Field(description="Orders per status; zero when absent.")
 
 
+ADJUSTED = decimal_string("Adjusted amount to credit; the calculated one if omitted.", "4.00")
+EXPECTED = decimal_string("The amount you confirmed; omit to get the calculated one first.", "4.38")
+
+
 class ApproveRequest(RequestModel):
-    amount: Decimal | None = Field(
-        default=None,
-        gt=0,
-        description="Adjusted amount to credit (decimal string); the calculated one if omitted.",
+    amount: Annotated[Decimal, ADJUSTED] | None = Field(
+        default=None, gt=0, description="Adjusted amount to credit (decimal string)."
     )
     note: str | None = Field(
         default=None, max_length=2000, description="Required when the amount is adjusted."
@@ -113,26 +123,25 @@ class ReasonRequest(RequestModel):
 
 
 class ProcessRequest(RequestModel):
-    expected_amount: Decimal | None = Field(
-        default=None,
-        ge=0,
-        description="The amount you confirmed; omit to get the calculated amount first.",
+    expected_amount: Annotated[Decimal, EXPECTED] | None = Field(
+        default=None, ge=0, description="The amount you confirmed (decimal string)."
     )
 
 
 class ProcessResult(BaseModel):
     processed: bool = Field(description="False: nothing done yet, confirm `calculated_amount`.")
-    calculated_amount: str
+    calculated_amount: str = Field(description=AMOUNT)
+    currency: str = Field(description="ISO 4217 code of `calculated_amount` (the order's).")
     order: OrderRead
 
 
 class BulkApproveRequest(RequestModel):
-    ids: list[int] = Field(min_length=1, max_length=500)
+    ids: list[Id] = Field(min_length=1, max_length=500)
     note: str | None = Field(default=None, max_length=2000)
 
 
 class BulkRejectRequest(RequestModel):
-    ids: list[int] = Field(min_length=1, max_length=500)
+    ids: list[Id] = Field(min_length=1, max_length=500)
     reason: str = Field(min_length=1, max_length=2000)
 
 

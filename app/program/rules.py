@@ -21,15 +21,19 @@ from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
+from app.kit.decimals import decimal_string
 from app.kit.money import Rounding
 from app.kit.schemas import RequestModel
 
 Percent = Annotated[
     Decimal,
-    Field(ge=0, le=100, max_digits=7, decimal_places=4, description='Percent, e.g. `"5"`.'),
+    Field(ge=0, le=100, max_digits=7, decimal_places=4),
+    decimal_string("Percent, 0 to 100, at most 4 decimals.", "5"),
 ]
 Amount = Annotated[
-    Decimal, Field(ge=0, max_digits=18, decimal_places=4, description="In the shop's currency.")
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=4),
+    decimal_string('In the shop\'s currency, e.g. `"25.00"`.', "25.00"),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=120)]
 
@@ -88,8 +92,12 @@ class Campaign(_Strict):
     name: Name
     starts_at: datetime = Field(description="Local time in the shop's timezone, no offset.")
     ends_at: datetime = Field(description="Exclusive; local time in the shop's timezone.")
-    multiplier: Decimal = Field(default=Decimal(1), ge=0, le=100, decimal_places=4)
-    bonus_points: Decimal = Field(default=Decimal(0), ge=0, le=100, decimal_places=4)
+    multiplier: Annotated[Decimal, decimal_string("Multiplies the rate.", "2")] = Field(
+        default=Decimal(1), ge=0, le=100, decimal_places=4
+    )
+    bonus_points: Annotated[Decimal, decimal_string("Percent points added.", "1.5")] = Field(
+        default=Decimal(0), ge=0, le=100, decimal_places=4
+    )
     scope: CampaignScope | None = Field(default=None, description="Which lines; all if omitted.")
 
     @model_validator(mode="after")

@@ -2,12 +2,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
 from app.kit.schemas import RequestModel
 from app.program.rules import Program
+
+# A rate as the other answers show it: a plain decimal string (`"10"`, never `"1E+1"`).
+PercentString = Annotated[
+    Decimal,
+    PlainSerializer(lambda value: format(value, "f"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "examples": ["5"]}),
+]
 
 
 class ProgramRead(Program):
@@ -18,7 +25,7 @@ class ProgramRead(Program):
 class LineBreakdown(BaseModel):
     external_id: str
     eligible_amount: str = Field(description="Decimal string in the order's currency.")
-    rate: Decimal = Field(description="Percent the line earns.")
+    rate: PercentString = Field(description='Percent the line earns, e.g. `"5"`.')
     rate_source: str = Field(
         description="What set the rate: `base`, `rule:<name>`, `tier:<name>`, `b2b`, "
         "`excluded:<name>` or `gift_card`."

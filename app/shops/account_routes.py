@@ -9,8 +9,17 @@ from sqlalchemy import func, select
 
 from app.audit import service as audit_service
 from app.deps import AdminCallerDep, CallerDep, ResourcesDep, SessionDep
-from app.kit.errors import Conflict, Forbidden, NotFound, Unauthorized, problem_responses
+from app.kit.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCursor,
+    NotFound,
+    Unauthorized,
+    problem_responses,
+)
 from app.kit.etags import IfMatch, InvalidIfMatch, VersionMismatch, parse_if_match
+from app.kit.ids import Id
+from app.kit.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
 from app.shops import service, settings
 from app.shops.models import ApiKey, ApiKeyRole
 from app.shops.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
@@ -26,6 +35,7 @@ class LastAdminKey(Conflict):
     "/v1/shop/settings",
     operation_id="getShopSettings",
     summary="Get the shop's settings",
+    description="Processing mode, hold rules, award delay, approval ceiling and integrations.",
     responses=problem_responses(Unauthorized),
 )
 async def get_shop_settings(caller: CallerDep, response: Response) -> settings.ShopSettings:
@@ -71,10 +81,14 @@ async def update_shop_settings(
     "/v1/operations/{operation_id}",
     operation_id="getOperation",
     summary="Follow a background operation",
+    description=(
+        "Progress of work started in the background (e.g. approving pending orders after a "
+        "switch to automatic): poll until `status` is `done`."
+    ),
     responses=problem_responses(Unauthorized, NotFound),
 )
 async def get_operation(
-    session: SessionDep, caller: CallerDep, operation_id: int
+    session: SessionDep, caller: CallerDep, operation_id: Id
 ) -> settings.OperationRead:
     op = await settings.get_operation(session, caller.shop.id, operation_id)
     return settings.operation_read(op)
@@ -121,13 +135,21 @@ async def create_api_key(
     "/v1/api-keys",
     operation_id="listApiKeys",
     summary="List the shop's API keys",
-    responses=problem_responses(Unauthorized, Forbidden),
+    description="Admin keys only. Oldest first, revoked keys included; never the keys themselves.",
+    responses=problem_responses(Unauthorized, Forbidden, InvalidCursor),
 )
-async def list_api_keys(session: SessionDep, caller: AdminCallerDep) -> ApiKeyList:
-    keys = await session.scalars(
-        select(ApiKey).where(ApiKey.shop_id == caller.shop.id).order_by(ApiKey.id)
+async def list_api_keys(
+    session: SessionDep, caller: AdminCallerDep, cursor: CursorQuery = None, limit: LimitQuery = 50
+) -> ApiKeyList:
+    stmt = select(ApiKey).where(ApiKey.shop_id == caller.shop.id)
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(ApiKey.id > after)
+    keys = list(await session.scalars(stmt.order_by(ApiKey.id).limit(limit + 1)))
+    return ApiKeyList(
+        items=[_key_read(key) for key in keys[:limit]],
+        next_cursor=next_cursor([key.id for key in keys], limit),
     )
-    return ApiKeyList(items=[_key_read(key) for key in keys])
 
 
 @router.delete(
@@ -137,7 +159,7 @@ async def list_api_keys(session: SessionDep, caller: AdminCallerDep) -> ApiKeyLi
     description="The key stops working at once. The last admin key cannot be revoked.",
     responses=problem_responses(Unauthorized, Forbidden, NotFound, LastAdminKey),
 )
-async def revoke_api_key(session: SessionDep, caller: AdminCallerDep, key_id: int) -> ApiKeyRead:
+async def revoke_api_key(session: SessionDep, caller: AdminCallerDep, key_id: Id) -> ApiKeyRead:
     key = await session.scalar(
         select(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.shop_id == caller.shop.id)

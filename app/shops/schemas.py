@@ -54,3 +54,4 @@ class ApiKeyCreated(ApiKeyRead):
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyRead]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")

@@ -6,7 +6,7 @@ import base64
 import os
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, HttpUrl, SecretStr
 from sqlalchemy import func, select
@@ -38,6 +38,7 @@ class PendingOrdersChoice(StrEnum):
 
 class ShopSettings(BaseModel):
     processing_mode: ProcessingMode
+    currency: str = Field(description="ISO 4217 code of the shop's money (`approval_ceiling`).")
     timezone: str
     award_delay_days: int = Field(description="Credit waits this many days after payment.")
     approval_ceiling: str | None = Field(description="Most a reviewer may approve per order.")
@@ -84,7 +85,7 @@ class SettingsUpdate(RequestModel):
 class OperationRead(BaseModel):
     id: str
     kind: str
-    status: str = Field(description="`running` or `done`.")
+    status: Literal["running", "done"]
     total: int
     succeeded: int
     failed: int
@@ -112,6 +113,7 @@ class InvalidSettings(ProblemError):
 def read(shop: Shop) -> ShopSettings:
     return ShopSettings(
         processing_mode=shop.processing_mode,
+        currency=shop.currency,
         timezone=shop.timezone,
         award_delay_days=shop.award_delay_days,
         approval_ceiling=(
@@ -144,7 +146,7 @@ def operation_read(op: Operation) -> OperationRead:
     return OperationRead(
         id=str(op.id),
         kind=op.kind,
-        status=op.status,
+        status="done" if op.status == "done" else "running",
         total=op.total,
         succeeded=op.succeeded,
         failed=op.failed,

@@ -1,0 +1,885 @@
+"""One worked example per operation, taken from a real run of the service.
+
+The contract test validates every example against the schema it illustrates, so they stay true.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PARAMETER_EXAMPLES: dict[str, Any] = {
+    "order_id": "42",
+    "customer_id": "7",
+    "operation_id": "3",
+    "key_id": "2",
+    "product_id": "632910392",
+    "status": "pending,held",
+    "external_id": "820982911946154508",
+    "created_from": "2026-11-01T00:00:00Z",
+    "created_to": "2026-12-01T00:00:00Z",
+    "date_from": "2026-11-01T00:00:00Z",
+    "date_to": "2026-12-01T00:00:00Z",
+    "cursor": "eyJpZCI6NDJ9",
+    "limit": 50,
+    "sort": "created_at",
+    "tz": "Europe/Berlin",
+    "from": "2026-11-01",
+    "to": "2026-11-30",
+    "days": 30,
+    "actor": "Ana",
+    "action": "order.approved",
+    "If-Match": '"3"',
+    "Idempotency-Key": "5f1c2a9e-8d7b-4c3a-9e21-7b6d4f0a1c55",
+    "Last-Event-ID": "1764110531000-0",
+}
+
+
+def _example(summary: str, value: Any) -> dict[str, Any]:
+    return {"summary": summary, "value": value}
+
+
+DRAFT_PROGRAM: dict[str, Any] = {
+    "base_rate": "5",
+    "rounding": "half_up",
+    "minimum_eligible_amount": "10.00",
+    "maximum_cashback_per_order": "50.00",
+    "include_shipping": False,
+    "include_tax": False,
+    "subtract_discounts": True,
+    "exclude_test_orders": True,
+    "exclude_credit_payments": True,
+    "b2b_rate": None,
+    "rules": [],
+    "tiers": [],
+    "campaigns": [],
+}
+
+SAMPLE_ORDER: dict[str, Any] = {
+    "id": 820982911946154508,
+    "name": "#1042",
+    "currency": "USD",
+    "financial_status": "paid",
+    "total_price": "124.70",
+    "customer": {"id": 115310627314723954, "email": "maria.lopez@example.com"},
+    "line_items": [
+        {
+            "id": 466157049,
+            "title": "Trail Running Shoe - 42 / Black",
+            "product_id": 632910392,
+            "variant_id": 39072856,
+            "sku": "TRS-42-BLK",
+            "quantity": 2,
+            "price": "40.00",
+            "gift_card": False,
+            "total_discount": "8.00",
+        }
+    ],
+}
+
+REQUESTS: dict[str, dict[str, Any]] = {
+    "receiveShopifyWebhook": {"orders_paid": _example("`orders/paid`", SAMPLE_ORDER)},
+    "approveOrder": {
+        "calculated": _example("Approve the calculated amount", {}),
+        "adjusted": _example(
+            "Approve an adjusted amount", {"amount": "4.00", "note": "Goodwill, agreed by phone"}
+        ),
+    },
+    "rejectOrder": {"reason": _example("Reject", {"reason": "Test order placed by staff"})},
+    "holdOrder": {"reason": _example("Hold", {"reason": "Shipping address mismatch"})},
+    "processOrder": {
+        "ask": _example("Ask for the amount first", {}),
+        "confirm": _example("Confirm and credit", {"expected_amount": "4.38"}),
+    },
+    "bulkApproveOrders": {
+        "approve": _example("Approve three orders", {"ids": ["41", "42", "43"], "note": None})
+    },
+    "bulkRejectOrders": {
+        "reject": _example("Reject two orders", {"ids": ["44", "45"], "reason": "Duplicate"})
+    },
+    "replaceProgram": {"program": _example("5% with limits", DRAFT_PROGRAM)},
+    "previewCashback": {
+        "preview": _example(
+            "Now and under a 10% draft",
+            {"order": SAMPLE_ORDER, "program": DRAFT_PROGRAM | {"base_rate": "10"}},
+        )
+    },
+    "simulateProgram": {
+        "simulate": _example(
+            "November at 10%",
+            {
+                "program": DRAFT_PROGRAM | {"base_rate": "10"},
+                "date_from": "2026-11-01",
+                "date_to": "2026-11-30",
+            },
+        )
+    },
+    "replaceCatalogProduct": {
+        "product": _example(
+            "A shoe in two collections",
+            {
+                "title": "Trail Running Shoe",
+                "product_type": "Shoes",
+                "vendor": "Acme",
+                "tags": ["running", "sale"],
+                "collections": ["summer", "outdoor"],
+            },
+        )
+    },
+    "updateShopSettings": {
+        "manual": _example(
+            "Review every order, at most 50.00 each",
+            {"processing_mode": "manual", "approval_ceiling": "50.00"},
+        ),
+        "automatic": _example(
+            "Back to automatic, approving what waits",
+            {"processing_mode": "automatic", "pending_orders": "process"},
+        ),
+    },
+    "createApiKey": {"reviewer": _example("A reviewer", {"name": "Ana", "role": "reviewer"})},
+    "createShop": {
+        "shop": _example(
+            "A US shop",
+            {
+                "domain": "acme.myshopify.com",
+                "currency": "USD",
+                "processing_mode": "manual",
+                "timezone": "America/New_York",
+            },
+        )
+    },
+}
+
+RESPONSES: dict[str, Any] = {
+    "getHealth": {"status": "ok"},
+    "getReadiness": {"status": "ok", "database": "ok", "redis": "ok", "migrations": "ok"},
+    "createShop": {
+        "id": "1",
+        "domain": "contract.myshopify.com",
+        "currency": "USD",
+        "processing_mode": "automatic",
+        "api_key": "cbk_Q2ttZ3u9Xw1rLhE8yV0pKc4sN7aB5dF6gH2jJ3kL4m",
+        "webhook_secret": "whsec_3n9Vb2Lq7Xr4Tz1Kw8Yp5Ds0Fh6Gj2Mc",
+    },
+    "updateShopSettings": {
+        "processing_mode": "manual",
+        "currency": "USD",
+        "timezone": "UTC",
+        "award_delay_days": 0,
+        "approval_ceiling": "50.00",
+        "hold_rules": {
+            "cashback_above": None,
+            "order_total_above": None,
+            "fraud_prone": {"tags": [], "collections": [], "product_types": []},
+            "first_order": False,
+            "b2b_orders": False,
+            "customer_daily_orders_above": None,
+            "customer_daily_cashback_above": None,
+        },
+        "push_store_credit": False,
+        "platform_access_token_set": False,
+        "platform_api_version": "2025-10",
+        "platform_api_base_url": None,
+        "notify_customers": True,
+        "notification_webhook_url": None,
+        "alert_webhook_url": None,
+        "review_deadline_hours": None,
+        "operation": None,
+        "outbound_webhook_secret": None,
+    },
+    "getShopSettings": {
+        "processing_mode": "manual",
+        "currency": "USD",
+        "timezone": "UTC",
+        "award_delay_days": 0,
+        "approval_ceiling": "50.00",
+        "hold_rules": {
+            "cashback_above": None,
+            "order_total_above": None,
+            "fraud_prone": {"tags": [], "collections": [], "product_types": []},
+            "first_order": False,
+            "b2b_orders": False,
+            "customer_daily_orders_above": None,
+            "customer_daily_cashback_above": None,
+        },
+        "push_store_credit": False,
+        "platform_access_token_set": False,
+        "platform_api_version": "2025-10",
+        "platform_api_base_url": None,
+        "notify_customers": True,
+        "notification_webhook_url": None,
+        "alert_webhook_url": None,
+        "review_deadline_hours": None,
+    },
+    "receiveShopifyWebhook": {"result": "accepted"},
+    "listOrders": {
+        "items": [
+            {
+                "id": "1",
+                "external_id": "9100000000000000002",
+                "name": "#1042",
+                "status": "pending",
+                "status_reason": None,
+                "currency": "USD",
+                "total_amount": "124.70",
+                "cashback_amount": "4.38",
+                "credited_amount": "0.00",
+                "reversed_amount": "0.00",
+                "customer_id": "1",
+                "hold_reasons": [],
+                "review_started_at": "2026-11-25T22:42:12.468894Z",
+                "customer_history": {
+                    "orders": 5,
+                    "credited_amount": "0.00",
+                    "reversed_amount": "0.00",
+                },
+                "version": 2,
+                "created_at": "2026-11-25T22:42:11.846984Z",
+                "updated_at": "2026-11-25T22:42:11.846984Z",
+                "processed_at": None,
+            }
+        ],
+        "next_cursor": "eyJpZCI6Mn0",
+    },
+    "countOrdersByStatus": {
+        "counts": {
+            "received": 0,
+            "awaiting_payment": 0,
+            "awaiting_customer": 1,
+            "not_eligible": 0,
+            "pending": 5,
+            "held": 0,
+            "scheduled": 0,
+            "processed": 0,
+            "rejected": 0,
+            "partially_reversed": 0,
+            "reversed": 0,
+            "failed": 0,
+        }
+    },
+    "getOrder": {
+        "id": "1",
+        "external_id": "9100000000000000002",
+        "name": "#1042",
+        "status": "pending",
+        "status_reason": None,
+        "currency": "USD",
+        "total_amount": "124.70",
+        "cashback_amount": "4.38",
+        "credited_amount": "0.00",
+        "reversed_amount": "0.00",
+        "customer_id": "1",
+        "hold_reasons": [],
+        "review_started_at": "2026-11-25T22:42:12.468894Z",
+        "customer_history": {"orders": 5, "credited_amount": "0.00", "reversed_amount": "0.00"},
+        "version": 2,
+        "created_at": "2026-11-25T22:42:11.846984Z",
+        "updated_at": "2026-11-25T22:42:11.846984Z",
+        "processed_at": None,
+        "financial_status": "paid",
+        "test": False,
+        "eligible_amount": "87.50",
+        "program_version": 1,
+        "last_error": None,
+        "review_note": None,
+        "decided_at": None,
+        "award_amount": None,
+        "award_at": None,
+        "allowed_actions": ["approve", "reject", "hold"],
+        "lines": [
+            {
+                "external_id": "466157049",
+                "title": "Trail Running Shoe - 42 / Black",
+                "product_id": "632910392",
+                "variant_id": "39072856",
+                "sku": "TRS-42-BLK",
+                "quantity": 2,
+                "unit_price": "40.00",
+                "discount_amount": "8.00",
+                "gift_card": False,
+                "eligible_amount": "72.00",
+                "rate": "5",
+                "cashback_amount": "3.60",
+                "rate_source": "base",
+                "campaigns": [],
+                "reason": None,
+            }
+        ],
+        "history": [
+            {
+                "action": "order.received",
+                "from_status": None,
+                "to_status": "received",
+                "reason": None,
+                "actor": "system",
+                "at": "2026-11-25T22:42:11.846984Z",
+            }
+        ],
+    },
+    "approveOrder": {
+        "id": "1",
+        "external_id": "9100000000000000002",
+        "name": "#1042",
+        "status": "processed",
+        "status_reason": None,
+        "currency": "USD",
+        "total_amount": "124.70",
+        "cashback_amount": "4.38",
+        "credited_amount": "4.00",
+        "reversed_amount": "0.00",
+        "customer_id": "1",
+        "hold_reasons": [],
+        "review_started_at": "2026-11-25T22:42:12.468894Z",
+        "customer_history": {"orders": 5, "credited_amount": "4.00", "reversed_amount": "0.00"},
+        "version": 3,
+        "created_at": "2026-11-25T22:42:11.846984Z",
+        "updated_at": "2026-11-25T22:42:13.426137Z",
+        "processed_at": "2026-11-25T22:42:13.512332Z",
+        "financial_status": "paid",
+        "test": False,
+        "eligible_amount": "87.50",
+        "program_version": 1,
+        "last_error": None,
+        "review_note": "goodwill",
+        "decided_at": "2026-11-25T22:42:13.512332Z",
+        "award_amount": "4.00",
+        "award_at": None,
+        "allowed_actions": [],
+        "lines": [
+            {
+                "external_id": "466157049",
+                "title": "Trail Running Shoe - 42 / Black",
+                "product_id": "632910392",
+                "variant_id": "39072856",
+                "sku": "TRS-42-BLK",
+                "quantity": 2,
+                "unit_price": "40.00",
+                "discount_amount": "8.00",
+                "gift_card": False,
+                "eligible_amount": "72.00",
+                "rate": "5",
+                "cashback_amount": "3.60",
+                "rate_source": "base",
+                "campaigns": [],
+                "reason": None,
+            }
+        ],
+        "history": [
+            {
+                "action": "order.received",
+                "from_status": None,
+                "to_status": "received",
+                "reason": None,
+                "actor": "system",
+                "at": "2026-11-25T22:42:11.846984Z",
+            }
+        ],
+    },
+    "rejectOrder": {
+        "id": "2",
+        "external_id": "9100000000000000003",
+        "name": "#1042",
+        "status": "rejected",
+        "status_reason": "test order",
+        "currency": "USD",
+        "total_amount": "124.70",
+        "cashback_amount": "4.38",
+        "credited_amount": "0.00",
+        "reversed_amount": "0.00",
+        "customer_id": "1",
+        "hold_reasons": [],
+        "review_started_at": "2026-11-25T22:42:12.662146Z",
+        "customer_history": {"orders": 5, "credited_amount": "4.00", "reversed_amount": "0.00"},
+        "version": 3,
+        "created_at": "2026-11-25T22:42:12.077473Z",
+        "updated_at": "2026-11-25T22:42:13.689301Z",
+        "processed_at": None,
+        "financial_status": "paid",
+        "test": False,
+        "eligible_amount": "87.50",
+        "program_version": 1,
+        "last_error": None,
+        "review_note": None,
+        "decided_at": "2026-11-25T22:42:13.701220Z",
+        "award_amount": None,
+        "award_at": None,
+        "allowed_actions": [],
+        "lines": [
+            {
+                "external_id": "466157049",
+                "title": "Trail Running Shoe - 42 / Black",
+                "product_id": "632910392",
+                "variant_id": "39072856",
+                "sku": "TRS-42-BLK",
+                "quantity": 2,
+                "unit_price": "40.00",
+                "discount_amount": "8.00",
+                "gift_card": False,
+                "eligible_amount": "72.00",
+                "rate": "5",
+                "cashback_amount": "3.60",
+                "rate_source": "base",
+                "campaigns": [],
+                "reason": None,
+            }
+        ],
+        "history": [
+            {
+                "action": "order.received",
+                "from_status": None,
+                "to_status": "received",
+                "reason": None,
+                "actor": "system",
+                "at": "2026-11-25T22:42:12.077473Z",
+            }
+        ],
+    },
+    "holdOrder": {
+        "id": "3",
+        "external_id": "9100000000000000004",
+        "name": "#1042",
+        "status": "held",
+        "status_reason": "address mismatch",
+        "currency": "USD",
+        "total_amount": "124.70",
+        "cashback_amount": "4.38",
+        "credited_amount": "0.00",
+        "reversed_amount": "0.00",
+        "customer_id": "1",
+        "hold_reasons": ["address mismatch"],
+        "review_started_at": "2026-11-25T22:42:12.356264Z",
+        "customer_history": {"orders": 5, "credited_amount": "4.00", "reversed_amount": "0.00"},
+        "version": 3,
+        "created_at": "2026-11-25T22:42:12.083085Z",
+        "updated_at": "2026-11-25T22:42:13.831857Z",
+        "processed_at": None,
+        "financial_status": "paid",
+        "test": False,
+        "eligible_amount": "87.50",
+        "program_version": 1,
+        "last_error": None,
+        "review_note": None,
+        "decided_at": None,
+        "award_amount": None,
+        "award_at": None,
+        "allowed_actions": ["approve", "reject", "release"],
+        "lines": [
+            {
+                "external_id": "466157049",
+                "title": "Trail Running Shoe - 42 / Black",
+                "product_id": "632910392",
+                "variant_id": "39072856",
+                "sku": "TRS-42-BLK",
+                "quantity": 2,
+                "unit_price": "40.00",
+                "discount_amount": "8.00",
+                "gift_card": False,
+                "eligible_amount": "72.00",
+                "rate": "5",
+                "cashback_amount": "3.60",
+                "rate_source": "base",
+                "campaigns": [],
+                "reason": None,
+            }
+        ],
+        "history": [
+            {
+                "action": "order.received",
+                "from_status": None,
+                "to_status": "received",
+                "reason": None,
+                "actor": "system",
+                "at": "2026-11-25T22:42:12.083085Z",
+            }
+        ],
+    },
+    "releaseOrder": {
+        "id": "3",
+        "external_id": "9100000000000000004",
+        "name": "#1042",
+        "status": "pending",
+        "status_reason": None,
+        "currency": "USD",
+        "total_amount": "124.70",
+        "cashback_amount": "4.38",
+        "credited_amount": "0.00",
+        "reversed_amount": "0.00",
+        "customer_id": "1",
+        "hold_reasons": [],
+        "review_started_at": "2026-11-25T22:42:12.356264Z",
+        "customer_history": {"orders": 5, "credited_amount": "4.00", "reversed_amount": "0.00"},
+        "version": 4,
+        "created_at": "2026-11-25T22:42:12.083085Z",
+        "updated_at": "2026-11-25T22:42:13.942975Z",
+        "processed_at": None,
+        "financial_status": "paid",
+        "test": False,
+        "eligible_amount": "87.50",
+        "program_version": 1,
+        "last_error": None,
+        "review_note": None,
+        "decided_at": None,
+        "award_amount": None,
+        "award_at": None,
+        "allowed_actions": ["approve", "reject", "hold"],
+        "lines": [
+            {
+                "external_id": "466157049",
+                "title": "Trail Running Shoe - 42 / Black",
+                "product_id": "632910392",
+                "variant_id": "39072856",
+                "sku": "TRS-42-BLK",
+                "quantity": 2,
+                "unit_price": "40.00",
+                "discount_amount": "8.00",
+                "gift_card": False,
+                "eligible_amount": "72.00",
+                "rate": "5",
+                "cashback_amount": "3.60",
+                "rate_source": "base",
+                "campaigns": [],
+                "reason": None,
+            }
+        ],
+        "history": [
+            {
+                "action": "order.received",
+                "from_status": None,
+                "to_status": "received",
+                "reason": None,
+                "actor": "system",
+                "at": "2026-11-25T22:42:12.083085Z",
+            }
+        ],
+    },
+    "processOrder": {
+        "processed": False,
+        "calculated_amount": "4.38",
+        "currency": "USD",
+        "order": {
+            "id": "6",
+            "external_id": "9100000000000000001",
+            "name": "#1042",
+            "status": "awaiting_customer",
+            "status_reason": None,
+            "currency": "USD",
+            "total_amount": "124.70",
+            "cashback_amount": "4.38",
+            "credited_amount": "0.00",
+            "reversed_amount": "0.00",
+            "customer_id": None,
+            "hold_reasons": [],
+            "review_started_at": None,
+            "customer_history": None,
+            "version": 2,
+            "created_at": "2026-11-25T22:42:12.111632Z",
+            "updated_at": "2026-11-25T22:42:12.111632Z",
+            "processed_at": None,
+            "financial_status": "paid",
+            "test": False,
+            "eligible_amount": "87.50",
+            "program_version": 1,
+            "last_error": None,
+            "review_note": None,
+            "decided_at": None,
+            "award_amount": None,
+            "award_at": None,
+            "allowed_actions": ["reject", "hold", "process"],
+            "lines": [
+                {
+                    "external_id": "466157049",
+                    "title": "Trail Running Shoe - 42 / Black",
+                    "product_id": "632910392",
+                    "variant_id": "39072856",
+                    "sku": "TRS-42-BLK",
+                    "quantity": 2,
+                    "unit_price": "40.00",
+                    "discount_amount": "8.00",
+                    "gift_card": False,
+                    "eligible_amount": "72.00",
+                    "rate": "5",
+                    "cashback_amount": "3.60",
+                    "rate_source": "base",
+                    "campaigns": [],
+                    "reason": None,
+                }
+            ],
+            "history": [
+                {
+                    "action": "order.received",
+                    "from_status": None,
+                    "to_status": "received",
+                    "reason": None,
+                    "actor": "system",
+                    "at": "2026-11-25T22:42:12.111632Z",
+                }
+            ],
+        },
+    },
+    "bulkApproveOrders": {
+        "results": [
+            {"id": "3", "ok": True, "status": "processed", "code": None, "detail": None},
+            {"id": "5", "ok": True, "status": "processed", "code": None, "detail": None},
+        ]
+    },
+    "bulkRejectOrders": {
+        "results": [{"id": "4", "ok": True, "status": "rejected", "code": None, "detail": None}]
+    },
+    "getCustomer": {
+        "id": "1",
+        "external_id": "115310627314723954",
+        "email": "maria.lopez@example.com",
+        "first_name": "Maria",
+        "last_name": "Lopez",
+        "balance": "12.76",
+        "currency": "USD",
+        "created_at": "2026-11-25T22:42:12.083085Z",
+    },
+    "listCustomerLedger": {
+        "items": [
+            {
+                "id": "3",
+                "kind": "credit",
+                "amount": "4.38",
+                "currency": "USD",
+                "order_id": "5",
+                "reverses_entry_id": None,
+                "description": "Cashback for order #1042",
+                "created_at": "2026-11-25T22:42:14.119455Z",
+            }
+        ],
+        "next_cursor": "eyJpZCI6M30",
+    },
+    "getProgram": {
+        "base_rate": "5",
+        "rounding": "half_up",
+        "minimum_eligible_amount": None,
+        "maximum_cashback_per_order": None,
+        "include_shipping": False,
+        "include_tax": False,
+        "subtract_discounts": True,
+        "exclude_test_orders": True,
+        "exclude_credit_payments": True,
+        "b2b_rate": None,
+        "rules": [],
+        "tiers": [],
+        "campaigns": [],
+        "version": 1,
+        "created_at": "2026-11-25T22:42:11.281758Z",
+    },
+    "replaceProgram": {
+        "base_rate": "6",
+        "rounding": "half_up",
+        "minimum_eligible_amount": None,
+        "maximum_cashback_per_order": None,
+        "include_shipping": False,
+        "include_tax": False,
+        "subtract_discounts": True,
+        "exclude_test_orders": True,
+        "exclude_credit_payments": True,
+        "b2b_rate": None,
+        "rules": [],
+        "tiers": [],
+        "campaigns": [],
+        "version": 2,
+        "created_at": "2026-11-25T22:42:14.441637Z",
+    },
+    "previewCashback": {
+        "current": {
+            "program_version": 2,
+            "currency": "USD",
+            "eligible_amount": "87.50",
+            "cashback_amount": "5.25",
+            "capped": False,
+            "reasons": [],
+            "lines": [
+                {
+                    "external_id": "466157049",
+                    "eligible_amount": "72.00",
+                    "rate": "6",
+                    "rate_source": "base",
+                    "campaigns": [],
+                    "cashback_amount": "4.32",
+                    "reason": None,
+                }
+            ],
+        },
+        "draft": {
+            "program_version": None,
+            "currency": "USD",
+            "eligible_amount": "87.50",
+            "cashback_amount": "8.75",
+            "capped": False,
+            "reasons": [],
+            "lines": [
+                {
+                    "external_id": "466157049",
+                    "eligible_amount": "72.00",
+                    "rate": "10",
+                    "rate_source": "base",
+                    "campaigns": [],
+                    "cashback_amount": "7.20",
+                    "reason": None,
+                }
+            ],
+        },
+    },
+    "simulateProgram": {
+        "orders": 6,
+        "currency": "USD",
+        "current": {"orders_earning": 6, "cashback_amount": "31.50"},
+        "draft": {"orders_earning": 6, "cashback_amount": "31.50"},
+        "difference": "0.00",
+    },
+    "getDashboardMetrics": {
+        "timezone": "UTC",
+        "currency": "USD",
+        "processed_today": 3,
+        "cashback_issued_today": "12.76",
+        "reversed_today": "0.00",
+        "cashback_issued_total": "12.76",
+        "pending_count": 0,
+        "held_count": 0,
+        "failed_count": 0,
+        "awaiting_customer_count": 1,
+        "scheduled_amount": "0.00",
+        "approval_time_median_seconds": 1.604,
+        "approval_time_p90_seconds": 1.772,
+        "processing_latency_p50_ms": 2629.213,
+        "processing_latency_p95_ms": 2643.787,
+        "sync_failures": 0,
+        "oldest_pending_seconds": None,
+    },
+    "getDailyMetrics": {
+        "timezone": "Europe/Berlin",
+        "currency": "USD",
+        "days": [
+            {
+                "day": "2026-01-01",
+                "orders": 0,
+                "processed": 0,
+                "rejected": 0,
+                "cashback_issued": "0.00",
+                "reversed": "0.00",
+                "approval_time_median_seconds": None,
+            }
+        ],
+    },
+    "getTopCustomers": {
+        "currency": "USD",
+        "items": [
+            {
+                "customer_id": "1",
+                "external_id": "115310627314723954",
+                "orders": 3,
+                "cashback_issued": "12.76",
+            }
+        ],
+    },
+    "replaceCatalogProduct": {
+        "title": "IPod Nano",
+        "product_type": "Music",
+        "vendor": None,
+        "tags": ["sale"],
+        "collections": ["summer"],
+        "id": "632910392",
+        "updated_at": "2026-11-25T22:42:14.840897Z",
+    },
+    "getCatalogProduct": {
+        "title": "IPod Nano",
+        "product_type": "Music",
+        "vendor": None,
+        "tags": ["sale"],
+        "collections": ["summer"],
+        "id": "632910392",
+        "updated_at": "2026-11-25T22:42:14.840897Z",
+    },
+    "getOperation": {
+        "id": "1",
+        "kind": "approve_pending",
+        "status": "running",
+        "total": 1,
+        "succeeded": 0,
+        "failed": 0,
+        "created_at": "2026-11-25T22:42:15.492350Z",
+        "finished_at": None,
+    },
+    "createApiKey": {
+        "id": "3",
+        "name": "Ana",
+        "role": "reviewer",
+        "prefix": "cbk_R7vwP1nq",
+        "created_at": "2026-11-25T22:42:15.607178Z",
+        "revoked_at": None,
+        "api_key": "cbk_R7vwP1nq8Zt3yXe0bUa5sC9dF2gH4jK6mN8pQ1rS3t",
+    },
+    "listApiKeys": {
+        "items": [
+            {
+                "id": "1",
+                "name": "owner",
+                "role": "admin",
+                "prefix": "cbk_Q2ttZ3u9",
+                "created_at": "2026-11-25T22:42:11.281758Z",
+                "revoked_at": None,
+            }
+        ],
+        "next_cursor": "eyJpZCI6MX0",
+    },
+    "revokeApiKey": {
+        "id": "3",
+        "name": "Ana",
+        "role": "reviewer",
+        "prefix": "cbk_R7vwP1nq",
+        "created_at": "2026-11-25T22:42:15.607178Z",
+        "revoked_at": "2026-11-25T22:42:15.709038Z",
+    },
+    "listAuditEvents": {
+        "items": [
+            {
+                "id": "14",
+                "at": "2026-11-25T22:42:13.426137Z",
+                "actor": "owner",
+                "action": "order.approved",
+                "subject_type": "order",
+                "subject_id": "1",
+                "before": {"status": "pending"},
+                "after": {"amount": "4.00", "status": "processed"},
+                "reason": None,
+            }
+        ],
+        "next_cursor": None,
+    },
+}
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    operation_id: {
+        key: value
+        for key, value in (
+            ("request", REQUESTS.get(operation_id)),
+            ("response", RESPONSES.get(operation_id)),
+        )
+        if value is not None
+    }
+    for operation_id in REQUESTS.keys() | RESPONSES.keys()
+}
+
+# Answers that are not JSON: the live stream and the audit export.
+TEXT_EXAMPLES: dict[str, dict[str, str]] = {
+    "streamEvents": {
+        "text/event-stream": (
+            "retry: 3000\n: connected\n\n"
+            "id: 1764110531000-0\n"
+            "event: order.status_changed\n"
+            'data: {"type": "order.status_changed", "order_id": "42", '
+            '"external_id": "820982911946154508", "from_status": "pending", '
+            '"to_status": "processed", "at": "2026-11-25T22:42:13.512332Z"}\n\n'
+        )
+    },
+    "listAuditEvents": {
+        "text/csv": (
+            "id,at,actor,action,subject_type,subject_id,reason,before,after\r\n"
+            "14,2026-11-25T22:42:13.426137+00:00,Ana,order.approved,order,42,,"
+            '"{""status"":""pending""}","{""amount"":""4.00"",""status"":""processed""}"\r\n'
+        )
+    },
+}
