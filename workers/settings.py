@@ -32,7 +32,7 @@ from app.orders.tasks import (
 from app.platform import tasks as platform_tasks
 from app.shops.settings import APPROVE_PENDING_JOB
 from app.webhooks import service as webhook_service
-from app.webhooks.tasks import handle_webhook_event
+from app.webhooks.tasks import drain_webhook_events, handle_webhook_event
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
 def functions() -> list[Function]:
     tasks: list[WorkerCoroutine] = [
         handle_webhook_event,
+        drain_webhook_events,
         evaluate_order,
         award_due_order,
         approve_pending_orders,

@@ -33,6 +33,7 @@ from app.orders.models import Order, OrderLine
 from app.orders.state import UNDECIDED, OrderStatus, check_transition
 from app.platform import service as platform_service
 from app.program.calculator import SHIPPING_LINE_ID, Breakdown, calculate
+from app.program.models import ProgramVersion
 from app.program.rules import Program
 from app.program.service import current_program
 from app.shops.models import ProcessingMode, Shop
@@ -233,8 +234,8 @@ async def _apply_snapshot(
     *,
     received_at: datetime,
 ) -> Breakdown:
-    program = await current_program(session, shop.id)
-    breakdown = await calculate_for_shop(session, shop, snapshot, program.rules_model)
+    program, rules = await _program(session, shop.id)
+    breakdown = await calculate_for_shop(session, shop, snapshot, rules)
     order.name = snapshot.name
     order.email = snapshot.email
     order.financial_status = snapshot.financial_status
@@ -257,6 +258,26 @@ async def _apply_snapshot(
     session.add_all(order_lines(order.id, snapshot, breakdown))
     order.last_error = None
     return breakdown
+
+
+_PROGRAMS = "cashback.programs"
+
+
+def cache_programs(session: AsyncSession) -> None:
+    """Read each shop's program once for the rest of this transaction (a batch of orders)
+    rather than once per order."""
+    session.info.setdefault(_PROGRAMS, {})
+
+
+async def _program(session: AsyncSession, shop_id: int) -> tuple[ProgramVersion, Program]:
+    cache: dict[int, tuple[ProgramVersion, Program]] | None = session.info.get(_PROGRAMS)
+    if cache is not None and shop_id in cache:
+        return cache[shop_id]
+    version = await current_program(session, shop_id)
+    found = (version, version.rules_model)
+    if cache is not None:
+        cache[shop_id] = found
+    return found
 
 
 async def calculate_for_shop(
