@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -115,8 +115,9 @@ async def ingest_order(
     """
     if snapshot.currency != shop.currency:
         raise InvalidOrder(f"order currency {snapshot.currency} is not the shop's {shop.currency}")
+    orders = cast(Table, Order.__table__)  # Core, not the ORM's bulk insert: the hot path
     inserted = await session.execute(
-        insert(Order)
+        insert(orders)
         .values(
             shop_id=shop.id,
             external_id=snapshot.external_id,
@@ -124,8 +125,8 @@ async def ingest_order(
             status=OrderStatus.received,
             version=1,
         )
-        .on_conflict_do_nothing(index_elements=[Order.shop_id, Order.external_id])
-        .returning(Order.id)
+        .on_conflict_do_nothing(index_elements=[orders.c.shop_id, orders.c.external_id])
+        .returning(orders.c.id)
     )
     new_id = inserted.scalar_one_or_none()
     order = await find_order(session, shop.id, snapshot.external_id, lock=True)
@@ -145,7 +146,9 @@ async def ingest_order(
     if _is_stale(order, snapshot):
         return order
     if order.status in UNDECIDED:
-        breakdown = await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
+        breakdown = await _apply_snapshot(
+            session, shop, order, snapshot, received_at=received_at, fresh=new_id is not None
+        )
         await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
     elif order.status in _REDUCIBLE_BEFORE_CREDIT and _is_newer(order, snapshot):
         await _recalculate_edited(session, shop, order, snapshot, received_at=received_at)
@@ -233,7 +236,10 @@ async def _apply_snapshot(
     snapshot: PlatformOrder,
     *,
     received_at: datetime,
+    fresh: bool = False,
 ) -> Breakdown:
+    """Store the snapshot's facts and its calculation on the order (`fresh`: the order was
+    inserted by this transaction, so it has no lines to replace)."""
     program, rules = await _program(session, shop.id)
     breakdown = await calculate_for_shop(session, shop, snapshot, rules)
     order.name = snapshot.name
@@ -254,7 +260,8 @@ async def _apply_snapshot(
         order.customer_id = await ledger_service.upsert_customer(
             session, shop.id, snapshot.customer
         )
-    await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
+    if not fresh:
+        await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
     session.add_all(order_lines(order.id, snapshot, breakdown))
     order.last_error = None
     return breakdown
@@ -365,6 +372,7 @@ async def _hold_reasons(session: AsyncSession, shop: Shop, order: Order) -> list
     rules = HoldRules.model_validate(shop.hold_rules)
     if rules == _NO_HOLDS:
         return []
+    await session.flush()  # the customer's other orders, as changed so far in a batch
     assert order.customer_id is not None and order.snapshot is not None
     snapshot = await catalog_service.enrich(session, shop.id, snapshot_from_json(order.snapshot))
     recent_orders, recent_cashback = await ledger_service.recent_credits(

@@ -172,10 +172,11 @@ async def claim_batch(session: AsyncSession, limit: int) -> list[WebhookEvent]:
     )
     # Orders in a global order (shop, order id), each order's events oldest first: batches
     # running side by side lock the same orders in the same order, so never deadlock.
-    return sorted(events, key=_lock_order)
+    return sorted(events, key=lock_key)
 
 
-def _lock_order(event: WebhookEvent) -> tuple[int, str, int]:
+def lock_key(event: WebhookEvent) -> tuple[int, str, int]:
+    """(shop, order id or "" for an event of no order, event id)."""
     key = ""
     if event.topic in shopify.ORDER_TOPICS or event.topic == "refunds/create":
         try:
@@ -199,9 +200,21 @@ async def mark_batch_failure(session: AsyncSession, event_id: int, error: str) -
     defer_job(session, HANDLE_EVENT_JOB, event_id, job_id=event_job_id(event_id))
 
 
+_SHOPS = "cashback.shops"
+
+
+async def _shop(session: AsyncSession, shop_id: int) -> Shop:
+    """The shop, read once per transaction (the session's identity map holds it only while
+    something refers to it)."""
+    shops: dict[int, Shop] = session.info.setdefault(_SHOPS, {})
+    if shop_id not in shops:
+        shops[shop_id] = await session.get_one(Shop, shop_id)
+    return shops[shop_id]
+
+
 async def handle_claimed(session: AsyncSession, event: WebhookEvent) -> EventStatus | None:
     """Handle an event locked by this transaction."""
-    shop = await session.get_one(Shop, event.shop_id)
+    shop = await _shop(session, event.shop_id)
     bind(shop_id=shop.id, event_id=event.id, topic=event.topic)  # this job's log lines
     event.attempts += 1
     if shop.uninstalled_at is not None and event.topic not in PRIVACY_TOPICS:

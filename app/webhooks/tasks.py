@@ -71,7 +71,15 @@ async def drain_batch(res: Resources, limit: int) -> int:
                 return 0
             rollup.defer_bumps(session)  # one upsert per figure row for the whole batch
             order_service.cache_programs(session)
+            previous: tuple[int, str, int] | None = None
             for event in events:
+                key = service.lock_key(event)
+                # The session does not flush on its own: what an earlier event of the batch
+                # changed must be in the database before a later one reads it (the same
+                # order again, or a customer, refund or product event).
+                if previous is not None and (key[:2] == previous[:2] or not key[1]):
+                    await session.flush()
+                previous = key
                 with bound():
                     await service.handle_claimed(session, event)
             await rollup.apply_deferred(session)
