@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +33,12 @@ from app.orders.tasks import (
 from app.platform import tasks as platform_tasks
 from app.shops.settings import APPROVE_PENDING_JOB
 from app.webhooks import service as webhook_service
-from app.webhooks.tasks import drain_webhook_events, handle_webhook_event
+from app.webhooks.tasks import (
+    DRAINERS,
+    drain_continuously,
+    drain_webhook_events,
+    handle_webhook_event,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +117,19 @@ def build_worker(
 ) -> Worker:
     res = Resources.open(settings)
     metrics = metrics or WorkerMetrics()
+    drainers: list[asyncio.Task[None]] = []
+
+    async def startup(_: dict[str, Any]) -> None:
+        if not overrides.get("burst"):  # a long-running worker also drains without rings
+            drainers.extend(
+                asyncio.create_task(drain_continuously(res, idle_s=settings.worker_poll_delay))
+                for _ in range(DRAINERS)
+            )
 
     async def shutdown(_: dict[str, Any]) -> None:
+        for task in drainers:
+            task.cancel()
+        await asyncio.gather(*drainers, return_exceptions=True)
         await res.close()
 
     options: dict[str, Any] = {
@@ -129,6 +146,7 @@ def build_worker(
         "keep_result": 0,
         "ctx": {"resources": res, "metrics": metrics},
         "health_check_interval": settings.worker_health_interval,
+        "on_startup": startup,
         "on_shutdown": shutdown,
         "handle_signals": True,
     }

@@ -60,6 +60,24 @@ async def drain_webhook_events(ctx: dict[str, Any], bucket: int, helper: int = 0
     return {"events": handled}
 
 
+DRAINERS = 2  # drain loops per worker process: one works while another waits on the database
+
+
+async def drain_continuously(res: Resources, *, idle_s: float) -> None:
+    """Drain the inbox for as long as the worker runs, looking again `idle_s` seconds after
+    finding it empty. Rings only make this faster; events are handled even when Redis drops
+    them (as the sweeper would, a minute later)."""
+    while True:
+        try:
+            count = await drain_batch(res, service.DRAIN_BATCH)
+        except Exception:
+            logger.exception("draining webhook events failed; trying again shortly")
+            await asyncio.sleep(1.0)
+            continue
+        if not count:
+            await asyncio.sleep(idle_s)
+
+
 async def drain_batch(res: Resources, limit: int) -> int:
     """Claim and handle up to `limit` events in one transaction; returns how many. When the
     batch fails, it is done again one event per savepoint: an event that fails alone is
