@@ -176,8 +176,10 @@ async def run_step(
     external = [str(i) for i in ids]
     step.backlog_at_end = sum(1 for i in external if i not in listener.seen)
     deadline = time.perf_counter() + SETTLE_S
-    while time.perf_counter() < deadline and any(i not in listener.seen for i in external):
+    pending = [i for i in external if i not in listener.seen]
+    while pending and time.perf_counter() < deadline:
         await asyncio.sleep(0.1)
+        pending = [i for i in pending if i not in listener.seen]
     step.worker_cpu_s = cpu_of(worker_pgids) - worker0
     step.api_cpu_s = cpu_of(api_pgids) - api0
     rows = await conn.fetch(
