@@ -175,8 +175,32 @@ def group_cpu_s(pgids: set[int]) -> float:
     return sum(p.ticks for p in processes().values() if p.pgrp in pgids) * TICK_S
 
 
-def postgres_cpu_s() -> float:
-    return sum(p.ticks for p in processes().values() if p.comm.startswith("postgres")) * TICK_S
+def backend_database(pid: int) -> str | None:
+    """The database of a PostgreSQL backend, from its process title ("postgres: user db
+    host(port) state"); None for the server's own processes."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+    words = title.split(": ", 2)[-1].split()
+    is_backend = len(words) >= 3 and (words[2].endswith(")") or words[2] == "[local]")
+    return words[1] if is_backend else None
+
+
+def postgres_ticks(database: str) -> dict[int, int]:
+    """CPU ticks of each PostgreSQL backend connected to `database`."""
+    return {
+        pid: p.ticks
+        for pid, p in processes().items()
+        if p.comm.startswith("postgres") and backend_database(pid) == database
+    }
+
+
+def postgres_cpu_s(database: str, since: dict[int, int]) -> float:
+    """CPU seconds the database's backends used since the `since` snapshot (backends that
+    ended in between are not counted: the pools keep theirs open)."""
+    now = postgres_ticks(database)
+    return sum(ticks - since.get(pid, 0) for pid, ticks in now.items()) * TICK_S
 
 
 async def count_processed(conn: asyncpg.Connection, shop_id: int) -> int:
@@ -259,13 +283,13 @@ async def drain_phase(
                 raise SystemExit(f"the workers credited nothing:\n{tails}")
             await asyncio.sleep(0.02)
         first = await count_processed(conn, shop.id)
-        cpu0, pg0, t0 = group_cpu_s(pgids), postgres_cpu_s(), time.perf_counter()
+        cpu0, pg0, t0 = group_cpu_s(pgids), postgres_ticks(env.database), time.perf_counter()
         done = first
         while done < orders and time.perf_counter() - t0 < limit_s:
             await asyncio.sleep(0.1)
             done = await count_processed(conn, shop.id)
         elapsed = time.perf_counter() - t0
-        cpu, pg = group_cpu_s(pgids) - cpu0, postgres_cpu_s() - pg0
+        cpu, pg = group_cpu_s(pgids) - cpu0, postgres_cpu_s(env.database, pg0)
         problems = await check_credits(conn, shop.id, orders) if done >= orders else []
     finally:
         for p in started:
