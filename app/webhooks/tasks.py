@@ -61,21 +61,27 @@ async def drain_webhook_events(ctx: dict[str, Any], bucket: int, helper: int = 0
 
 
 DRAINERS = 2  # drain loops per worker process: one works while another waits on the database
+DRAIN_IDLE_MAX_S = 1.0  # an idle loop looks this often at most; rings bring new work sooner
 
 
 async def drain_continuously(res: Resources, *, idle_s: float) -> None:
-    """Drain the inbox for as long as the worker runs, looking again `idle_s` seconds after
-    finding it empty. Rings only make this faster; events are handled even when Redis drops
-    them (as the sweeper would, a minute later)."""
+    """Drain the inbox for as long as the worker runs. Rings only make this faster: events are
+    handled even when Redis drops a ring. Finding nothing, the loop waits `idle_s` seconds,
+    then twice as long each time up to DRAIN_IDLE_MAX_S, so an idle worker costs next to
+    nothing; the rung drain jobs keep the latency low meanwhile."""
+    wait = idle_s
     while True:
         try:
             count = await drain_batch(res, service.DRAIN_BATCH)
         except Exception:
             logger.exception("draining webhook events failed; trying again shortly")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(DRAIN_IDLE_MAX_S)
             continue
-        if not count:
-            await asyncio.sleep(idle_s)
+        if count:
+            wait = idle_s
+            continue
+        await asyncio.sleep(wait)
+        wait = min(max(wait * 2, 0.01), DRAIN_IDLE_MAX_S)
 
 
 async def drain_batch(res: Resources, limit: int) -> int:
