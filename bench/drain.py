@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--limit-s", type=float, default=120.0, help="longest drain per phase (then extrapolated)"
     )
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "drain.json")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results-drain.json")
     parser.add_argument("--logdir", type=Path, default=Path("/tmp"))
     args = parser.parse_args(argv)
     env = Env()

@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--logdir", type=Path, default=Path("/tmp"))
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "e2e.json")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results-e2e.json")
     args = parser.parse_args(argv)
     env = Env(
         database="cashback_bench_e2e", redis="redis://127.0.0.1:6379/13", queue="cashback:bench-e2e"
