@@ -124,6 +124,10 @@ WITH_ETAG = {
     "holdOrder",
     "releaseOrder",
     "processOrder",
+    "getShopSettings",
+    "updateShopSettings",
+    "getProgram",
+    "replaceProgram",
 }
 
 PATH_IDS = {

@@ -214,20 +214,67 @@ def worker(
     check: Annotated[
         bool, typer.Option("--check", help="Exit 0 if a worker reported healthy recently, else 1.")
     ] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            help="Worker processes side by side (about one per core); only the first serves "
+            "/metrics.",
+        ),
+    ] = 1,
 ) -> None:
-    """Run an arq worker alone (production); scale by running more."""
-    from app.observability.metrics import WorkerMetrics
-    from app.observability.worker import serve_metrics, worker_is_healthy
-    from workers.settings import build_worker
+    """Run arq worker processes (production); scale with --processes or more machines."""
+    from app.observability.worker import worker_is_healthy
 
     settings = get_settings()
     _require_urls(settings, "worker")
     _configure_logging(settings)
     if check:
         raise typer.Exit(0 if asyncio.run(worker_is_healthy(settings)) else 1)
+    if processes == 1:
+        _run_worker(settings, 0)
+        return
+    raise typer.Exit(_run_worker_processes(settings, processes))
+
+
+def _run_worker(settings: Settings, index: int) -> None:
+    from app.observability.metrics import WorkerMetrics
+    from app.observability.worker import serve_metrics
+    from workers.settings import build_worker
+
+    if index > 0:  # one metrics port per machine
+        settings = settings.model_copy(update={"worker_metrics_port": 0})
     metrics = WorkerMetrics()
     serve_metrics(settings, metrics)
     build_worker(settings, metrics=metrics).run()
+
+
+def _run_worker_processes(settings: Settings, count: int) -> int:
+    """Fork `count` workers (nothing is connected yet), pass SIGTERM/SIGINT on to them, and
+    wait for all; returns the worst exit code."""
+    import multiprocessing
+    import os
+
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=_run_worker, args=(settings, i), name=f"cashback-worker-{i}")
+        for i in range(count)
+    ]
+    for child in children:
+        child.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.pid is not None and child.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        child.join()
+    return max(abs(child.exitcode or 0) for child in children)
 
 
 @cli.command("migrate")

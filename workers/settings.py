@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,7 +44,12 @@ from app.shops.settings import APPROVE_PENDING_JOB
 from app.webhooks import service as webhook_service
 from app.webhooks.models import EventStatus, WebhookEvent
 from app.webhooks.shopify import ORDER_TOPICS
-from app.webhooks.tasks import handle_webhook_event
+from app.webhooks.tasks import (
+    DRAINERS,
+    drain_continuously,
+    drain_webhook_events,
+    handle_webhook_event,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,7 @@ logger = logging.getLogger(__name__)
 DOMAIN_TASKS = (platform_tasks, notification_tasks, idempotency_tasks)
 STALE_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 5000
+RING_CHUNK = 500
 # A job that never finishes (it overruns its timeout, or its worker dies) fails nothing: its work
 # just stays undone. Each re-drive is counted (an event's `attempts`, which failed tries count
 # too; an order's counter in Redis), and past this many the work is failed and the merchant
@@ -106,7 +113,10 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
         *extra,
     ]
     await _free_orphaned(res, jobs)
-    await _count_redrives(res, await res.doorbell.ring_each(jobs))
+    rung: list[Job] = []
+    for start in range(0, len(jobs), RING_CHUNK):  # a backlog's jobs in rings Redis takes in time
+        rung += await res.doorbell.ring_each(jobs[start : start + RING_CHUNK])
+    await _count_redrives(res, rung)
     counts = {
         "events": len(event_ids),
         "orders": len(order_ids),
@@ -248,6 +258,7 @@ async def _count_redrives(res: Resources, queued: list[Job]) -> None:
 def functions() -> list[Function]:
     tasks: list[WorkerCoroutine] = [
         handle_webhook_event,
+        drain_webhook_events,
         evaluate_order,
         award_due_order,
         approve_pending_orders,
@@ -276,8 +287,19 @@ def build_worker(
 ) -> Worker:
     res = Resources.open(settings)
     metrics = metrics or WorkerMetrics()
+    drainers: list[asyncio.Task[None]] = []
+
+    async def startup(_: dict[str, Any]) -> None:
+        if not overrides.get("burst"):  # a long-running worker also drains without rings
+            drainers.extend(
+                asyncio.create_task(drain_continuously(res, idle_s=settings.worker_poll_delay))
+                for _ in range(DRAINERS)
+            )
 
     async def shutdown(_: dict[str, Any]) -> None:
+        for task in drainers:
+            task.cancel()
+        await asyncio.gather(*drainers, return_exceptions=True)
         await res.close()
 
     options: dict[str, Any] = {
@@ -291,6 +313,7 @@ def build_worker(
         "keep_result": 0,
         "ctx": {"resources": res, "metrics": metrics},
         "health_check_interval": settings.worker_health_interval,
+        "on_startup": startup,
         "on_shutdown": shutdown,
         "handle_signals": True,
     }

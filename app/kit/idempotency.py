@@ -408,7 +408,12 @@ def document_idempotency(schema: dict[str, Any], routes: Sequence[BaseRoute]) ->
                     "again with it returns the first answer, marked `Idempotent-Replayed: "
                     "true`, instead of acting twice. Kept at least 24 hours."
                 ),
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[ -~]{1,255}$",
+                },
             }
         )
         responses = operation.setdefault("responses", {})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import types
 from datetime import date, datetime
-from typing import Any, Union, get_args, get_origin
+from decimal import Decimal
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
@@ -36,10 +37,16 @@ class RequestModel(BaseModel):
             raise ValueError("Input should be a list of integers")
         if types_ & {date, datetime} and isinstance(value, int | float):
             raise ValueError("Input should be an ISO 8601 date string")
+        if Decimal in types_ and isinstance(value, int | float) and not isinstance(value, bool):
+            # Amounts and rates are decimal strings ("4.38"): a JSON number may already have
+            # been rounded by the client's float.
+            raise ValueError('Input should be a decimal string, e.g. "4.38"')
         return value
 
 
 def _types(annotation: Any) -> set[Any]:
+    if get_origin(annotation) is Annotated:
+        return _types(get_args(annotation)[0])
     if get_origin(annotation) in (Union, types.UnionType):
-        return set(get_args(annotation))
+        return set().union(*(_types(arg) for arg in get_args(annotation)))
     return {annotation}

@@ -3,6 +3,7 @@ only after the commit."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,3 +28,17 @@ async def unit_of_work(
         await session.commit()
     await doorbell.ring_deferred(session)
     await publish_deferred(session, doorbell.redis, doorbell.queue_name)
+
+
+@asynccontextmanager
+async def savepoint(session: AsyncSession) -> AsyncIterator[None]:
+    """A part of a transaction that can fail alone: on error its changes are rolled back, and so
+    are the jobs, events and figures it held for the commit."""
+    saved = {key: copy.copy(value) for key, value in session.info.items()}
+    try:
+        async with session.begin_nested():
+            yield
+    except BaseException:
+        session.info.clear()
+        session.info.update(saved)
+        raise

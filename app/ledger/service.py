@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,22 +13,36 @@ from app.shops.models import Shop
 
 
 async def upsert_customer(session: AsyncSession, shop_id: int, customer: PlatformCustomer) -> int:
-    """Create or refresh the shop's customer by platform id; returns our id."""
+    """Create or refresh the shop's customer by platform id; returns our id.
+
+    A known customer whose details are unchanged is only read: no row lock, so transactions
+    crediting orders of the same customer side by side do not wait for each other."""
     values = {
         "email": customer.email,
         "first_name": customer.first_name,
         "last_name": customer.last_name,
     }
+    customers = cast(Table, Customer.__table__)  # Core, not the ORM: the hot path
+    c = customers.c
+    known = (
+        await session.execute(
+            select(c.id, c.email, c.first_name, c.last_name).where(
+                c.shop_id == shop_id, c.external_id == customer.external_id
+            )
+        )
+    ).one_or_none()
+    if known is not None and tuple(known[1:]) == tuple(values.values()):
+        return int(known[0])
     stmt = (
-        insert(Customer)
+        insert(customers)
         .values(shop_id=shop_id, external_id=customer.external_id, **values)
         .on_conflict_do_update(
-            index_elements=[Customer.shop_id, Customer.external_id],
+            index_elements=[c.shop_id, c.external_id],
             set_={**values, "updated_at": func.now()},
         )
-        .returning(Customer.id)
+        .returning(c.id)
     )
-    return (await session.execute(stmt)).scalar_one()
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def credit(
@@ -57,13 +72,15 @@ async def credit(
 
 async def _append(session: AsyncSession, **values: object) -> int | None:
     """Insert an entry once per (shop, idempotency key): the only way entries are written."""
+    entries = cast(Table, LedgerEntry.__table__)  # Core, not the ORM's bulk insert: the hot path
     stmt = (
-        insert(LedgerEntry)
+        insert(entries)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=[LedgerEntry.shop_id, LedgerEntry.idempotency_key])
-        .returning(LedgerEntry.id)
+        .on_conflict_do_nothing(index_elements=[entries.c.shop_id, entries.c.idempotency_key])
+        .returning(entries.c.id)
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    entry_id = (await session.execute(stmt)).scalar_one_or_none()
+    return None if entry_id is None else int(entry_id)
 
 
 async def balance(session: AsyncSession, customer_id: int) -> int:

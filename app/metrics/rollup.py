@@ -11,6 +11,7 @@ from app.metrics.models import OrderStatsHourly
 
 SHARDS = 4
 COUNTERS = ("orders", "processed", "rejected", "cashback_issued", "reversed")
+_DEFERRED = "cashback.rollup_deferred"
 
 
 async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int) -> None:
@@ -18,6 +19,14 @@ async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int
     unknown = set(deltas) - set(COUNTERS)
     if unknown:
         raise ValueError(f"not a rollup counter: {sorted(unknown)}")
+    deferred: dict[tuple[int, int], dict[str, int]] | None = session.info.get(_DEFERRED)
+    if deferred is not None:  # a batch: summed now, written once by `apply_deferred`
+        key = (shop_id, order_id % SHARDS)
+        summed = dict(deferred.get(key, {}))  # replaced, never changed: savepoints copy
+        for name, delta in deltas.items():
+            summed[name] = summed.get(name, 0) + delta
+        deferred[key] = summed
+        return
     table = OrderStatsHourly.__table__
     stmt = insert(OrderStatsHourly).values(
         shop_id=shop_id,
@@ -31,3 +40,32 @@ async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int
     )
     await session.execute(stmt)
     defer_dashboard_update(session, shop_id)  # the frontend refetches, after the commit
+
+
+def defer_bumps(session: AsyncSession) -> None:
+    """Sum this transaction's bumps instead of writing each; `apply_deferred` writes them. The
+    figure rows are then locked only at the end, for the commit, in one order: batches running
+    side by side do not queue behind each other's rows for their whole length."""
+    session.info.setdefault(_DEFERRED, {})
+
+
+async def apply_deferred(session: AsyncSession) -> None:
+    """Write the summed bumps (one multi-row upsert), before the transaction commits."""
+    deferred: dict[tuple[int, int], dict[str, int]] = session.info.pop(_DEFERRED, {})
+    if not deferred:
+        return
+    table = OrderStatsHourly.__table__
+    hour = func.date_trunc("hour", func.now())
+    rows = [
+        {"shop_id": shop_id, "hour": hour, "shard": shard}
+        | {name: deferred[shop_id, shard].get(name, 0) for name in COUNTERS}
+        for shop_id, shard in sorted(deferred)
+    ]
+    stmt = insert(OrderStatsHourly).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.shop_id, table.c.hour, table.c.shard],
+        set_={name: table.c[name] + stmt.excluded[name] for name in COUNTERS},
+    )
+    await session.execute(stmt)
+    for shop_id in {shop_id for shop_id, _ in deferred}:
+        defer_dashboard_update(session, shop_id)

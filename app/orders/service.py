@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +33,7 @@ from app.orders.models import Order, OrderLine
 from app.orders.state import UNDECIDED, OrderStatus, check_transition
 from app.platform import service as platform_service
 from app.program.calculator import SHIPPING_LINE_ID, Breakdown, calculate
+from app.program.models import ProgramVersion
 from app.program.rules import Program
 from app.program.service import current_program
 from app.shops.models import ProcessingMode, Shop
@@ -114,8 +115,9 @@ async def ingest_order(
     """
     if snapshot.currency != shop.currency:
         raise InvalidOrder(f"order currency {snapshot.currency} is not the shop's {shop.currency}")
+    orders = cast(Table, Order.__table__)  # Core, not the ORM's bulk insert: the hot path
     inserted = await session.execute(
-        insert(Order)
+        insert(orders)
         .values(
             shop_id=shop.id,
             external_id=snapshot.external_id,
@@ -123,8 +125,8 @@ async def ingest_order(
             status=OrderStatus.received,
             version=1,
         )
-        .on_conflict_do_nothing(index_elements=[Order.shop_id, Order.external_id])
-        .returning(Order.id)
+        .on_conflict_do_nothing(index_elements=[orders.c.shop_id, orders.c.external_id])
+        .returning(orders.c.id)
     )
     new_id = inserted.scalar_one_or_none()
     order = await find_order(session, shop.id, snapshot.external_id, lock=True)
@@ -144,7 +146,9 @@ async def ingest_order(
     if _is_stale(order, snapshot):
         return order
     if order.status in UNDECIDED:
-        breakdown = await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
+        breakdown = await _apply_snapshot(
+            session, shop, order, snapshot, received_at=received_at, fresh=new_id is not None
+        )
         await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
     elif order.status in _REDUCIBLE_BEFORE_CREDIT and _is_newer(order, snapshot):
         await _recalculate_edited(session, shop, order, snapshot, received_at=received_at)
@@ -232,9 +236,12 @@ async def _apply_snapshot(
     snapshot: PlatformOrder,
     *,
     received_at: datetime,
+    fresh: bool = False,
 ) -> Breakdown:
-    program = await current_program(session, shop.id)
-    breakdown = await calculate_for_shop(session, shop, snapshot, program.rules_model)
+    """Store the snapshot's facts and its calculation on the order (`fresh`: the order was
+    inserted by this transaction, so it has no lines to replace)."""
+    program, rules = await _program(session, shop.id)
+    breakdown = await calculate_for_shop(session, shop, snapshot, rules)
     order.name = snapshot.name
     order.email = snapshot.email
     order.financial_status = snapshot.financial_status
@@ -253,10 +260,31 @@ async def _apply_snapshot(
         order.customer_id = await ledger_service.upsert_customer(
             session, shop.id, snapshot.customer
         )
-    await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
+    if not fresh:
+        await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
     session.add_all(order_lines(order.id, snapshot, breakdown))
     order.last_error = None
     return breakdown
+
+
+_PROGRAMS = "cashback.programs"
+
+
+def cache_programs(session: AsyncSession) -> None:
+    """Read each shop's program once for the rest of this transaction (a batch of orders)
+    rather than once per order."""
+    session.info.setdefault(_PROGRAMS, {})
+
+
+async def _program(session: AsyncSession, shop_id: int) -> tuple[ProgramVersion, Program]:
+    cache: dict[int, tuple[ProgramVersion, Program]] | None = session.info.get(_PROGRAMS)
+    if cache is not None and shop_id in cache:
+        return cache[shop_id]
+    version = await current_program(session, shop_id)
+    found = (version, version.rules_model)
+    if cache is not None:
+        cache[shop_id] = found
+    return found
 
 
 async def calculate_for_shop(
@@ -344,6 +372,7 @@ async def _hold_reasons(session: AsyncSession, shop: Shop, order: Order) -> list
     rules = HoldRules.model_validate(shop.hold_rules)
     if rules == _NO_HOLDS:
         return []
+    await session.flush()  # the customer's other orders, as changed so far in a batch
     assert order.customer_id is not None and order.snapshot is not None
     snapshot = await catalog_service.enrich(session, shop.id, snapshot_from_json(order.snapshot))
     recent_orders, recent_cashback = await ledger_service.recent_credits(

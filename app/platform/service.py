@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,11 +75,12 @@ async def schedule_sync(session: AsyncSession, shop: Shop, ledger_entry_id: int)
     """Call right after writing a ledger entry, in the same transaction: the entry gets its
     sync row, and its push is queued once the transaction commits."""
     status = SyncStatus.pending if pushes_store_credit(shop) else SyncStatus.skipped
+    syncs = cast(Table, CreditSync.__table__)  # Core, not the ORM's bulk insert: the hot path
     inserted = await session.execute(
-        insert(CreditSync)
+        insert(syncs)
         .values(ledger_entry_id=ledger_entry_id, shop_id=shop.id, status=status)
-        .on_conflict_do_nothing(index_elements=[CreditSync.ledger_entry_id])
-        .returning(CreditSync.ledger_entry_id)
+        .on_conflict_do_nothing(index_elements=[syncs.c.ledger_entry_id])
+        .returning(syncs.c.ledger_entry_id)
     )
     if inserted.scalar_one_or_none() is not None and status == SyncStatus.pending:
         defer_job(session, SYNC_JOB, ledger_entry_id, job_id=sync_job_id(ledger_entry_id))

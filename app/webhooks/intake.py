@@ -31,7 +31,15 @@ from app.kit.queue import Doorbell, Job
 from app.observability.context import current_request_id
 from app.webhooks import shopify
 from app.webhooks.models import EventStatus
-from app.webhooks.service import HANDLE_EVENT_JOB, Delivery, Stored, event_job_id, malformed
+from app.webhooks.service import (
+    HANDLE_EVENT_JOB,
+    SOLO_TOPICS,
+    Delivery,
+    Stored,
+    drain_jobs,
+    event_job_id,
+    malformed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +197,7 @@ class Intake:
                     )
             return
         jobs: list[Job] = []
+        drain = False  # most events are handled by the current bucket's drain job
         answers: list[tuple[_Pending, Stored | ProblemError]] = []
         for p in batch:
             event_id = written.pop((p.shop_id, p.delivery.event_key), None)
@@ -197,10 +206,15 @@ class Intake:
             else:
                 result = Stored(event_id, malformed=p.error is not None)
             if event_id is not None and p.error is None:
-                jobs.append(
-                    Job(HANDLE_EVENT_JOB, (event_id,), event_job_id(event_id), p.request_id)
-                )
+                if p.delivery.topic in SOLO_TOPICS:
+                    jobs.append(
+                        Job(HANDLE_EVENT_JOB, (event_id,), event_job_id(event_id), p.request_id)
+                    )
+                else:
+                    drain = True
             answers.append((p, result))
+        if drain:
+            jobs += drain_jobs()
         # Queued before answering, as for any other request: a job that Redis did not take
         # is re-queued by the sweeper.
         await self.doorbell.ring(jobs)

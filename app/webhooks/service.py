@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog_service
-from app.kit.queue import defer_job
+from app.kit.queue import Job, defer_job
 from app.notifications import service as notification_service
 from app.observability.context import bind
 from app.orders import refunds as refund_service
@@ -74,7 +75,7 @@ async def store_event(session: AsyncSession, shop_id: int, delivery: Delivery) -
     )
     event_id = (await session.execute(stmt)).scalar_one_or_none()
     if event_id is not None and malformed_error is None:
-        defer_job(session, HANDLE_EVENT_JOB, event_id, job_id=event_job_id(event_id))
+        defer_handling(session, event_id, delivery.topic)
     return Stored(event_id, malformed=malformed_error is not None)
 
 
@@ -90,6 +91,53 @@ def malformed(body: bytes) -> str | None:
 
 
 PRIVACY_TOPICS = frozenset({"customers/redact", "shop/redact", "customers/data_request"})
+# Topics handled alone, one job per event: they change or remove the shop and its data.
+SOLO_TOPICS = PRIVACY_TOPICS | {"app/uninstalled"}
+
+DRAIN_JOB = "drain_webhook_events"
+DRAIN_BATCH = 100  # events per transaction
+DRAIN_BUCKET_S = 0.1  # seconds: rings within one bucket share their drain jobs
+DRAIN_FANOUT = 4  # drain jobs at most per bucket, so several worker processes share a flood
+_DRAIN_DEFERRED = "cashback.drain_deferred"
+
+
+def drain_job(bucket: int, helper: int = 0) -> Job:
+    return Job(DRAIN_JOB, (bucket, helper), f"drain:{bucket}:{helper}")
+
+
+def drain_jobs(now: float | None = None) -> list[Job]:
+    """The drain job a ring at `now` (Unix seconds) asks for.
+
+    A drain job handles every unhandled event it can claim, a batch per transaction, until it
+    finds none after the end of its bucket. Rings in the same bucket name the same job (arq
+    queues a job id once), so a flood costs a few jobs per bucket, not one per event; an event
+    committed before its ring is seen by its bucket's job, which looks once more after the
+    bucket ends. A job that finds a full batch asks for a helper (up to DRAIN_FANOUT per
+    bucket), so a flood is shared by every worker process."""
+    bucket = int((time.time() if now is None else now) / DRAIN_BUCKET_S)
+    return [drain_job(bucket)]
+
+
+def bucket_end(bucket: int) -> float:
+    return (bucket + 1) * DRAIN_BUCKET_S
+
+
+def defer_handling(session: AsyncSession, event_id: int, topic: str) -> None:
+    """Queue the handling of a stored event once `session` commits: a drain job, or the
+    event's own job for a topic handled alone."""
+    if topic in SOLO_TOPICS:
+        defer_job(session, HANDLE_EVENT_JOB, event_id, job_id=event_job_id(event_id))
+    else:
+        defer_drain(session)
+
+
+def defer_drain(session: AsyncSession) -> None:
+    """Ring the current bucket's drain jobs once `session` commits (once per transaction)."""
+    rung: set[str] = session.info.setdefault(_DRAIN_DEFERRED, set())
+    for job in drain_jobs():
+        if job.job_id not in rung:
+            rung.add(job.job_id)
+            defer_job(session, job.function, *job.args, job_id=job.job_id)
 
 
 async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | None:
@@ -103,7 +151,71 @@ async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | No
     ).scalar_one_or_none()
     if event is None:
         return None
-    shop = await session.get_one(Shop, event.shop_id)
+    return await handle_claimed(session, event)
+
+
+async def claim_batch(session: AsyncSession, limit: int) -> list[WebhookEvent]:
+    """Lock up to `limit` unhandled events no other transaction holds, oldest first, in the
+    order they should be handled. Events that failed once (attempts > 0) are left to their
+    own job and its retries, so one bad event never fails a batch twice."""
+    events = list(
+        await session.scalars(
+            select(WebhookEvent)
+            .where(
+                WebhookEvent.status == EventStatus.received,
+                WebhookEvent.attempts == 0,
+                WebhookEvent.topic.not_in(SOLO_TOPICS),
+            )
+            .order_by(WebhookEvent.received_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    # Orders in a global order (shop, order id), each order's events oldest first: batches
+    # running side by side lock the same orders in the same order, so never deadlock.
+    return sorted(events, key=lock_key)
+
+
+def lock_key(event: WebhookEvent) -> tuple[int, str, int]:
+    """(shop, order id or "" for an event of no order, event id)."""
+    key = ""
+    if event.topic in shopify.ORDER_TOPICS or event.topic == "refunds/create":
+        try:
+            payload = orjson.loads(event.body)
+        except orjson.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict):
+            field = "id" if event.topic in shopify.ORDER_TOPICS else "order_id"
+            key = str(payload.get(field, "")).rjust(24, "0")
+    return event.shop_id, key, event.id
+
+
+async def mark_batch_failure(session: AsyncSession, event_id: int, error: str) -> None:
+    """An event failed inside a batch: keep its error, count the try, and hand it to its own
+    job (with retries); the batch's other events go on."""
+    await session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id, WebhookEvent.status == EventStatus.received)
+        .values(error=error[:4000], attempts=WebhookEvent.attempts + 1)
+    )
+    defer_job(session, HANDLE_EVENT_JOB, event_id, job_id=event_job_id(event_id))
+
+
+_SHOPS = "cashback.shops"
+
+
+async def _shop(session: AsyncSession, shop_id: int) -> Shop:
+    """The shop, read once per transaction (the session's identity map holds it only while
+    something refers to it)."""
+    shops: dict[int, Shop] = session.info.setdefault(_SHOPS, {})
+    if shop_id not in shops:
+        shops[shop_id] = await session.get_one(Shop, shop_id)
+    return shops[shop_id]
+
+
+async def handle_claimed(session: AsyncSession, event: WebhookEvent) -> EventStatus | None:
+    """Handle an event locked by this transaction."""
+    shop = await _shop(session, event.shop_id)
     bind(shop_id=shop.id, event_id=event.id, topic=event.topic)  # this job's log lines
     event.attempts += 1
     if shop.uninstalled_at is not None and event.topic not in PRIVACY_TOPICS:

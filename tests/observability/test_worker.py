@@ -53,11 +53,11 @@ async def test_a_real_worker_run_counts_jobs_and_their_duration(stack: Stack) ->
 
     assert await stack.credit_count(shop) == 1
     runs = metrics.registry.get_sample_value(
-        "cashback_jobs_total", {"function": "handle_webhook_event", "outcome": "ok"}
+        "cashback_jobs_total", {"function": "drain_webhook_events", "outcome": "ok"}
     )
     assert runs == 1
     timed = metrics.registry.get_sample_value(
-        "cashback_job_duration_seconds_count", {"function": "handle_webhook_event"}
+        "cashback_job_duration_seconds_count", {"function": "drain_webhook_events"}
     )
     assert timed == 1
 

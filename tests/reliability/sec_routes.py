@@ -90,7 +90,7 @@ def probes(b: ShopWorld, a: ShopHandle) -> dict[str, Callable[[], Probe]]:
         # The catalog is keyed by the platform's product id within a shop: A writing the same
         # id makes A's own product and leaves B's alone.
         "getCatalogProduct": lambda: Probe("GET", f"/v1/catalog/products/{b.product_id}"),
-        "putCatalogProduct": lambda: Probe(
+        "replaceCatalogProduct": lambda: Probe(
             "PUT", f"/v1/catalog/products/{b.product_id}", json={"title": "A's"}, expect=(200,)
         ),
         "getShopSettings": lambda: Probe("GET", "/v1/shop/settings", expect=(200,)),

@@ -81,6 +81,8 @@ BUSINESS_RULES = {
     "listOrders": "a status filter and a cursor this API issued",
     "listAuditEvents": "a cursor this API issued",
     "listCustomerLedger": "a cursor this API issued",
+    "listApiKeys": "a cursor this API issued",
+    "replaceCatalogProduct": "text without NUL characters (PostgreSQL text cannot hold them)",
     "getDailyMetrics": "an IANA timezone and a bounded range",
     "getDashboardMetrics": "an IANA timezone",
     "getTopCustomers": "an IANA timezone",
@@ -94,7 +96,12 @@ BUSINESS_RULES = {
     "previewCashback": "an order payload Shopify could send",
     "simulateProgram": "decimals within their digits, a range in order",
     "replaceProgram": "decimals within their digits, a rule sets a rate or excludes",
+    "createApiKey": "an Idempotency-Key not used before for another request",
+    "bulkApproveOrders": "an Idempotency-Key not used before for another request",
+    "bulkRejectOrders": "an Idempotency-Key not used before for another request",
 }
+# The same key with another body is 422 `idempotency_key_reused`, and an If-Match that is a
+# real but stale ETag is 412: both are the client's mistake, however valid each value is.
 
 
 # Query parameters go through pydantic's lax mode, which reads a number as a Unix timestamp
@@ -132,7 +139,9 @@ checks.unsupported_method.enabled = false
             f"""
 [[operations]]
 include-operation-id = "{operation_id}"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404", "409", "422"]
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "400", "401", "404", "409", "412", "422"
+]
 """
             for operation_id in BUSINESS_RULES
         )

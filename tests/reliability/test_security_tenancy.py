@@ -75,7 +75,7 @@ LEAST_ROLE: dict[str, ApiKeyRole] = {
     "bulkRejectOrders": ApiKeyRole.reviewer,
     "listAuditEvents": ApiKeyRole.reviewer,
     "replaceProgram": ApiKeyRole.admin,
-    "putCatalogProduct": ApiKeyRole.admin,
+    "replaceCatalogProduct": ApiKeyRole.admin,
     "updateShopSettings": ApiKeyRole.admin,
     "listApiKeys": ApiKeyRole.admin,
     "createApiKey": ApiKeyRole.admin,

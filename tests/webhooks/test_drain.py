@@ -1,0 +1,156 @@
+"""The batch drain: many stored events handled per transaction, with the guarantees of one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from app.audit.models import AuditEvent
+from app.ledger.models import EntryKind, LedgerEntry
+from app.metrics.models import OrderStatsHourly
+from app.orders.models import Order, OrderLine
+from app.platform.models import CreditSync
+from app.webhooks import service as webhook_service
+from app.webhooks.models import EventStatus, WebhookEvent
+from app.webhooks.tasks import drain_batch
+from tests.payloads import new_order_id, paid_order
+from tests.support import ShopHandle, Stack
+
+
+async def events_by_status(stack: Stack, shop: ShopHandle) -> dict[str, int]:
+    async with stack.resources.sessionmaker() as session:
+        rows = await session.execute(
+            select(WebhookEvent.status, func.count())
+            .where(WebhookEvent.shop_id == shop.id)
+            .group_by(WebhookEvent.status)
+        )
+        return {str(status): int(n) for status, n in rows.all()}
+
+
+async def count(stack: Stack, model: Any, *where: Any) -> int:
+    async with stack.resources.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def test_one_ring_per_bucket_drains_every_event_of_a_flood(stack: Stack) -> None:
+    shop = await stack.create_shop()
+    ids = [new_order_id() for _ in range(30)]
+    for order_id in ids:
+        unpaid = paid_order(id=order_id, financial_status="pending")
+        assert (await stack.deliver(shop, unpaid, topic="orders/create")).status_code == 200
+        assert (await stack.deliver(shop, paid_order(id=order_id))).status_code == 200
+    redis = stack.resources.doorbell.redis
+    queued = [raw.decode() for raw in await redis.zrange(stack.settings.queue_name, 0, -1)]
+    assert 1 <= len(queued) < 60  # drain jobs per 100 ms, not one job per event
+    assert all(":drain:" in job for job in queued)
+
+    await stack.run_worker()
+
+    assert await events_by_status(stack, shop) == {"processed": 60}
+    assert await stack.credit_count(shop) == 30
+    order = await stack.order(shop, ids[0])
+    assert [(h["from_status"], h["to_status"]) for h in order["history"]] == [
+        (None, "received"),
+        ("received", "awaiting_payment"),
+        ("awaiting_payment", "processed"),
+    ]
+    assert await count(stack, CreditSync, CreditSync.shop_id == shop.id) == 30
+
+
+async def test_create_and_paid_of_one_order_in_one_batch_credit_once_with_one_set_of_lines(
+    stack: Stack,
+) -> None:
+    shop = await stack.create_shop()
+    order_id = new_order_id()
+    unpaid = paid_order(id=order_id, financial_status="pending")
+    await stack.deliver(shop, unpaid, topic="orders/create")
+    await stack.deliver(shop, paid_order(id=order_id))
+    await stack.deliver(shop, paid_order(id=order_id), topic="orders/updated")
+
+    assert await drain_batch(stack.resources, 100) == 3
+
+    assert await events_by_status(stack, shop) == {"processed": 3}
+    async with stack.resources.sessionmaker() as session:
+        order = (await session.execute(select(Order).where(Order.shop_id == shop.id))).scalar_one()
+        assert order.status == "processed"
+        lines = await session.scalar(select(func.count()).where(OrderLine.order_id == order.id))
+        assert lines == len(paid_order()["line_items"])
+        credits = await session.scalar(
+            select(func.count()).where(
+                LedgerEntry.order_id == order.id, LedgerEntry.kind == EntryKind.credit
+            )
+        )
+        assert credits == 1
+        rolled = (
+            await session.execute(
+                select(
+                    func.sum(OrderStatsHourly.orders),
+                    func.sum(OrderStatsHourly.processed),
+                    func.sum(OrderStatsHourly.cashback_issued),
+                ).where(OrderStatsHourly.shop_id == shop.id)
+            )
+        ).one()
+        assert tuple(rolled) == (1, 1, 438)
+
+
+async def test_an_event_that_fails_in_a_batch_goes_to_its_own_job_and_the_rest_are_credited(
+    stack: Stack,
+) -> None:
+    shop = await stack.create_shop()
+    good = [new_order_id() for _ in range(3)]
+    bad = new_order_id()
+    await stack.deliver(shop, paid_order(id=good[0]))
+    # Parses, but its name does not fit the column: the database refuses it at the write.
+    await stack.deliver(shop, paid_order(id=bad, name="#" + "9" * 400))
+    for order_id in good[1:]:
+        await stack.deliver(shop, paid_order(id=order_id))
+
+    assert await drain_batch(stack.resources, 100) == 4
+
+    assert await events_by_status(stack, shop) == {"processed": 3, "received": 1}
+    assert await stack.credit_count(shop) == 3
+    async with stack.resources.sessionmaker() as session:
+        failed = (
+            await session.execute(
+                select(WebhookEvent).where(
+                    WebhookEvent.shop_id == shop.id, WebhookEvent.status == EventStatus.received
+                )
+            )
+        ).scalar_one()
+        assert failed.attempts == 1 and failed.error and "value too long" in failed.error
+        # Nothing of the failed event's work survived its savepoint: no order row, no audit.
+        assert (
+            await session.scalar(
+                select(func.count()).where(Order.shop_id == shop.id, Order.external_id == str(bad))
+            )
+            == 0
+        )
+        audited = await session.scalar(
+            select(func.count()).where(
+                AuditEvent.shop_id == shop.id, AuditEvent.action == "order.received"
+            )
+        )
+        assert audited == 3
+        rolled = await session.scalar(
+            select(func.sum(OrderStatsHourly.orders)).where(OrderStatsHourly.shop_id == shop.id)
+        )
+        assert rolled == 3
+    # Its own job is queued (with retries); a later batch does not claim it again.
+    redis = stack.resources.doorbell.redis
+    queued = [raw.decode() for raw in await redis.zrange(stack.settings.queue_name, 0, -1)]
+    assert f"{stack.settings.queue_name}:{webhook_service.event_job_id(failed.id)}" in queued
+    assert await drain_batch(stack.resources, 100) == 0
+
+
+async def test_an_invalid_payload_in_a_batch_is_failed_alone_without_a_fallback(
+    stack: Stack,
+) -> None:
+    shop = await stack.create_shop()
+    await stack.deliver(shop, paid_order(id=new_order_id()))
+    await stack.deliver(shop, paid_order(id=new_order_id(), currency="EUR"))
+
+    assert await drain_batch(stack.resources, 100) == 2
+
+    assert await events_by_status(stack, shop) == {"processed": 1, "failed": 1}
+    assert await stack.credit_count(shop) == 1
