@@ -49,7 +49,13 @@ async def test_concurrent_deliveries_are_each_stored_once_and_answered_for_thems
     assert results.count("accepted") == 29
     keys = await event_keys(stack)
     assert len(keys) == 30 and len(set(keys)) == 30  # evt-7 once, and evt-bad kept as failed
-    assert await queued_jobs(stack) == 29  # one per stored event a worker can handle
+    # The batch rang its bucket's drain job, not a job per event: a few jobs for the burst,
+    # and the real worker they wake handles every stored event.
+    assert 1 <= await queued_jobs(stack) <= 4
+    await stack.run_worker()
+    async with stack.resources.sessionmaker() as session:
+        statuses = list(await session.scalars(select(WebhookEvent.status)))
+    assert sorted(statuses) == ["failed"] + ["processed"] * 29
 
 
 async def test_a_new_webhook_secret_is_honoured_at_once_despite_the_cache(stack: Stack) -> None:
