@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -290,6 +291,9 @@ def build_worker(
     drainers: list[asyncio.Task[None]] = []
 
     async def startup(_: dict[str, Any]) -> None:
+        # What startup built lives as long as the process: out of the collector's full passes.
+        gc.collect()
+        gc.freeze()
         if not overrides.get("burst"):  # a long-running worker also drains without rings
             drainers.extend(
                 asyncio.create_task(drain_continuously(res, idle_s=settings.worker_poll_delay))
