@@ -42,7 +42,9 @@ class Settings(BaseSettings):
         default=48, ge=24, description="How long an Idempotency-Key and its answer are kept."
     )
     data_dir: Path = Path(".cashback")
-    body_limit: int = Field(default=2 * 1024 * 1024, ge=1024, description="Request body bytes, any route.")
+    body_limit: int = Field(
+        default=2 * 1024 * 1024, ge=1024, description="Request body bytes, any route."
+    )
     cors_origins: list[str] = Field(default_factory=list)
     queue_name: str = "cashback:queue"
     db_pool_size: int = Field(default=10, ge=1)
