@@ -370,7 +370,11 @@ def reconcile_command(
         typer.echo(line)
 
 
-async def _doctor(settings: Settings, domain: str | None, window_s: float) -> dict[str, object]:
+async def _doctor(
+    settings: Settings,
+    domain: str | None,
+    window_s: float,  # seconds
+) -> dict[str, object]:
     from datetime import timedelta
 
     from sqlalchemy import select

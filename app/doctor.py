@@ -62,7 +62,7 @@ class Finding:
 @dataclass(slots=True)
 class Report:
     checked_at: datetime
-    window_s: float
+    window_s: float  # seconds
     shop_id: int | None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
     findings: list[Finding] = field(default_factory=list)

@@ -105,7 +105,7 @@ def drain_job(bucket: int, helper: int = 0) -> Job:
     return Job(DRAIN_JOB, (bucket, helper), f"drain:{bucket}:{helper}")
 
 
-def drain_jobs(now: float | None = None) -> list[Job]:
+def drain_jobs(now: float | None = None) -> list[Job]:  # seconds
     """The drain job a ring at `now` (Unix seconds) asks for.
 
     A drain job handles every unhandled event it can claim, a batch per transaction, until it
@@ -118,7 +118,7 @@ def drain_jobs(now: float | None = None) -> list[Job]:
     return [drain_job(bucket)]
 
 
-def bucket_end(bucket: int) -> float:
+def bucket_end(bucket: int) -> float:  # seconds
     return (bucket + 1) * DRAIN_BUCKET_S
 
 

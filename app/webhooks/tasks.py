@@ -64,7 +64,7 @@ DRAINERS = 2  # drain loops per worker process: one works while another waits on
 DRAIN_IDLE_MAX_S = 1.0  # an idle loop looks this often at most; rings bring new work sooner
 
 
-async def drain_continuously(res: Resources, *, idle_s: float) -> None:
+async def drain_continuously(res: Resources, *, idle_s: float) -> None:  # seconds
     """Drain the inbox for as long as the worker runs. Rings only make this faster: events are
     handled even when Redis drops a ring. Finding nothing, the loop waits `idle_s` seconds,
     then twice as long each time up to DRAIN_IDLE_MAX_S, so an idle worker costs next to
