@@ -59,6 +59,8 @@ RSS_TARGET_MB = 250
 INTERFERENCE_PCT = 10.0  # "other" CPU, in % of a core, worth a warning
 TIME_BUDGET_S = 590.0  # the whole run, setup included
 LOCK_MS = int((TIME_BUDGET_S + 60) * 1000)  # the queue's reservation outlives any run
+BACKLOG_SEED_S = 40.0  # storing the 100,000-order backlog (COPY) and starting the workers
+MODULE_SETUP_S = 20.0  # a bench module's database, API and workers
 OVERHEAD_S = 90.0  # setup, start-ups, warm-ups, shutdowns: reserved out of the budget
 INTAKE_RUN_OVERHEAD_S = 10.0  # a server's start, warm-up and stop
 # The dashboard's seed took 420 s for 1,000,000 orders on 2 busy cores: too long for one run
@@ -136,6 +138,8 @@ class Config:
             on("intake") * runs * (self.intake_seconds + INTAKE_RUN_OVERHEAD_S)
             + on("drain") * self.drain_seconds
             + on("e2e") * (self.e2e_seconds + self.settle_seconds)
+            + on("backlog") * (BACKLOG_SEED_S + 2 * BACKLOG_LIMIT_S)
+            + on("sustained") * (SUSTAINED_S + len(RAMP) * RAMP_STEP_S + 2 * MODULE_SETUP_S)
             + on("dashboard") * self.dashboard_orders * DASHBOARD_S_PER_ORDER
         )
 
@@ -1149,6 +1153,119 @@ async def run_dashboard(bench: Bench) -> None:
     )
 
 
+BACKLOG_ORDERS = 100_000
+BACKLOG_LIMIT_S = 40.0  # per process count; past it the drain time is extrapolated
+SUSTAINED_RATE = 200.0  # paid orders/s, the issue's sustained end-to-end target
+SUSTAINED_S = 60.0
+RAMP = (50.0, 100.0, 150.0, 200.0)
+RAMP_STEP_S = 10.0
+
+
+async def _module(bench: Bench, name: str, *args: str) -> dict[str, Any]:
+    """Run `python -m bench.<name>` (its own database, queue and table on stdout) and read the
+    JSON it writes."""
+    out = Path(bench.cfg.out).with_name(f"results-{name}-{args[1] if args else 'run'}.json")
+    command = [sys.executable, "-m", f"bench.{name}", *args, "--out", str(out)]
+    process = await asyncio.create_subprocess_exec(*command)
+    if await process.wait() not in (0, 1):  # 1: it ran, and found a problem (reported below)
+        raise BenchError(f"bench.{name} failed: {' '.join(command)}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+async def run_backlog(bench: Bench) -> None:
+    """Worker throughput on a backlog of 100,000 stored paid orders, 1 then 2 processes."""
+    result = await _module(
+        bench,
+        "drain",
+        "--orders",
+        str(BACKLOG_ORDERS),
+        "--processes",
+        "1,2",
+        "--limit-s",
+        str(BACKLOG_LIMIT_S),
+    )
+    bench.details["backlog"] = result
+    rates = {}
+    for r in result["results"]:
+        rates[r["workers"]] = r["orders_per_s"]
+        bench.summary.append(
+            Figure(
+                SUMMARY,
+                f"drain of {r['backlog']:,} paid orders, {r['workers']} worker process(es)"
+                + ("" if r["finished"] else " (extrapolated)"),
+                r["drain_time_s"],
+                "s",
+            )
+        )
+    if rates.get(1) and rates.get(2):
+        bench.summary.append(
+            Figure(SUMMARY, "worker scaling 1 -> 2 processes", rates[2] / rates[1], "x")
+        )
+
+
+async def run_sustained(bench: Bench) -> None:
+    """create + paid per order at 200 orders/s for 60 s, then a ramp for the highest rate
+    with p95 <= 1 s (2 worker processes, 1 API process)."""
+    target = await _module(
+        bench,
+        "e2e",
+        "--rate",
+        str(SUSTAINED_RATE),
+        "--seconds",
+        str(SUSTAINED_S),
+        "--ramp",
+        "",
+        "--workers",
+        "2",
+    )
+    step = target["steps"][0]
+    bench.summary += [
+        Figure(
+            SUMMARY,
+            f"create+paid -> credit p95 at {SUSTAINED_RATE:g} orders/s, {SUSTAINED_S:g} s",
+            1000 * step["p95_s"],
+            "ms",
+            target="<= 250 ms",
+            passed=step["p95_s"] <= 0.25 and step["passed"],
+        ),
+        Figure(
+            SUMMARY,
+            f"create+paid -> credit p99 at {SUSTAINED_RATE:g} orders/s, {SUSTAINED_S:g} s",
+            1000 * step["p99_s"],
+            "ms",
+            target="<= 1000 ms",
+            passed=step["p99_s"] <= 1.0 and step["passed"],
+        ),
+    ]
+    ramp = await _module(
+        bench,
+        "e2e",
+        "--rate",
+        str(RAMP[0]),
+        "--seconds",
+        str(RAMP_STEP_S),
+        "--ramp",
+        ",".join(str(r) for r in RAMP[1:]),
+        "--ramp-seconds",
+        str(RAMP_STEP_S),
+        "--workers",
+        "2",
+    )
+    bench.details["sustained"] = {"target": target, "ramp": ramp}
+    passing = [s["rate"] for s in ramp["steps"] if s["passed"]]
+    bench.summary.append(
+        Figure(
+            SUMMARY,
+            "highest sustained rate with p95 <= 1 s (create+paid)",
+            max(passing) if passing else 0,
+            "orders/s",
+            target=">= 700 (aim)",
+            passed=bool(passing) and max(passing) >= 700,
+        )
+    )
+
+
 # Each benchmark is an async function of the Bench, run in this order (`--only` picks some).
 # To add one: write `async def run_x(bench: Bench) -> None` (in its own module if you like),
 # append Figures to `bench.figures` (its own section) and the figures that have a target to
@@ -1159,6 +1276,8 @@ BENCHMARKS: list[tuple[str, Callable[[Bench], Awaitable[None]]]] = [
     ("intake", Bench.intake),
     ("drain", run_drain),
     ("e2e", run_end_to_end),
+    ("backlog", run_backlog),
+    ("sustained", run_sustained),
     ("calculation", run_calculation),
     ("dashboard", run_dashboard),
 ]
