@@ -27,19 +27,11 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.kit.errors import ProblemError, Unauthorized, is_database_unavailable
-from app.kit.queue import Doorbell, Job
+from app.kit.queue import Doorbell
 from app.observability.context import current_request_id
 from app.webhooks import shopify
 from app.webhooks.models import EventStatus
-from app.webhooks.service import (
-    HANDLE_EVENT_JOB,
-    SOLO_TOPICS,
-    Delivery,
-    Stored,
-    drain_jobs,
-    event_job_id,
-    malformed,
-)
+from app.webhooks.service import Delivery, Stored, handling_jobs, malformed
 
 logger = logging.getLogger(__name__)
 
@@ -196,8 +188,7 @@ class Intake:
                         DatabaseUnavailable("Retry shortly.") if unavailable else exc
                     )
             return
-        jobs: list[Job] = []
-        drain = False  # most events are handled by the current bucket's drain job
+        stored: list[tuple[int, str, str | None]] = []
         answers: list[tuple[_Pending, Stored | ProblemError]] = []
         for p in batch:
             event_id = written.pop((p.shop_id, p.delivery.event_key), None)
@@ -206,15 +197,9 @@ class Intake:
             else:
                 result = Stored(event_id, malformed=p.error is not None)
             if event_id is not None and p.error is None:
-                if p.delivery.topic in SOLO_TOPICS:
-                    jobs.append(
-                        Job(HANDLE_EVENT_JOB, (event_id,), event_job_id(event_id), p.request_id)
-                    )
-                else:
-                    drain = True
+                stored.append((event_id, p.delivery.topic, p.request_id))
             answers.append((p, result))
-        if drain:
-            jobs += drain_jobs()
+        jobs = handling_jobs(stored)
         # Queued before answering, as for any other request: a job that Redis did not take
         # is re-queued by the sweeper.
         await self.doorbell.ring(jobs)

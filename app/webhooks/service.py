@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog import service as catalog_service
 from app.kit.queue import Job, defer_job
 from app.notifications import service as notification_service
-from app.observability.context import bind
+from app.observability.context import bind, current_request_id
 from app.orders import refunds as refund_service
 from app.orders import service as order_service
 from app.orders.domain import PlatformCustomer
@@ -122,13 +123,27 @@ def bucket_end(bucket: int) -> float:  # seconds
     return (bucket + 1) * DRAIN_BUCKET_S
 
 
+def handling_jobs(stored: Iterable[tuple[int, str, str | None]]) -> list[Job]:
+    """The jobs that handle stored events, given as (event id, topic, request id): the current
+    bucket's drain job once, and its own job for each event of a topic handled alone."""
+    jobs: list[Job] = []
+    drain = False
+    for event_id, topic, request_id in stored:
+        if topic in SOLO_TOPICS:
+            jobs.append(Job(HANDLE_EVENT_JOB, (event_id,), event_job_id(event_id), request_id))
+        else:
+            drain = True
+    return jobs + drain_jobs() if drain else jobs
+
+
 def defer_handling(session: AsyncSession, event_id: int, topic: str) -> None:
-    """Queue the handling of a stored event once `session` commits: a drain job, or the
-    event's own job for a topic handled alone."""
-    if topic in SOLO_TOPICS:
-        defer_job(session, HANDLE_EVENT_JOB, event_id, job_id=event_job_id(event_id))
-    else:
-        defer_drain(session)
+    """Queue the handling of a stored event once `session` commits (a drain job is rung once
+    per transaction)."""
+    rung: set[str] = session.info.setdefault(_DRAIN_DEFERRED, set())
+    for job in handling_jobs([(event_id, topic, current_request_id())]):
+        if job.job_id not in rung:
+            rung.add(job.job_id)
+            defer_job(session, job.function, *job.args, job_id=job.job_id)
 
 
 def defer_drain(session: AsyncSession) -> None:
