@@ -26,6 +26,7 @@ async def upsert_product(
 ) -> Product:
     """Create or update a product. `collections=None` keeps the ones already known (product
     webhooks do not carry collections)."""
+    session.info.get(_PRODUCTS, {}).pop(shop_id, None)  # what a batch read is stale now
     values: dict[str, object] = {
         "title": title,
         "product_type": product_type or None,
@@ -57,10 +58,24 @@ async def load_products(
 ) -> dict[str, Product]:
     if not product_ids:
         return {}
+    batch: dict[int, tuple[set[str], dict[str, Product]]] | None = session.info.get(_PRODUCTS)
+    if batch is not None and shop_id in batch and product_ids <= batch[shop_id][0]:
+        found = batch[shop_id][1]
+        return {pid: found[pid] for pid in product_ids if pid in found}
     rows = await session.scalars(
         select(Product).where(Product.shop_id == shop_id, Product.external_id.in_(product_ids))
     )
     return {p.external_id: p for p in rows}
+
+
+_PRODUCTS = "cashback.batch_products"
+
+
+async def prefetch_products(session: AsyncSession, shop_id: int, product_ids: set[str]) -> None:
+    """Read the catalog facts of a batch's products once; `load_products` answers from them
+    for the rest of the transaction, until a product of the shop is written."""
+    products = await load_products(session, shop_id, product_ids)
+    session.info.setdefault(_PRODUCTS, {})[shop_id] = (set(product_ids), products)
 
 
 def product_ids(order: PlatformOrder) -> set[str]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
@@ -17,11 +18,11 @@ async def upsert_customer(session: AsyncSession, shop_id: int, customer: Platfor
 
     A known customer whose details are unchanged is only read: no row lock, so transactions
     crediting orders of the same customer side by side do not wait for each other."""
-    values = {
-        "email": customer.email,
-        "first_name": customer.first_name,
-        "last_name": customer.last_name,
-    }
+    details = (customer.email, customer.first_name, customer.last_name)
+    batch: dict[tuple[int, str], tuple[int, CustomerDetails]] | None = session.info.get(_CUSTOMERS)
+    key = (shop_id, customer.external_id)
+    if batch is not None and key in batch and batch[key][1] == details:
+        return batch[key][0]
     customers = cast(Table, Customer.__table__)  # Core, not the ORM: the hot path
     c = customers.c
     known = (
@@ -31,18 +32,79 @@ async def upsert_customer(session: AsyncSession, shop_id: int, customer: Platfor
             )
         )
     ).one_or_none()
-    if known is not None and tuple(known[1:]) == tuple(values.values()):
-        return int(known[0])
-    stmt = (
-        insert(customers)
-        .values(shop_id=shop_id, external_id=customer.external_id, **values)
-        .on_conflict_do_update(
-            index_elements=[c.shop_id, c.external_id],
-            set_={**values, "updated_at": func.now()},
+    if known is not None and tuple(known[1:]) == details:
+        customer_id = int(known[0])
+    else:
+        customer_id = (await _write_customers(session, shop_id, [customer]))[customer.external_id]
+    if batch is not None:
+        batch[key] = (customer_id, details)
+    return customer_id
+
+
+CustomerDetails = tuple[str | None, str | None, str | None]  # email, first name, last name
+_CUSTOMERS = "cashback.batch_customers"
+
+
+async def prefetch_customers(
+    session: AsyncSession, shop_id: int, customers: Sequence[PlatformCustomer]
+) -> None:
+    """Read a batch's customers at once, and create or refresh in one statement those that
+    are new or changed (in external id order, as every batch does); `upsert_customer` answers
+    from what this found for the rest of the transaction."""
+    if not customers:
+        return
+    c = cast(Table, Customer.__table__).c
+    rows = await session.execute(
+        select(c.id, c.external_id, c.email, c.first_name, c.last_name).where(
+            c.shop_id == shop_id, c.external_id.in_([x.external_id for x in customers])
         )
-        .returning(c.id)
     )
-    return int((await session.execute(stmt)).scalar_one())
+    batch: dict[tuple[int, str], tuple[int, CustomerDetails]] = session.info.setdefault(
+        _CUSTOMERS, {}
+    )
+    for row in rows:
+        batch[shop_id, row.external_id] = (int(row.id), (row.email, row.first_name, row.last_name))
+    stale = [
+        x
+        for x in customers
+        if batch.get((shop_id, x.external_id), (0, None))[1] != (x.email, x.first_name, x.last_name)
+    ]
+    written = await _write_customers(session, shop_id, stale)
+    for x in stale:
+        details = (x.email, x.first_name, x.last_name)
+        batch[shop_id, x.external_id] = (written[x.external_id], details)
+
+
+async def _write_customers(
+    session: AsyncSession, shop_id: int, customers: Sequence[PlatformCustomer]
+) -> dict[str, int]:
+    """Create or refresh customers (one of each external id); returns their ids."""
+    if not customers:
+        return {}
+    customers_table = cast(Table, Customer.__table__)
+    c = customers_table.c
+    stmt = insert(customers_table).values(
+        [
+            {
+                "shop_id": shop_id,
+                "external_id": x.external_id,
+                "email": x.email,
+                "first_name": x.first_name,
+                "last_name": x.last_name,
+            }
+            for x in sorted(customers, key=lambda x: x.external_id)
+        ]
+    )
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[c.shop_id, c.external_id],
+        set_={
+            "email": stmt.excluded.email,
+            "first_name": stmt.excluded.first_name,
+            "last_name": stmt.excluded.last_name,
+            "updated_at": func.now(),
+        },
+    ).returning(c.external_id, c.id)
+    return {external_id: int(id_) for external_id, id_ in (await session.execute(upsert)).all()}
 
 
 async def credit(

@@ -19,6 +19,7 @@ from app.kit.money import format_minor
 from app.ledger import service as ledger_service
 from app.ledger.models import EntryKind, LedgerEntry
 from app.metrics import rollup
+from app.orders import prefetch
 from app.orders import service as order_service
 from app.orders.models import Order, OrderLine
 from app.orders.refund_models import Refund
@@ -49,6 +50,7 @@ async def record_refund(session: AsyncSession, shop: Shop, refund: PlatformRefun
     )
     if inserted.scalar_one_or_none() is None:
         return False  # a redelivery: already stored, and applied if it could be
+    prefetch.refund_stored(session, shop.id, refund.order_external_id)
     order = await order_service.find_order(session, shop.id, refund.order_external_id, lock=True)
     if order is not None:
         await apply_pending_refunds(session, shop, order)
@@ -273,6 +275,9 @@ async def cancel(session: AsyncSession, shop: Shop, order: Order) -> None:
 
 
 async def has_waiting(session: AsyncSession, shop_id: int, order_external_id: str) -> bool:
+    known = prefetch.known_waiting(session, shop_id, order_external_id)
+    if known is not None:
+        return known
     found = await session.scalar(
         select(Refund.id)
         .where(

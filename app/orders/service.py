@@ -21,6 +21,7 @@ from app.metrics import rollup
 from app.notifications import service as notification_service
 from app.notifications.service import OutboxKind
 from app.observability.context import bind
+from app.orders import prefetch
 from app.orders.domain import (
     PlatformCustomer,
     PlatformLine,
@@ -115,6 +116,38 @@ async def ingest_order(
     """
     if snapshot.currency != shop.currency:
         raise InvalidOrder(f"order currency {snapshot.currency} is not the shop's {shop.currency}")
+    order, fresh = await _insert_and_lock(session, shop, snapshot)
+    bind(order_id=order.id)
+    if fresh:
+        await rollup.bump(session, shop.id, order.id, orders=1)
+        audit_service.record(
+            session,
+            shop_id=shop.id,
+            actor=SYSTEM,
+            action="order.received",
+            subject_type="order",
+            subject_id=order.id,
+            after={"status": OrderStatus.received},
+        )
+    if _is_stale(order, snapshot):
+        return order
+    if order.status in UNDECIDED:
+        breakdown = await _apply_snapshot(
+            session, shop, order, snapshot, received_at=received_at, fresh=fresh
+        )
+        await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
+    elif order.status in _REDUCIBLE_BEFORE_CREDIT and _is_newer(order, snapshot):
+        await _recalculate_edited(session, shop, order, snapshot, received_at=received_at)
+    return order
+
+
+async def _insert_and_lock(
+    session: AsyncSession, shop: Shop, snapshot: PlatformOrder
+) -> tuple[Order, bool]:
+    """The order of `snapshot`, locked, inserted unless known; and whether it was inserted."""
+    prefetched = prefetch.take_order(session, shop.id, snapshot.external_id)
+    if prefetched is not None:  # a batch inserted and locked its orders at once
+        return prefetched
     orders = cast(Table, Order.__table__)  # Core, not the ORM's bulk insert: the hot path
     inserted = await session.execute(
         insert(orders)
@@ -131,28 +164,7 @@ async def ingest_order(
     new_id = inserted.scalar_one_or_none()
     order = await find_order(session, shop.id, snapshot.external_id, lock=True)
     assert order is not None  # inserted above, or by a transaction that committed first
-    bind(order_id=order.id)
-    if new_id is not None:
-        await rollup.bump(session, shop.id, order.id, orders=1)
-        audit_service.record(
-            session,
-            shop_id=shop.id,
-            actor=SYSTEM,
-            action="order.received",
-            subject_type="order",
-            subject_id=order.id,
-            after={"status": OrderStatus.received},
-        )
-    if _is_stale(order, snapshot):
-        return order
-    if order.status in UNDECIDED:
-        breakdown = await _apply_snapshot(
-            session, shop, order, snapshot, received_at=received_at, fresh=new_id is not None
-        )
-        await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
-    elif order.status in _REDUCIBLE_BEFORE_CREDIT and _is_newer(order, snapshot):
-        await _recalculate_edited(session, shop, order, snapshot, received_at=received_at)
-    return order
+    return order, new_id is not None
 
 
 def _is_newer(order: Order, snapshot: PlatformOrder) -> bool:

@@ -19,9 +19,10 @@ from app.catalog import service as catalog_service
 from app.kit.queue import Job, defer_job
 from app.notifications import service as notification_service
 from app.observability.context import bind, current_request_id
+from app.orders import prefetch as order_prefetch
 from app.orders import refunds as refund_service
 from app.orders import service as order_service
-from app.orders.domain import PlatformCustomer
+from app.orders.domain import PlatformCustomer, PlatformOrder
 from app.privacy import service as privacy_service
 from app.shops.models import Shop
 from app.webhooks import shopify
@@ -169,7 +170,9 @@ async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | No
     return await handle_claimed(session, event)
 
 
-async def claim_batch(session: AsyncSession, limit: int) -> list[WebhookEvent]:
+async def claim_batch(
+    session: AsyncSession, limit: int
+) -> list[tuple[tuple[int, str, int], WebhookEvent]]:
     """Lock up to `limit` unhandled events no other transaction holds, oldest first, in the
     order they should be handled. Events that failed once (attempts > 0) are left to their
     own job and its retries, so one bad event never fails a batch twice."""
@@ -188,7 +191,7 @@ async def claim_batch(session: AsyncSession, limit: int) -> list[WebhookEvent]:
     )
     # Orders in a global order (shop, order id), each order's events oldest first: batches
     # running side by side lock the same orders in the same order, so never deadlock.
-    return sorted(events, key=lock_key)
+    return sorted(((lock_key(event), event) for event in events), key=lambda keyed: keyed[0])
 
 
 def lock_key(event: WebhookEvent) -> tuple[int, str, int]:
@@ -203,6 +206,63 @@ def lock_key(event: WebhookEvent) -> tuple[int, str, int]:
             field = "id" if event.topic in shopify.ORDER_TOPICS else "order_id"
             key = str(payload.get(field, "")).rjust(24, "0")
     return event.shop_id, key, event.id
+
+
+_SNAPSHOTS = "cashback.batch_snapshots"
+
+
+async def prepare_batch(
+    session: AsyncSession, batch: list[tuple[tuple[int, str, int], WebhookEvent]]
+) -> list[tuple[tuple[int, str, int], WebhookEvent]]:
+    """Read each order snapshot of a claimed batch once, finish the snapshots that a newer one
+    in the batch replaces, and prefetch what the others need; returns the events to handle.
+
+    A snapshot is replaced when the batch holds a strictly newer one of the same order and it
+    is neither paid nor cancelled: handling both ends where handling the newer one alone ends
+    (a replayed older snapshot is ignored as stale anyway). In a flood, an order's create and
+    paid events often meet in one batch and the order is then evaluated once."""
+    snapshots: dict[int, PlatformOrder] = {}
+    newest: dict[tuple[int, str], datetime] = {}
+    for _, event in batch:
+        if event.topic not in shopify.ORDER_TOPICS:
+            continue
+        try:
+            snapshot = shopify.parse_order(orjson.loads(event.body), event.topic)
+        except (orjson.JSONDecodeError, ValidationError, shopify.InvalidPayload):
+            continue  # fails when handled, with its reason
+        snapshots[event.id] = snapshot
+        if snapshot.updated_at is not None:
+            key = (event.shop_id, snapshot.external_id)
+            newest[key] = max(newest.get(key, snapshot.updated_at), snapshot.updated_at)
+    to_handle = []
+    for keyed in batch:
+        event = keyed[1]
+        found = snapshots.get(event.id)
+        if found is not None and _replaced(found, newest.get((event.shop_id, found.external_id))):
+            del snapshots[event.id]
+            _finish(event, EventStatus.ignored, "replaced by a newer snapshot of the order")
+        else:
+            to_handle.append(keyed)
+    session.info[_SNAPSHOTS] = snapshots
+    by_shop: dict[int, list[PlatformOrder]] = {}
+    for _, event in to_handle:
+        if event.id in snapshots:
+            by_shop.setdefault(event.shop_id, []).append(snapshots[event.id])
+    for shop_id, shop_snapshots in sorted(by_shop.items()):
+        shop = await _shop(session, shop_id)
+        if shop.uninstalled_at is None:
+            await order_prefetch.prefetch(session, shop, shop_snapshots)
+    return to_handle
+
+
+def _replaced(snapshot: PlatformOrder, newest: datetime | None) -> bool:
+    return (
+        snapshot.updated_at is not None
+        and newest is not None
+        and newest > snapshot.updated_at
+        and not snapshot.paid
+        and snapshot.cancelled_at is None
+    )
 
 
 async def mark_batch_failure(session: AsyncSession, event_id: int, error: str) -> None:
@@ -255,7 +315,8 @@ async def _dispatch(
 ) -> EventStatus | None:
     topic = event.topic
     if topic in shopify.ORDER_TOPICS:
-        snapshot = shopify.parse_order(payload, topic)
+        prepared: dict[int, PlatformOrder] = session.info.get(_SNAPSHOTS, {})
+        snapshot = prepared.pop(event.id, None) or shopify.parse_order(payload, topic)
         order = await order_service.ingest_order(
             session, shop, snapshot, received_at=event.received_at
         )

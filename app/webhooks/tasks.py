@@ -90,14 +90,13 @@ async def drain_batch(res: Resources, limit: int) -> int:
     handed to its own job, the others are handled."""
     try:
         async with unit_of_work(res.sessionmaker, res.doorbell) as session:
-            events = await service.claim_batch(session, limit)
-            if not events:
+            claimed = await service.claim_batch(session, limit)
+            if not claimed:
                 return 0
             rollup.defer_bumps(session)  # one upsert per figure row for the whole batch
             order_service.cache_programs(session)
             previous: tuple[int, str, int] | None = None
-            for event in events:
-                key = service.lock_key(event)
+            for key, event in await service.prepare_batch(session, claimed):
                 # The session does not flush on its own: what an earlier event of the batch
                 # changed must be in the database before a later one reads it (the same
                 # order again, or a customer, refund or product event).
@@ -107,13 +106,13 @@ async def drain_batch(res: Resources, limit: int) -> int:
                 with bound():
                     await service.handle_claimed(session, event)
             await rollup.apply_deferred(session)
-            return len(events)
+            return len(claimed)
     except Exception as exc:
         logger.warning("a batch of events failed (%r); handling them one by one", exc)
     async with unit_of_work(res.sessionmaker, res.doorbell) as session:
-        events = await service.claim_batch(session, limit)
+        claimed = await service.claim_batch(session, limit)
         order_service.cache_programs(session)
-        for event in events:
+        for _, event in claimed:
             event_id = event.id
             try:
                 with bound():
@@ -121,4 +120,4 @@ async def drain_batch(res: Resources, limit: int) -> int:
                         await service.handle_claimed(session, event)
             except Exception as exc:
                 await service.mark_batch_failure(session, event_id, f"{type(exc).__name__}: {exc}")
-        return len(events)
+        return len(claimed)

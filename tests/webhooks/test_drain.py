@@ -14,7 +14,8 @@ from app.platform.models import CreditSync
 from app.webhooks import service as webhook_service
 from app.webhooks.models import EventStatus, WebhookEvent
 from app.webhooks.tasks import drain_batch
-from tests.payloads import new_order_id, paid_order
+from tests.payloads import new_order_id, paid_order, refund
+from tests.program.test_program_api import put_program
 from tests.support import ShopHandle, Stack
 
 
@@ -154,3 +155,76 @@ async def test_an_invalid_payload_in_a_batch_is_failed_alone_without_a_fallback(
 
     assert await events_by_status(stack, shop) == {"processed": 1, "failed": 1}
     assert await stack.credit_count(shop) == 1
+
+
+async def test_a_newer_snapshot_in_the_batch_replaces_an_older_unpaid_one_never_a_paid_one(
+    stack: Stack,
+) -> None:
+    shop = await stack.create_shop()
+    created, paid_then_updated = new_order_id(), new_order_id()
+    older = "2026-11-20T10:00:00-05:00"  # the sample's own snapshot is from 10:15:09
+    await stack.deliver(
+        shop,
+        paid_order(id=created, financial_status="pending", updated_at=older),
+        topic="orders/create",
+    )
+    await stack.deliver(shop, paid_order(id=created))
+    await stack.deliver(shop, paid_order(id=paid_then_updated, updated_at=older))
+    await stack.deliver(shop, paid_order(id=paid_then_updated), topic="orders/updated")
+
+    assert await drain_batch(stack.resources, 100) == 4
+
+    assert await events_by_status(stack, shop) == {"ignored": 1, "processed": 3}
+    async with stack.resources.sessionmaker() as session:
+        replaced = (
+            await session.execute(
+                select(WebhookEvent).where(
+                    WebhookEvent.shop_id == shop.id, WebhookEvent.status == EventStatus.ignored
+                )
+            )
+        ).scalar_one()
+        assert replaced.topic == "orders/create"
+        assert replaced.error == "replaced by a newer snapshot of the order"
+    order = await stack.order(shop, created)
+    assert [(h["from_status"], h["to_status"]) for h in order["history"]] == [
+        (None, "received"),
+        ("received", "processed"),
+    ]
+    assert (order["credited_amount"], len(order["lines"])) == ("4.38", 3)
+    assert (await stack.order(shop, paid_then_updated))["credited_amount"] == "4.38"
+    assert await stack.credit_count(shop) == 2
+
+
+async def test_what_a_batch_reads_ahead_is_what_each_event_would_have_read_in_turn(
+    stack: Stack,
+) -> None:
+    """Prefetched orders, products, customers and waiting refunds follow the batch's own
+    writes: a refund stored before its order, a product updated before an order of it, and a
+    customer whose details change from one order to the next."""
+    shop = await stack.create_shop()
+    await put_program(
+        stack,
+        shop,
+        rules=[{"name": "Shoes 10%", "field": "product_type", "value": "Shoes", "rate": "10"}],
+    )
+    refunded, first, second = 820982911946154508, new_order_id(), new_order_id()
+    await stack.deliver(shop, refund(), topic="refunds/create")  # for the sample order
+    await stack.deliver(shop, paid_order())
+    product = {"id": 632910392, "title": "Shoe", "product_type": "Shoes", "tags": ""}
+    await stack.deliver(shop, product, topic="products/update")
+    customer = paid_order()["customer"]
+    await stack.deliver(shop, paid_order(id=first))
+    await stack.deliver(shop, paid_order(id=second, customer=customer | {"first_name": "Mia"}))
+
+    assert await drain_batch(stack.resources, 100) == 5
+
+    assert await events_by_status(stack, shop) == {"processed": 5}
+    sample = await stack.order(shop, refunded)
+    shoes = {line["external_id"]: line for line in sample["lines"]}["466157049"]
+    assert (shoes["rate"], shoes["rate_source"]) == ("10", "rule:Shoes 10%")
+    assert (sample["status"], sample["reversed_amount"]) == ("partially_reversed", "3.60")
+    ids = {(await stack.order(shop, o))["customer_id"] for o in (first, second, refunded)}
+    assert len(ids) == 1  # one customer, found or created once
+    (customer_id,) = ids
+    found = await stack.client.get(f"/v1/customers/{customer_id}", headers=shop.auth)
+    assert found.json()["first_name"] == "Mia"  # the batch's last details of the customer

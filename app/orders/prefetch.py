@@ -1,0 +1,126 @@
+"""What a batch of order snapshots reads and inserts, done once for the batch.
+
+Handling an order snapshot on its own costs a handful of round trips: insert the order unless
+known, lock it, read the catalog facts of its products, read (or write) its customer, look for
+refunds that wait for it. A worker draining a flood does these once per batch instead, a
+statement for all the batch's orders each, and keeps what it found in the session for the
+handlers (`ingest_order`, `enrich`, `upsert_customer`, `has_waiting`), which fall back to
+their own statement for anything the batch did not foresee. The handlers stay the one path:
+the batch only answers their questions ahead of time, within the same transaction and locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog import service as catalog_service
+from app.ledger import service as ledger_service
+from app.orders.domain import PlatformOrder
+from app.orders.models import Order
+from app.orders.refund_models import Refund
+from app.orders.state import OrderStatus
+from app.shops.models import Shop
+
+_ORDERS = "cashback.batch_orders"
+
+
+async def prefetch(session: AsyncSession, shop: Shop, snapshots: Sequence[PlatformOrder]) -> None:
+    """Insert the orders of `snapshots` not known yet, lock them all, and read their catalog
+    facts, customers and waiting refunds, for the rest of this transaction.
+
+    Orders are inserted in (shop, external id) order and locked in id order, as every batch
+    does, so batches running side by side wait for each other instead of deadlocking."""
+    valid = [s for s in snapshots if s.currency == shop.currency]  # others fail, insert nothing
+    if not valid:
+        return
+    external_ids = sorted({s.external_id for s in valid})
+    fresh = await _insert_orders(session, shop, external_ids)
+    locked = await session.scalars(
+        select(Order)
+        .where(Order.shop_id == shop.id, Order.external_id.in_(external_ids))
+        .order_by(Order.id)
+        .with_for_update()
+    )
+    known: dict[tuple[int, str], tuple[Order, bool]] = session.info.setdefault(_ORDERS, {})
+    for order in locked:
+        known[shop.id, order.external_id] = (order, order.external_id in fresh)
+    await catalog_service.prefetch_products(
+        session, shop.id, {line.product_id for s in valid for line in s.lines if line.product_id}
+    )
+    customers = {s.customer.external_id: s.customer for s in reversed(valid) if s.customer}
+    await ledger_service.prefetch_customers(session, shop.id, list(customers.values()))
+    await _prefetch_waiting_refunds(session, shop.id, external_ids)
+
+
+async def _insert_orders(session: AsyncSession, shop: Shop, external_ids: list[str]) -> set[str]:
+    orders = cast(Table, Order.__table__)  # Core, not the ORM's bulk insert: the hot path
+    inserted = await session.execute(
+        insert(orders)
+        .values(
+            [
+                {
+                    "shop_id": shop.id,
+                    "external_id": external_id,
+                    "currency": shop.currency,
+                    "status": OrderStatus.received,
+                    "version": 1,
+                }
+                for external_id in external_ids
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=[orders.c.shop_id, orders.c.external_id])
+        .returning(orders.c.external_id)
+    )
+    return set(inserted.scalars())
+
+
+def take_order(session: AsyncSession, shop_id: int, external_id: str) -> tuple[Order, bool] | None:
+    """The locked order this batch prefetched, and whether this transaction inserted it; the
+    insert is reported once, to the first snapshot of the order that asks."""
+    known: dict[tuple[int, str], tuple[Order, bool]] | None = session.info.get(_ORDERS)
+    if known is None or (shop_id, external_id) not in known:
+        return None
+    order, fresh = known[shop_id, external_id]
+    if fresh:
+        known[shop_id, external_id] = (order, False)
+    return order, fresh
+
+
+_WAITING = "cashback.batch_waiting_refunds"
+
+
+async def _prefetch_waiting_refunds(
+    session: AsyncSession, shop_id: int, external_ids: list[str]
+) -> None:
+    waiting = set(
+        await session.scalars(
+            select(Refund.order_external_id)
+            .where(
+                Refund.shop_id == shop_id,
+                Refund.order_external_id.in_(external_ids),
+                Refund.applied_at.is_(None),
+            )
+            .distinct()
+        )
+    )
+    checked: dict[tuple[int, str], bool] = session.info.setdefault(_WAITING, {})
+    for external_id in external_ids:
+        checked[shop_id, external_id] = external_id in waiting
+
+
+def known_waiting(session: AsyncSession, shop_id: int, order_external_id: str) -> bool | None:
+    """Whether refunds wait for the order, as this batch found; None when it did not look."""
+    checked: dict[tuple[int, str], bool] | None = session.info.get(_WAITING)
+    return None if checked is None else checked.get((shop_id, order_external_id))
+
+
+def refund_stored(session: AsyncSession, shop_id: int, order_external_id: str) -> None:
+    """A refund was stored in this transaction: its order has a waiting refund now."""
+    checked: dict[tuple[int, str], bool] | None = session.info.get(_WAITING)
+    if checked is not None:
+        checked[shop_id, order_external_id] = True
