@@ -47,6 +47,7 @@ from app.webhooks.models import EventStatus, WebhookEvent
 from app.webhooks.shopify import ORDER_TOPICS
 from app.webhooks.tasks import (
     DRAINERS,
+    WAKE,
     drain_continuously,
     drain_webhook_events,
     handle_webhook_event,
@@ -290,13 +291,16 @@ def build_worker(
     metrics = metrics or WorkerMetrics()
     drainers: list[asyncio.Task[None]] = []
 
-    async def startup(_: dict[str, Any]) -> None:
+    async def startup(ctx: dict[str, Any]) -> None:
         # What startup built lives as long as the process: out of the collector's full passes.
         gc.collect()
         gc.freeze()
-        if not overrides.get("burst"):  # a long-running worker also drains without rings
+        if not overrides.get("burst"):  # a long-running worker drains in loops; rings wake them
+            wake = ctx[WAKE] = asyncio.Event()
             drainers.extend(
-                asyncio.create_task(drain_continuously(res, idle_s=settings.worker_poll_delay))
+                asyncio.create_task(
+                    drain_continuously(res, wake, idle_s=settings.worker_poll_delay)
+                )
                 for _ in range(DRAINERS)
             )
 

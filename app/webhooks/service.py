@@ -214,15 +214,17 @@ _SNAPSHOTS = "cashback.batch_snapshots"
 async def prepare_batch(
     session: AsyncSession, batch: list[tuple[tuple[int, str, int], WebhookEvent]]
 ) -> list[tuple[tuple[int, str, int], WebhookEvent]]:
-    """Read each order snapshot of a claimed batch once, finish the snapshots that a newer one
+    """Read each order snapshot of a claimed batch once, finish the snapshots that a later one
     in the batch replaces, and prefetch what the others need; returns the events to handle.
 
-    A snapshot is replaced when the batch holds a strictly newer one of the same order and it
-    is neither paid nor cancelled: handling both ends where handling the newer one alone ends
-    (a replayed older snapshot is ignored as stale anyway). In a flood, an order's create and
-    paid events often meet in one batch and the order is then evaluated once."""
+    Of an order's snapshots in the batch, the keeper is the newest (by `updated_at`, then by
+    arrival). Another snapshot is replaced by it when it is neither paid nor cancelled and
+    names no other customer: handling both ends where handling the keeper alone ends (the
+    keeper overwrites every fact the other would have stored, and a replayed older snapshot
+    is ignored as stale anyway). In a flood an order's create and paid events often meet in
+    one batch, and the order is then evaluated once."""
     snapshots: dict[int, PlatformOrder] = {}
-    newest: dict[tuple[int, str], datetime] = {}
+    keepers: dict[tuple[int, str], tuple[datetime, int]] = {}
     for _, event in batch:
         if event.topic not in shopify.ORDER_TOPICS:
             continue
@@ -233,14 +235,21 @@ async def prepare_batch(
         snapshots[event.id] = snapshot
         if snapshot.updated_at is not None:
             key = (event.shop_id, snapshot.external_id)
-            newest[key] = max(newest.get(key, snapshot.updated_at), snapshot.updated_at)
+            keepers[key] = max(
+                keepers.get(key, (snapshot.updated_at, event.id)), (snapshot.updated_at, event.id)
+            )
     to_handle = []
     for keyed in batch:
         event = keyed[1]
         found = snapshots.get(event.id)
-        if found is not None and _replaced(found, newest.get((event.shop_id, found.external_id))):
+        keeper = None if found is None else keepers.get((event.shop_id, found.external_id))
+        if found is not None and keeper is not None and _replaced(found, snapshots[keeper[1]]):
             del snapshots[event.id]
-            _finish(event, EventStatus.ignored, "replaced by a newer snapshot of the order")
+            _finish(
+                event,
+                EventStatus.ignored,
+                f"replaced by a later snapshot of the order (event {keeper[1]})",
+            )
         else:
             to_handle.append(keyed)
     session.info[_SNAPSHOTS] = snapshots
@@ -255,13 +264,19 @@ async def prepare_batch(
     return to_handle
 
 
-def _replaced(snapshot: PlatformOrder, newest: datetime | None) -> bool:
+def _replaced(snapshot: PlatformOrder, keeper: PlatformOrder) -> bool:
     return (
-        snapshot.updated_at is not None
-        and newest is not None
-        and newest > snapshot.updated_at
+        snapshot is not keeper
+        and snapshot.updated_at is not None
         and not snapshot.paid
         and snapshot.cancelled_at is None
+        and (
+            snapshot.customer is None
+            or (
+                keeper.customer is not None
+                and keeper.customer.external_id == snapshot.customer.external_id
+            )
+        )
     )
 
 

@@ -35,9 +35,17 @@ async def handle_webhook_event(ctx: dict[str, Any], event_id: int) -> str | None
     return await run_job(ctx, work, give_up, on_failure=keep_error)
 
 
+WAKE = "drain_wake"  # ctx key: the asyncio.Event that wakes this process's drain loops
+
+
 async def drain_webhook_events(ctx: dict[str, Any], bucket: int, helper: int = 0) -> dict[str, int]:
-    """Handle unhandled events a batch per transaction until none is left after the ring's
+    """A ring: wake this process's drain loops, or, in a worker without them (a burst run),
+    handle unhandled events a batch per transaction until none is left after the ring's
     bucket has ended; then a later ring starts a new drain."""
+    wake: asyncio.Event | None = ctx.get(WAKE)
+    if wake is not None:
+        wake.set()
+        return {"events": 0}
     res = resources(ctx)
     started = time.monotonic()
     handled = 0
@@ -64,24 +72,34 @@ DRAINERS = 2  # drain loops per worker process: one works while another waits on
 DRAIN_IDLE_MAX_S = 1.0  # an idle loop looks this often at most; rings bring new work sooner
 
 
-async def drain_continuously(res: Resources, *, idle_s: float) -> None:  # seconds
-    """Drain the inbox for as long as the worker runs. Rings only make this faster: events are
-    handled even when Redis drops a ring. Finding nothing, the loop waits `idle_s` seconds,
-    then twice as long each time up to DRAIN_IDLE_MAX_S, so an idle worker costs next to
-    nothing; the rung drain jobs keep the latency low meanwhile."""
+async def drain_continuously(res: Resources, wake: asyncio.Event, *, idle_s: float) -> None:
+    """Drain the inbox for as long as the worker runs: the process's few loops do all its
+    draining, so a flood makes their batches larger rather than their number. A ring (the
+    `drain_webhook_events` job) sets `wake`; events are handled even when Redis drops a ring.
+    Finding nothing, a loop waits for `wake` up to `idle_s` seconds, then twice as long each
+    time up to DRAIN_IDLE_MAX_S, so an idle worker costs next to nothing. A loop that finds a
+    full batch rings the other processes' loops to share the flood, once per bucket."""
     wait = idle_s
     while True:
+        wake.clear()  # a ring from now on is for events this batch may not see
         try:
             count = await drain_batch(res, service.DRAIN_BATCH)
         except Exception:
             logger.exception("draining webhook events failed; trying again shortly")
             await asyncio.sleep(DRAIN_IDLE_MAX_S)
             continue
+        if count == service.DRAIN_BATCH:
+            bucket = int(time.time() / service.DRAIN_BUCKET_S)
+            helpers = range(1, service.DRAIN_FANOUT)
+            await res.doorbell.ring([service.drain_job(bucket, helper) for helper in helpers])
         if count:
             wait = idle_s
             continue
-        await asyncio.sleep(wait)
-        wait = min(max(wait * 2, 0.01), DRAIN_IDLE_MAX_S)
+        try:
+            await asyncio.wait_for(wake.wait(), wait)
+            wait = idle_s
+        except TimeoutError:
+            wait = min(max(wait * 2, 0.01), DRAIN_IDLE_MAX_S)
 
 
 async def drain_batch(res: Resources, limit: int) -> int:
