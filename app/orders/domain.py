@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
@@ -58,15 +59,29 @@ class PlatformOrder:
     company_id: str | None = None  # B2B: the buying company's location
 
 
+_CATALOG_FIELDS = ("product_type", "product_tags", "collections")
+_LINE_FIELDS = tuple(
+    f.name for f in dataclass_fields(PlatformLine) if f.name not in _CATALOG_FIELDS
+)
+_CUSTOMER_FIELDS = tuple(f.name for f in dataclass_fields(PlatformCustomer))
+_ORDER_FIELDS = tuple(
+    f.name for f in dataclass_fields(PlatformOrder) if f.name not in ("lines", "customer")
+)
+_DATETIME_FIELDS = ("created_at", "cancelled_at", "updated_at")
+
+
 def snapshot_to_json(order: PlatformOrder) -> dict[str, Any]:
-    """The snapshot as JSON for the orders table (catalog facts are not part of it)."""
-    data = asdict(order)
-    for key in ("created_at", "cancelled_at", "updated_at"):
+    """The snapshot as JSON for the orders table (catalog facts are not part of it). Written
+    field by field: `dataclasses.asdict` deep-copies, and this runs for every order event."""
+    data: dict[str, Any] = {name: getattr(order, name) for name in _ORDER_FIELDS}
+    for key in _DATETIME_FIELDS:
         value = data[key]
         data[key] = value.isoformat() if value is not None else None
-    for line in data["lines"]:
-        for catalog_field in ("product_type", "product_tags", "collections"):
-            line.pop(catalog_field)
+    data["lines"] = [{name: getattr(line, name) for name in _LINE_FIELDS} for line in order.lines]
+    customer = order.customer
+    data["customer"] = (
+        None if customer is None else {name: getattr(customer, name) for name in _CUSTOMER_FIELDS}
+    )
     return data
 
 

@@ -92,6 +92,9 @@ class Order(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
     # Approved credit waiting for the return window (`scheduled`), or an adjusted amount.
     award_amount: Mapped[int | None] = mapped_column(BigInteger)
     award_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A digest of the lines as the last snapshot's calculation wrote them (None once anything
+    # else changed a line): a snapshot that calculates to the same lines leaves them in place.
+    lines_digest: Mapped[str | None] = mapped_column(String(32))
     version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
 
     __mapper_args__ = {"version_id_col": version}

@@ -198,6 +198,7 @@ async def _reverse(
         credit, [line.cashback_amount for line in lines], [li.external_id for li in lines]
     )
     amount = _take_back_lines(lines, shares, refund)
+    order.lines_digest = None  # the lines no longer are the calculation's
     refunded_before, taken_before = await _amount_only_so_far(session, order)
     amount_only = proportional_reversal(
         credit, order.eligible_amount, refunded_before, refund.adjustment_amount, taken_before
@@ -227,6 +228,7 @@ async def _reduce(session: AsyncSession, order: Order, refund: Refund) -> dict[s
     """Before credit: the refunded part will not be credited; nothing left rejects the order."""
     lines = await _lines(session, order)
     removed = _take_back_lines(lines, [li.cashback_amount for li in lines], refund)
+    order.lines_digest = None  # the lines no longer are the calculation's
     refunded_before, taken_before = await _amount_only_so_far(session, order)
     amount_only = proportional_reversal(
         order.cashback_amount + removed,

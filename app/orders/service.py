@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+import orjson
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -272,9 +274,13 @@ async def _apply_snapshot(
         order.customer_id = await ledger_service.upsert_customer(
             session, shop.id, snapshot.customer
         )
-    if not fresh:
-        await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
-    session.add_all(order_lines(order.id, snapshot, breakdown))
+    rows = line_rows(snapshot, breakdown)
+    digest = lines_digest(rows)
+    if digest != order.lines_digest:  # paid after created, the lines are the same: kept
+        if not fresh:
+            await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
+        session.add_all(OrderLine(order_id=order.id, **row) for row in rows)
+        order.lines_digest = digest
     order.last_error = None
     return breakdown
 
@@ -307,35 +313,39 @@ async def calculate_for_shop(
     return calculate(enriched, program, timezone=ZoneInfo(shop.timezone))
 
 
-def order_lines(order_id: int, snapshot: PlatformOrder, breakdown: Breakdown) -> list[OrderLine]:
+def line_rows(snapshot: PlatformOrder, breakdown: Breakdown) -> list[dict[str, Any]]:
     """One stored line per line of the breakdown (shipping too, when the program counts it)."""
     by_id = {line.external_id: line for line in snapshot.lines}
     shipping = PlatformLine(SHIPPING_LINE_ID, "Shipping", 1, snapshot.shipping_amount, 0)
-    stored = []
+    rows = []
     for result in breakdown.lines:
         line = by_id.get(result.external_id, shipping)
-        stored.append(
-            OrderLine(
-                order_id=order_id,
-                external_id=result.external_id,
-                product_id=line.product_id,
-                variant_id=line.variant_id,
-                sku=line.sku,
-                vendor=line.vendor,
-                title=line.title[:512],
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                discount_amount=line.discount_amount,
-                gift_card=line.gift_card,
-                eligible_amount=result.eligible_amount,
-                rate=result.rate,
-                cashback_amount=result.cashback_amount,
-                reason=result.reason,
-                rate_source=result.rate_source,
-                campaigns=list(result.campaigns),
-            )
+        rows.append(
+            {
+                "external_id": result.external_id,
+                "product_id": line.product_id,
+                "variant_id": line.variant_id,
+                "sku": line.sku,
+                "vendor": line.vendor,
+                "title": line.title[:512],
+                "quantity": line.quantity,
+                "unit_price": line.unit_price,
+                "discount_amount": line.discount_amount,
+                "gift_card": line.gift_card,
+                "eligible_amount": result.eligible_amount,
+                "rate": result.rate,
+                "cashback_amount": result.cashback_amount,
+                "reason": result.reason,
+                "rate_source": result.rate_source,
+                "campaigns": list(result.campaigns),
+            }
         )
-    return stored
+    return rows
+
+
+def lines_digest(rows: list[dict[str, Any]]) -> str:
+    """Equal for equal lines, field by field (rates as their exact decimal text)."""
+    return hashlib.blake2b(orjson.dumps(rows, default=str), digest_size=16).hexdigest()
 
 
 async def evaluate(
@@ -455,6 +465,7 @@ async def credit_order(
     amount = order.cashback_amount if order.award_amount is None else order.award_amount
     # Refunds that reduced the cashback before credit: the credit covers what is left.
     if order.status in _REDUCIBLE_BEFORE_CREDIT:
+        order.lines_digest = None  # the lines no longer are the calculation's
         await session.execute(
             update(OrderLine)
             .where(
