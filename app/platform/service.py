@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,19 +71,59 @@ def pushes_store_credit(shop: Shop) -> bool:
     return shop.push_store_credit and shop.uninstalled_at is None
 
 
+_syncs = cast(Table, CreditSync.__table__)  # Core, not the ORM's bulk insert: the hot path
+_INSERT_SYNC = (
+    insert(_syncs)
+    .values(
+        ledger_entry_id=bindparam("sync_entry"),
+        shop_id=bindparam("sync_shop"),
+        status=bindparam("sync_status"),
+    )
+    .on_conflict_do_nothing(index_elements=[_syncs.c.ledger_entry_id])
+    .returning(_syncs.c.ledger_entry_id)
+)
+_DEFERRED_SYNCS = "cashback.deferred_syncs"
+
+
 async def schedule_sync(session: AsyncSession, shop: Shop, ledger_entry_id: int) -> None:
     """Call right after writing a ledger entry, in the same transaction: the entry gets its
     sync row, and its push is queued once the transaction commits."""
     status = SyncStatus.pending if pushes_store_credit(shop) else SyncStatus.skipped
-    syncs = cast(Table, CreditSync.__table__)  # Core, not the ORM's bulk insert: the hot path
-    inserted = await session.execute(
-        insert(syncs)
-        .values(ledger_entry_id=ledger_entry_id, shop_id=shop.id, status=status)
-        .on_conflict_do_nothing(index_elements=[syncs.c.ledger_entry_id])
-        .returning(syncs.c.ledger_entry_id)
-    )
+    deferred: list[tuple[int, int, SyncStatus]] | None = session.info.get(_DEFERRED_SYNCS)
+    if deferred is not None:  # a batch: written at once by `write_deferred_syncs`
+        deferred.append((ledger_entry_id, shop.id, status))
+        return
+    params = {"sync_entry": ledger_entry_id, "sync_shop": shop.id, "sync_status": status}
+    inserted = await session.execute(_INSERT_SYNC, params)
     if inserted.scalar_one_or_none() is not None and status == SyncStatus.pending:
         defer_job(session, SYNC_JOB, ledger_entry_id, job_id=sync_job_id(ledger_entry_id))
+
+
+def defer_syncs(session: AsyncSession) -> None:
+    """Hold this transaction's sync rows and write them in one statement before it commits
+    (`write_deferred_syncs`): nothing reads them before then."""
+    session.info.setdefault(_DEFERRED_SYNCS, [])
+
+
+async def write_deferred_syncs(session: AsyncSession) -> None:
+    deferred: list[tuple[int, int, SyncStatus]] = session.info.pop(_DEFERRED_SYNCS, [])
+    if not deferred:
+        return
+    inserted = await session.execute(
+        insert(_syncs)
+        .values(
+            [
+                {"ledger_entry_id": entry_id, "shop_id": shop_id, "status": status}
+                for entry_id, shop_id, status in sorted(deferred)
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=[_syncs.c.ledger_entry_id])
+        .returning(_syncs.c.ledger_entry_id)
+    )
+    new = set(inserted.scalars())
+    for entry_id, _, status in deferred:
+        if entry_id in new and status == SyncStatus.pending:
+            defer_job(session, SYNC_JOB, entry_id, job_id=sync_job_id(entry_id))
 
 
 class NoAdminAccess(Exception):

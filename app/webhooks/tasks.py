@@ -13,6 +13,7 @@ from app.kit.uow import savepoint, unit_of_work
 from app.metrics import rollup
 from app.observability.context import bound
 from app.orders import service as order_service
+from app.platform import service as platform_service
 from app.webhooks import service
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ async def drain_batch(res: Resources, limit: int) -> int:
             if not claimed:
                 return 0
             rollup.defer_bumps(session)  # one upsert per figure row for the whole batch
+            platform_service.defer_syncs(session)  # one insert of sync rows for the batch
             order_service.cache_programs(session)
             previous: tuple[int, str, int] | None = None
             for key, event in await service.prepare_batch(session, claimed):
@@ -123,6 +125,7 @@ async def drain_batch(res: Resources, limit: int) -> int:
                 previous = key
                 with bound():
                     await service.handle_claimed(session, event)
+            await platform_service.write_deferred_syncs(session)
             await rollup.apply_deferred(session)
             return len(claimed)
     except Exception as exc:
