@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -43,6 +43,10 @@ async def upsert_customer(session: AsyncSession, shop_id: int, customer: Platfor
 
 CustomerDetails = tuple[str | None, str | None, str | None]  # email, first name, last name
 _CUSTOMERS = "cashback.batch_customers"
+_c = cast(Table, Customer.__table__).c
+_READ_CUSTOMERS = select(_c.id, _c.external_id, _c.email, _c.first_name, _c.last_name).where(
+    _c.shop_id == bindparam("shop"), _c.external_id.in_(bindparam("ids", expanding=True))
+)
 
 
 async def prefetch_customers(
@@ -53,12 +57,8 @@ async def prefetch_customers(
     from what this found for the rest of the transaction."""
     if not customers:
         return
-    c = cast(Table, Customer.__table__).c
-    rows = await session.execute(
-        select(c.id, c.external_id, c.email, c.first_name, c.last_name).where(
-            c.shop_id == shop_id, c.external_id.in_([x.external_id for x in customers])
-        )
-    )
+    ids = [x.external_id for x in customers]
+    rows = await session.execute(_READ_CUSTOMERS, {"shop": shop_id, "ids": ids})
     batch: dict[tuple[int, str], tuple[int, CustomerDetails]] = session.info.setdefault(
         _CUSTOMERS, {}
     )
@@ -75,27 +75,17 @@ async def prefetch_customers(
         batch[shop_id, x.external_id] = (written[x.external_id], details)
 
 
-async def _write_customers(
-    session: AsyncSession, shop_id: int, customers: Sequence[PlatformCustomer]
-) -> dict[str, int]:
-    """Create or refresh customers (one of each external id); returns their ids."""
-    if not customers:
-        return {}
-    customers_table = cast(Table, Customer.__table__)
-    c = customers_table.c
-    stmt = insert(customers_table).values(
-        [
-            {
-                "shop_id": shop_id,
-                "external_id": x.external_id,
-                "email": x.email,
-                "first_name": x.first_name,
-                "last_name": x.last_name,
-            }
-            for x in sorted(customers, key=lambda x: x.external_id)
-        ]
+def _upsert_customer() -> Any:
+    customers = cast(Table, Customer.__table__)
+    c = customers.c
+    stmt = insert(customers).values(
+        shop_id=bindparam("customer_shop"),
+        external_id=bindparam("customer_external_id"),
+        email=bindparam("customer_email"),
+        first_name=bindparam("customer_first_name"),
+        last_name=bindparam("customer_last_name"),
     )
-    upsert = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[c.shop_id, c.external_id],
         set_={
             "email": stmt.excluded.email,
@@ -104,7 +94,31 @@ async def _write_customers(
             "updated_at": func.now(),
         },
     ).returning(c.external_id, c.id)
-    return {external_id: int(id_) for external_id, id_ in (await session.execute(upsert)).all()}
+
+
+# Built once: a statement built per call costs more client CPU than its round trip.
+_UPSERT_CUSTOMER = _upsert_customer()
+
+
+async def _write_customers(
+    session: AsyncSession, shop_id: int, customers: Sequence[PlatformCustomer]
+) -> dict[str, int]:
+    """Create or refresh customers (one of each external id, in external id order); returns
+    their ids."""
+    if not customers:
+        return {}
+    rows = [
+        {
+            "customer_shop": shop_id,
+            "customer_external_id": x.external_id,
+            "customer_email": x.email,
+            "customer_first_name": x.first_name,
+            "customer_last_name": x.last_name,
+        }
+        for x in sorted(customers, key=lambda x: x.external_id)
+    ]
+    written = await session.execute(_UPSERT_CUSTOMER, rows)
+    return {external_id: int(id_) for external_id, id_ in written.all()}
 
 
 async def credit(

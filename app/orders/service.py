@@ -38,7 +38,7 @@ from app.platform import service as platform_service
 from app.program.calculator import SHIPPING_LINE_ID, Breakdown, calculate
 from app.program.models import ProgramVersion
 from app.program.rules import Program
-from app.program.service import current_program
+from app.program.service import current_program, rules_of
 from app.shops.models import ProcessingMode, Shop
 
 logger = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ async def _program(session: AsyncSession, shop_id: int) -> tuple[ProgramVersion,
     if cache is not None and shop_id in cache:
         return cache[shop_id]
     version = await current_program(session, shop_id)
-    found = (version, version.rules_model)
+    found = (version, rules_of(version))
     if cache is not None:
         cache[shop_id] = found
     return found

@@ -109,17 +109,11 @@ async def write_deferred_syncs(session: AsyncSession) -> None:
     deferred: list[tuple[int, int, SyncStatus]] = session.info.pop(_DEFERRED_SYNCS, [])
     if not deferred:
         return
-    inserted = await session.execute(
-        insert(_syncs)
-        .values(
-            [
-                {"ledger_entry_id": entry_id, "shop_id": shop_id, "status": status}
-                for entry_id, shop_id, status in sorted(deferred)
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=[_syncs.c.ledger_entry_id])
-        .returning(_syncs.c.ledger_entry_id)
-    )
+    rows = [
+        {"sync_entry": entry_id, "sync_shop": shop_id, "sync_status": status}
+        for entry_id, shop_id, status in sorted(deferred)
+    ]
+    inserted = await session.execute(_INSERT_SYNC, rows)
     new = set(inserted.scalars())
     for entry_id, _, status in deferred:
         if entry_id in new and status == SyncStatus.pending:

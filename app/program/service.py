@@ -4,8 +4,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit_service
@@ -41,14 +42,32 @@ class InvalidOrderPayload(ProblemError):
     status, code, title = 422, "invalid_order", "The order payload cannot be read"
 
 
+_CURRENT = (
+    select(ProgramVersion)
+    .where(ProgramVersion.shop_id == bindparam("shop"))
+    .order_by(ProgramVersion.version.desc())
+    .limit(1)
+)
+
+
 async def current_program(session: AsyncSession, shop_id: int) -> ProgramVersion:
-    result = await session.execute(
-        select(ProgramVersion)
-        .where(ProgramVersion.shop_id == shop_id)
-        .order_by(ProgramVersion.version.desc())
-        .limit(1)
-    )
-    return result.scalar_one()
+    return (await session.execute(_CURRENT, {"shop": shop_id})).scalar_one()
+
+
+_RULES: dict[bytes, Program] = {}
+_RULES_KEPT = 1024
+
+
+def rules_of(version: ProgramVersion) -> Program:
+    """The version's rules as a model, validated once per process for the same stored rules
+    (keyed by their JSON, so nothing depends on ids never being reused)."""
+    key = orjson.dumps(version.rules, option=orjson.OPT_SORT_KEYS)
+    rules = _RULES.get(key)
+    if rules is None:
+        if len(_RULES) >= _RULES_KEPT:
+            _RULES.clear()
+        rules = _RULES[key] = version.rules_model
+    return rules
 
 
 def _read(version: ProgramVersion) -> ProgramRead:

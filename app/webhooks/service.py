@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -170,25 +170,26 @@ async def handle_event(session: AsyncSession, event_id: int) -> EventStatus | No
     return await handle_claimed(session, event)
 
 
+_CLAIM = (  # built once: a statement built per batch costs more CPU than its round trip
+    select(WebhookEvent)
+    .where(
+        WebhookEvent.status == EventStatus.received,
+        WebhookEvent.attempts == 0,
+        WebhookEvent.topic.not_in(SOLO_TOPICS),
+    )
+    .order_by(WebhookEvent.received_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+
 async def claim_batch(
     session: AsyncSession, limit: int
 ) -> list[tuple[tuple[int, str, int], WebhookEvent]]:
     """Lock up to `limit` unhandled events no other transaction holds, oldest first, in the
     order they should be handled. Events that failed once (attempts > 0) are left to their
     own job and its retries, so one bad event never fails a batch twice."""
-    events = list(
-        await session.scalars(
-            select(WebhookEvent)
-            .where(
-                WebhookEvent.status == EventStatus.received,
-                WebhookEvent.attempts == 0,
-                WebhookEvent.topic.not_in(SOLO_TOPICS),
-            )
-            .order_by(WebhookEvent.received_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
+    events = list(await session.scalars(_CLAIM, {"limit": limit}))
     # Orders in a global order (shop, order id), each order's events oldest first: batches
     # running side by side lock the same orders in the same order, so never deadlock.
     return sorted(((lock_key(event), event) for event in events), key=lambda keyed: keyed[0])
