@@ -1157,7 +1157,7 @@ BACKLOG_ORDERS = 100_000
 BACKLOG_LIMIT_S = 40.0  # per process count; past it the drain time is extrapolated
 SUSTAINED_RATE = 200.0  # paid orders/s, the sustained end-to-end target
 SUSTAINED_S = 60.0
-RAMP = (50.0, 100.0, 150.0, 200.0)
+RAMP = (200.0, 250.0, 300.0, 350.0)
 RAMP_STEP_S = 10.0
 
 

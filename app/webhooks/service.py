@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -190,22 +191,33 @@ async def claim_batch(
     order they should be handled. Events that failed once (attempts > 0) are left to their
     own job and its retries, so one bad event never fails a batch twice."""
     events = list(await session.scalars(_CLAIM, {"limit": limit}))
+    payloads: dict[int, Any] = session.info.setdefault(_PAYLOADS, {})
+    for event in events:  # each body is read once for the batch: lock keys, snapshots, handling
+        with contextlib.suppress(orjson.JSONDecodeError):  # fails when handled, with its reason
+            payloads[event.id] = orjson.loads(event.body)
     # Orders in a global order (shop, order id), each order's events oldest first: batches
     # running side by side lock the same orders in the same order, so never deadlock.
-    return sorted(((lock_key(event), event) for event in events), key=lambda keyed: keyed[0])
+    keyed = [(lock_key(event, payloads.get(event.id)), event) for event in events]
+    return sorted(keyed, key=lambda pair: pair[0])
 
 
-def lock_key(event: WebhookEvent) -> tuple[int, str, int]:
+_PAYLOADS = "cashback.batch_payloads"
+
+
+def _payload(session: AsyncSession, event: WebhookEvent) -> Any:
+    """The event's JSON body, as read when its batch was claimed."""
+    payloads: dict[int, Any] = session.info.get(_PAYLOADS, {})
+    return payloads[event.id] if event.id in payloads else orjson.loads(event.body)
+
+
+def lock_key(event: WebhookEvent, payload: Any) -> tuple[int, str, int]:
     """(shop, order id or "" for an event of no order, event id)."""
     key = ""
-    if event.topic in shopify.ORDER_TOPICS or event.topic == "refunds/create":
-        try:
-            payload = orjson.loads(event.body)
-        except orjson.JSONDecodeError:
-            payload = None
-        if isinstance(payload, dict):
-            field = "id" if event.topic in shopify.ORDER_TOPICS else "order_id"
-            key = str(payload.get(field, "")).rjust(24, "0")
+    if isinstance(payload, dict) and (
+        event.topic in shopify.ORDER_TOPICS or event.topic == "refunds/create"
+    ):
+        field = "id" if event.topic in shopify.ORDER_TOPICS else "order_id"
+        key = str(payload.get(field, "")).rjust(24, "0")
     return event.shop_id, key, event.id
 
 
@@ -230,7 +242,7 @@ async def prepare_batch(
         if event.topic not in shopify.ORDER_TOPICS:
             continue
         try:
-            snapshot = shopify.parse_order(orjson.loads(event.body), event.topic)
+            snapshot = shopify.parse_order(_payload(session, event), event.topic)
         except (orjson.JSONDecodeError, ValidationError, shopify.InvalidPayload):
             continue  # fails when handled, with its reason
         snapshots[event.id] = snapshot
@@ -313,7 +325,7 @@ async def handle_claimed(session: AsyncSession, event: WebhookEvent) -> EventSta
         _finish(event, EventStatus.ignored, "the app is uninstalled for this shop")
         return event.status
     try:
-        payload = orjson.loads(event.body)
+        payload = _payload(session, event)
         outcome = await _dispatch(session, shop, event, payload)
     except (ValidationError, shopify.InvalidPayload, order_service.InvalidOrder) as exc:
         # Permanent: retrying the same bytes cannot succeed. Kept for a person to read.
