@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ramp", default="300,400,500,700", help="rates after the first step")
     parser.add_argument("--ramp-seconds", type=float, default=15.0)
     parser.add_argument("--paid-after", type=float, default=0.2, help="seconds create -> paid")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--customers", type=int, default=1000)
