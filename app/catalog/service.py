@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -62,10 +62,13 @@ async def load_products(
     if batch is not None and shop_id in batch and product_ids <= batch[shop_id][0]:
         found = batch[shop_id][1]
         return {pid: found[pid] for pid in product_ids if pid in found}
-    rows = await session.scalars(
-        select(Product).where(Product.shop_id == shop_id, Product.external_id.in_(product_ids))
-    )
+    rows = await session.scalars(_LOAD_PRODUCTS, {"shop": shop_id, "ids": list(product_ids)})
     return {p.external_id: p for p in rows}
+
+
+_LOAD_PRODUCTS = select(Product).where(  # built once: it runs for every batch of orders
+    Product.shop_id == bindparam("shop"), Product.external_id.in_(bindparam("ids", expanding=True))
+)
 
 
 _PRODUCTS = "cashback.batch_products"

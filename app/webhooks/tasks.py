@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit_service
 from app.kit.jobs import resources, run_job
 from app.kit.resources import Resources
 from app.kit.uow import savepoint, unit_of_work
@@ -112,8 +113,10 @@ async def drain_batch(res: Resources, limit: int) -> int:
             claimed = await service.claim_batch(session, limit)
             if not claimed:
                 return 0
-            rollup.defer_bumps(session)  # one upsert per figure row for the whole batch
-            platform_service.defer_syncs(session)  # one insert of sync rows for the batch
+            # Figures, sync rows and audit events are written once for the whole batch.
+            rollup.defer_bumps(session)
+            platform_service.defer_syncs(session)
+            audit_service.defer(session)
             order_service.cache_programs(session)
             previous: tuple[int, str, int] | None = None
             for key, event in await service.prepare_batch(session, claimed):
@@ -125,6 +128,7 @@ async def drain_batch(res: Resources, limit: int) -> int:
                 previous = key
                 with bound():
                     await service.handle_claimed(session, event)
+            await audit_service.write_deferred(session)
             await platform_service.write_deferred_syncs(session)
             await rollup.apply_deferred(session)
             return len(claimed)
