@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -258,11 +258,8 @@ async def prepare_batch(
         keeper = None if found is None else keepers.get((event.shop_id, found.external_id))
         if found is not None and keeper is not None and _replaced(found, snapshots[keeper[1]]):
             del snapshots[event.id]
-            _finish(
-                event,
-                EventStatus.ignored,
-                f"replaced by a later snapshot of the order (event {keeper[1]})",
-            )
+            why = f"replaced by a later snapshot of the order (event {keeper[1]})"
+            _finish(session, event, EventStatus.ignored, why, tried=False)
         else:
             to_handle.append(keyed)
     session.info[_SNAPSHOTS] = snapshots
@@ -320,22 +317,19 @@ async def handle_claimed(session: AsyncSession, event: WebhookEvent) -> EventSta
     """Handle an event locked by this transaction."""
     shop = await _shop(session, event.shop_id)
     bind(shop_id=shop.id, event_id=event.id, topic=event.topic)  # this job's log lines
-    event.attempts += 1
     if shop.uninstalled_at is not None and event.topic not in PRIVACY_TOPICS:
-        _finish(event, EventStatus.ignored, "the app is uninstalled for this shop")
-        return event.status
+        return _finish(session, event, EventStatus.ignored, "the app is uninstalled for this shop")
     try:
         payload = _payload(session, event)
         outcome = await _dispatch(session, shop, event, payload)
     except (ValidationError, shopify.InvalidPayload, order_service.InvalidOrder) as exc:
         # Permanent: retrying the same bytes cannot succeed. Kept for a person to read.
-        _finish(event, EventStatus.failed, f"not a valid {event.topic} payload: {exc}")
-        return event.status
+        why = f"not a valid {event.topic} payload: {exc}"
+        return _finish(session, event, EventStatus.failed, why)
     if outcome is None:  # shop/redact: the event went with the shop's data
         return EventStatus.processed
-    _finish(event, outcome)
     logger.info("webhook event %s", outcome.value)
-    return outcome
+    return _finish(session, event, outcome)
 
 
 async def _dispatch(
@@ -409,10 +403,61 @@ async def _dispatch(
     return EventStatus.processed
 
 
-def _finish(event: WebhookEvent, status: EventStatus, error: str | None = None) -> None:
+def _finish(
+    session: AsyncSession,
+    event: WebhookEvent,
+    status: EventStatus,
+    error: str | None = None,
+    *,
+    tried: bool = True,
+) -> EventStatus:
+    """The event is handled (`tried`: a try is counted): at once, or with the rest of its
+    batch in one statement (`write_finished`)."""
+    finished: list[tuple[int, str, str | None, datetime, int]] | None = session.info.get(_FINISHED)
+    if finished is not None:
+        finished.append((event.id, status.value, error, datetime.now(UTC), int(tried)))
+        return status
     event.status = status
     event.error = error
     event.handled_at = datetime.now(UTC)
+    event.attempts += int(tried)
+    return status
+
+
+_FINISHED = "cashback.finished_events"
+_WRITE_FINISHED = text(
+    "UPDATE webhook_events AS w"
+    " SET status = v.status, error = v.error, handled_at = v.handled_at,"
+    " attempts = w.attempts + v.tries"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:errors AS text[]),"
+    " CAST(:handled AS timestamptz[]), CAST(:tries AS int[]))"
+    " AS v(id, status, error, handled_at, tries)"
+    " WHERE w.id = v.id"
+)
+
+
+def defer_finishing(session: AsyncSession) -> None:
+    """Hold the outcomes of this transaction's events and write them in one statement before
+    it commits (`write_finished`), instead of an ORM update per event."""
+    session.info.setdefault(_FINISHED, [])
+
+
+async def write_finished(session: AsyncSession) -> None:
+    finished: list[tuple[int, str, str | None, datetime, int]] = session.info.pop(_FINISHED, [])
+    if finished:
+        ids, statuses, errors, handled, tries = (
+            list(column) for column in zip(*finished, strict=True)
+        )
+        await session.execute(
+            _WRITE_FINISHED,
+            {
+                "ids": ids,
+                "statuses": statuses,
+                "errors": errors,
+                "handled": handled,
+                "tries": tries,
+            },
+        )
 
 
 async def record_failure(session: AsyncSession, event_id: int, error: str, *, final: bool) -> None:

@@ -117,6 +117,7 @@ async def drain_batch(res: Resources, limit: int) -> int:
             rollup.defer_bumps(session)
             platform_service.defer_syncs(session)
             audit_service.defer(session)
+            service.defer_finishing(session)
             order_service.cache_programs(session)
             previous: tuple[int, str, int] | None = None
             for key, event in await service.prepare_batch(session, claimed):
@@ -128,6 +129,7 @@ async def drain_batch(res: Resources, limit: int) -> int:
                 previous = key
                 with bound():
                     await service.handle_claimed(session, event)
+            await service.write_finished(session)
             await audit_service.write_deferred(session)
             await platform_service.write_deferred_syncs(session)
             await rollup.apply_deferred(session)

@@ -165,6 +165,19 @@ async def test_an_invalid_payload_in_a_batch_is_failed_alone_without_a_fallback(
 
     assert await events_by_status(stack, shop) == {"processed": 1, "failed": 1}
     assert await stack.credit_count(shop) == 1
+    async with stack.resources.sessionmaker() as session:
+        events = (
+            await session.execute(
+                select(WebhookEvent.status, WebhookEvent.attempts, WebhookEvent.handled_at)
+                .where(WebhookEvent.shop_id == shop.id)
+                .order_by(WebhookEvent.id)
+            )
+        ).all()
+    assert [(status, attempts) for status, attempts, _ in events] == [
+        ("processed", 1),
+        ("failed", 1),
+    ]
+    assert all(handled_at is not None for _, _, handled_at in events)
 
 
 async def test_a_newer_snapshot_in_the_batch_replaces_an_older_unpaid_one_never_a_paid_one(
@@ -199,7 +212,8 @@ async def test_a_newer_snapshot_in_the_batch_replaces_an_older_unpaid_one_never_
                 )
             )
         ).scalar_one()
-        assert replaced.topic == "orders/create"
+        assert (replaced.topic, replaced.attempts) == ("orders/create", 0)
+        assert replaced.handled_at is not None
         assert replaced.error and replaced.error.startswith("replaced by a later snapshot")
     order = await stack.order(shop, created)
     assert [(h["from_status"], h["to_status"]) for h in order["history"]] == [
