@@ -111,7 +111,8 @@ def drain_job(bucket: int, helper: int = 0) -> Job:
 def drain_jobs(now: float | None = None) -> list[Job]:  # seconds
     """The drain job a ring at `now` (Unix seconds) asks for.
 
-    A drain job handles every unhandled event it can claim, a batch per transaction, until it
+    In a long-running worker the job only wakes the process's drain loops. In a burst run
+    (no loops) it handles every unhandled event it can claim, a batch per transaction, until it
     finds none after the end of its bucket. Rings in the same bucket name the same job (arq
     queues a job id once), so a flood costs a few jobs per bucket, not one per event; an event
     committed before its ring is seen by its bucket's job, which looks once more after the

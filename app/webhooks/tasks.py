@@ -74,13 +74,19 @@ DRAINERS = 2  # drain loops per worker process: one works while another waits on
 DRAIN_IDLE_MAX_S = 1.0  # an idle loop looks this often at most; rings bring new work sooner
 
 
-async def drain_continuously(res: Resources, wake: asyncio.Event, *, idle_s: float) -> None:
+async def drain_continuously(
+    res: Resources,
+    wake: asyncio.Event,
+    *,
+    idle_s: float,  # seconds
+) -> None:
     """Drain the inbox for as long as the worker runs: the process's few loops do all its
     draining, so a flood makes their batches larger rather than their number. A ring (the
     `drain_webhook_events` job) sets `wake`; events are handled even when Redis drops a ring.
     Finding nothing, a loop waits for `wake` up to `idle_s` seconds, then twice as long each
     time up to DRAIN_IDLE_MAX_S, so an idle worker costs next to nothing. A loop that finds a
-    full batch rings the other processes' loops to share the flood, once per bucket."""
+    full batch rings the other processes' loops to share the flood (DRAIN_FANOUT - 1 jobs of
+    the current bucket, which the queue holds once each)."""
     wait = idle_s
     while True:
         wake.clear()  # a ring from now on is for events this batch may not see
