@@ -218,7 +218,7 @@ def lock_key(event: WebhookEvent, payload: Any) -> tuple[int, str, int]:
         event.topic in shopify.ORDER_TOPICS or event.topic == "refunds/create"
     ):
         field = "id" if event.topic in shopify.ORDER_TOPICS else "order_id"
-        key = str(payload.get(field, "")).rjust(24, "0")
+        key = _order_key(payload.get(field, ""))
     return event.shop_id, key, event.id
 
 
@@ -226,10 +226,16 @@ _SNAPSHOTS = "cashback.batch_snapshots"
 
 
 async def prepare_batch(
-    session: AsyncSession, batch: list[tuple[tuple[int, str, int], WebhookEvent]]
-) -> list[tuple[tuple[int, str, int], WebhookEvent]]:
-    """Read each order snapshot of a claimed batch once, finish the snapshots that a later one
-    in the batch replaces, and prefetch what the others need; returns the events to handle.
+    session: AsyncSession, claimed: list[tuple[tuple[int, str, int], WebhookEvent]]
+) -> tuple[list[tuple[tuple[int, str, int], WebhookEvent]], int]:
+    """Set aside the events of orders another batch is handling, read each order snapshot of
+    the rest once, finish the snapshots that a later one in the batch replaces, and prefetch
+    what the others need; returns the events to handle and how many were set aside.
+
+    An order is taken with a transaction-scoped advisory try-lock: a batch that finds one of
+    its orders in another batch's hands leaves that order's events unhandled (still
+    `received`, for a later batch) instead of waiting for the other batch's commit with its
+    own orders locked. Worker processes that share a flood then do not queue behind each other.
 
     Of an order's snapshots in the batch, the keeper is the newest (by `updated_at`, then by
     arrival). Another snapshot is replaced by it when it is neither paid nor cancelled and
@@ -237,6 +243,8 @@ async def prepare_batch(
     keeper overwrites every fact the other would have stored, and a replayed older snapshot
     is ignored as stale anyway). In a flood an order's create and paid events often meet in
     one batch, and the order is then evaluated once."""
+    busy = await _busy_orders(session, {key[:2] for key, _ in claimed if key[1]})
+    batch = [keyed for keyed in claimed if keyed[0][:2] not in busy]
     snapshots: dict[int, PlatformOrder] = {}
     keepers: dict[tuple[int, str], tuple[datetime, int]] = {}
     for _, event in batch:
@@ -272,7 +280,36 @@ async def prepare_batch(
         shop = await _shop(session, shop_id)
         if shop.uninstalled_at is None:
             await order_prefetch.prefetch(session, shop, shop_snapshots)
-    return to_handle
+    return to_handle, len(claimed) - len(batch)
+
+
+def _order_key(order_id: object) -> str:
+    return str(order_id).rjust(24, "0")  # numeric ids sort as numbers
+
+
+def order_lock_name(shop_id: int, order_id: object) -> str:
+    """The name of the advisory lock a batch takes on an order while it handles it."""
+    return _lock_name(shop_id, _order_key(order_id))
+
+
+def _lock_name(shop_id: int, order_key: str) -> str:
+    return f"order:{shop_id}:{order_key}"
+
+
+_TRY_LOCK_ORDERS = text(
+    "SELECT k FROM unnest(CAST(:keys AS text[])) AS k"
+    " WHERE NOT pg_try_advisory_xact_lock(hashtextextended(k, 0))"
+)
+
+
+async def _busy_orders(session: AsyncSession, orders: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Try to take each (shop, order key) for this transaction; returns those another
+    transaction holds."""
+    if not orders:
+        return set()
+    keys = {_lock_name(shop_id, order_key): (shop_id, order_key) for shop_id, order_key in orders}
+    held = await session.scalars(_TRY_LOCK_ORDERS, {"keys": sorted(keys)})
+    return {keys[key] for key in held}
 
 
 def _replaced(snapshot: PlatformOrder, keeper: PlatformOrder) -> bool:

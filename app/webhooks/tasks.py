@@ -70,6 +70,8 @@ async def drain_webhook_events(ctx: dict[str, Any], bucket: int, helper: int = 0
     return {"events": handled}
 
 
+BUSY_WAIT_S = 0.01  # seconds a batch whose orders were all busy elsewhere waits before the next
+
 DRAINERS = 2  # drain loops per worker process: one works while another waits on the database
 DRAIN_IDLE_MAX_S = 1.0  # an idle loop looks this often at most; rings bring new work sooner
 
@@ -126,7 +128,8 @@ async def drain_batch(res: Resources, limit: int) -> int:
             service.defer_finishing(session)
             order_service.cache_programs(session)
             previous: tuple[int, str, int] | None = None
-            for key, event in await service.prepare_batch(session, claimed):
+            to_handle, busy = await service.prepare_batch(session, claimed)
+            for key, event in to_handle:
                 # The session does not flush on its own: what an earlier event of the batch
                 # changed must be in the database before a later one reads it (the same
                 # order again, or a customer, refund or product event).
@@ -139,7 +142,9 @@ async def drain_batch(res: Resources, limit: int) -> int:
             await audit_service.write_deferred(session)
             await platform_service.write_deferred_syncs(session)
             await rollup.apply_deferred(session)
-            return len(claimed)
+        if busy == len(claimed):  # every order was in another batch's hands: let it finish
+            await asyncio.sleep(BUSY_WAIT_S)
+        return len(claimed)
     except Exception as exc:
         logger.warning("a batch of events failed (%r); handling them one by one", exc)
     async with unit_of_work(res.sessionmaker, res.doorbell) as session:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.audit.models import AuditEvent
 from app.ledger.models import EntryKind, LedgerEntry
@@ -259,3 +260,28 @@ async def test_what_a_batch_reads_ahead_is_what_each_event_would_have_read_in_tu
     (customer_id,) = ids
     found = await stack.client.get(f"/v1/customers/{customer_id}", headers=shop.auth)
     assert found.json()["first_name"] == "Mia"  # the batch's last details of the customer
+
+
+async def test_an_order_another_batch_holds_is_left_for_a_later_batch_not_waited_for(
+    stack: Stack,
+) -> None:
+    shop = await stack.create_shop()
+    busy, free = new_order_id(), new_order_id()
+    await stack.deliver(shop, paid_order(id=busy))
+    await stack.deliver(shop, refund(order_id=busy), topic="refunds/create")
+    await stack.deliver(shop, paid_order(id=free))
+    lock = text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))")
+    async with stack.resources.sessionmaker() as other_batch:
+        await other_batch.execute(lock, {"name": webhook_service.order_lock_name(shop.id, busy)})
+
+        # Answers at once (no wait for the other transaction); the busy order's two events
+        # stay unhandled, the free order is credited.
+        assert await asyncio.wait_for(drain_batch(stack.resources, 100), 5) == 3
+        assert await events_by_status(stack, shop) == {"processed": 1, "received": 2}
+        assert await stack.credit_count(shop) == 1
+        await other_batch.rollback()
+
+    assert await drain_batch(stack.resources, 100) == 2
+    assert await events_by_status(stack, shop) == {"processed": 3}
+    order = await stack.order(shop, busy)
+    assert (order["status"], order["reversed_amount"]) == ("partially_reversed", "1.80")
