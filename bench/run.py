@@ -1159,10 +1159,9 @@ BACKLOG_LIMIT_S = 40.0  # per process count; past it the drain time is extrapola
 SUSTAINED_RATE = 200.0  # paid orders/s, the sustained end-to-end target
 SUSTAINED_S = 60.0
 RAMP = (200.0, 250.0, 300.0, 350.0)
-# On 2 cores shared with PostgreSQL and the API, one worker process does better than two
-# (p95 105 vs 175 ms at 200/s, 20 s runs): two split an order's create and paid between
-# processes, whose batches then wait for each other's order locks. A second process pays off
-# with a core of its own (a backlog drains 1.26-1.29x faster with two).
+# On 2 cores shared with PostgreSQL and the API, a second worker process has no core of its
+# own: one does as well (create+paid at 200/s for 20 s: p95 97 ms with one, 107 ms with two;
+# both sustain 250/s and fall behind at 350/s). A backlog drains 1.34x faster with two.
 SUSTAINED_WORKERS = 1
 RAMP_STEP_S = 10.0
 
