@@ -1161,7 +1161,7 @@ SUSTAINED_S = 60.0
 RAMP = (200.0, 250.0, 300.0, 350.0)
 # On 2 cores shared with PostgreSQL and the API, a second worker process has no core of its
 # own: one does as well (create+paid at 200/s for 20 s: p95 97 ms with one, 107 ms with two;
-# both sustain 250/s and fall behind at 350/s). A backlog drains 1.34x faster with two.
+# both sustain 250/s and fall behind at 350/s). A backlog drains 1.25-1.34x faster with two.
 SUSTAINED_WORKERS = 1
 RAMP_STEP_S = 10.0
 
