@@ -177,7 +177,7 @@ RESPONSES: dict[str, Any] = {
         },
         "push_store_credit": False,
         "platform_access_token_set": False,
-        "platform_api_version": "2025-10",
+        "platform_api_version": "2026-10",
         "platform_api_base_url": None,
         "notify_customers": True,
         "notification_webhook_url": None,
@@ -203,7 +203,7 @@ RESPONSES: dict[str, Any] = {
         },
         "push_store_credit": False,
         "platform_access_token_set": False,
-        "platform_api_version": "2025-10",
+        "platform_api_version": "2026-10",
         "platform_api_base_url": None,
         "notify_customers": True,
         "notification_webhook_url": None,
@@ -285,6 +285,15 @@ RESPONSES: dict[str, Any] = {
         "award_amount": None,
         "award_at": None,
         "allowed_actions": ["approve", "reject", "hold"],
+        "payments": {
+            "status": "none",
+            "currency": "USD",
+            "credit_gateways": [],
+            "paid_with_credit_amount": "0.00",
+            "gift_card_amount": None,
+            "store_credit_amount": None,
+            "read_at": None,
+        },
         "lines": [
             {
                 "external_id": "466157049",
@@ -344,6 +353,15 @@ RESPONSES: dict[str, Any] = {
         "award_amount": "4.00",
         "award_at": None,
         "allowed_actions": [],
+        "payments": {
+            "status": "none",
+            "currency": "USD",
+            "credit_gateways": [],
+            "paid_with_credit_amount": "0.00",
+            "gift_card_amount": None,
+            "store_credit_amount": None,
+            "read_at": None,
+        },
         "lines": [
             {
                 "external_id": "466157049",
@@ -403,6 +421,15 @@ RESPONSES: dict[str, Any] = {
         "award_amount": None,
         "award_at": None,
         "allowed_actions": [],
+        "payments": {
+            "status": "none",
+            "currency": "USD",
+            "credit_gateways": [],
+            "paid_with_credit_amount": "0.00",
+            "gift_card_amount": None,
+            "store_credit_amount": None,
+            "read_at": None,
+        },
         "lines": [
             {
                 "external_id": "466157049",
@@ -462,6 +489,15 @@ RESPONSES: dict[str, Any] = {
         "award_amount": None,
         "award_at": None,
         "allowed_actions": ["approve", "reject", "release"],
+        "payments": {
+            "status": "none",
+            "currency": "USD",
+            "credit_gateways": [],
+            "paid_with_credit_amount": "0.00",
+            "gift_card_amount": None,
+            "store_credit_amount": None,
+            "read_at": None,
+        },
         "lines": [
             {
                 "external_id": "466157049",
@@ -521,6 +557,15 @@ RESPONSES: dict[str, Any] = {
         "award_amount": None,
         "award_at": None,
         "allowed_actions": ["approve", "reject", "hold"],
+        "payments": {
+            "status": "none",
+            "currency": "USD",
+            "credit_gateways": [],
+            "paid_with_credit_amount": "0.00",
+            "gift_card_amount": None,
+            "store_credit_amount": None,
+            "read_at": None,
+        },
         "lines": [
             {
                 "external_id": "466157049",
@@ -584,6 +629,15 @@ RESPONSES: dict[str, Any] = {
             "award_amount": None,
             "award_at": None,
             "allowed_actions": ["reject", "hold", "process"],
+            "payments": {
+                "status": "none",
+                "currency": "USD",
+                "credit_gateways": [],
+                "paid_with_credit_amount": "0.00",
+                "gift_card_amount": None,
+                "store_credit_amount": None,
+                "read_at": None,
+            },
             "lines": [
                 {
                     "external_id": "466157049",

@@ -38,6 +38,7 @@ from app.orders.tasks import (
     award_job_id,
     evaluate_order,
     order_job_id,
+    read_order_payments,
 )
 from app.platform import tasks as platform_tasks
 from app.shops.models import Shop
@@ -92,6 +93,8 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
         event_ids = await webhook_service.stale_events(session, cutoff, SWEEP_BATCH)
         order_ids = await order_service.stale_received_orders(session, cutoff, SWEEP_BATCH)
         due_ids = await order_service.due_awards(session, datetime.now(UTC), SWEEP_BATCH)
+        # Not counted towards giving up: an order waits for its payments as long as it takes.
+        payment_ids = await order_service.orders_waiting_for_payments(session, cutoff, SWEEP_BATCH)
         operation_ids = list(
             await session.scalars(
                 select(Operation.id).where(
@@ -111,6 +114,10 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
         ),
         *(Job(EVALUATE_ORDER_JOB, (i,), order_job_id(i)) for i in order_ids),
         *(Job(AWARD_DUE_JOB, (i,), award_job_id(i)) for i in due_ids),
+        *(
+            Job(order_service.READ_PAYMENTS_JOB, (i,), order_service.read_payments_job_id(i))
+            for i in payment_ids
+        ),
         *(Job(APPROVE_PENDING_JOB, (i,), f"operation:{i}:sweep") for i in operation_ids),
         *extra,
     ]
@@ -123,6 +130,7 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
         "events": len(event_ids),
         "orders": len(order_ids),
         "awards": len(due_ids),
+        "payments": len(payment_ids),
         "operations": len(operation_ids),
         "other": len(extra),
         "given_up": given_up,
@@ -264,6 +272,7 @@ def functions() -> list[Function]:
         evaluate_order,
         award_due_order,
         approve_pending_orders,
+        read_order_payments,
     ]
     for module in DOMAIN_TASKS:
         tasks += module.FUNCTIONS

@@ -47,6 +47,13 @@ class ApiMetrics:
             ["topic", "result"],
             registry=self.registry,
         )
+        self.delivery_lag = Histogram(
+            "cashback_webhook_delivery_lag_seconds",
+            "From Shopify triggering a delivery (X-Shopify-Triggered-At) to its arrival here.",
+            ["topic"],
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 14400),
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "cashback_queue_depth",
             "Jobs waiting in the queue (including deferred retries).",
@@ -75,6 +82,9 @@ class ApiMetrics:
 
     def record_webhook(self, topic: str, result: str) -> None:
         self.webhooks.labels(topic_label(topic), result).inc()
+
+    def record_delivery_lag(self, topic: str, seconds: float) -> None:
+        self.delivery_lag.labels(topic_label(topic)).observe(max(seconds, 0.0))
 
     async def read_queue(self, redis: ArqRedis, queue_name: str) -> None:
         """Set the queue gauges from Redis; on failure the gauges keep their last values."""

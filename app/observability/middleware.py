@@ -18,7 +18,7 @@ WEBHOOK_PATH = "/webhooks/shopify"
 UNMATCHED_ROUTE = "unmatched"
 REJECTED = "rejected"
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
-_TOPIC_KEY = b"x-shopify-topic"
+_TOPIC_KEYS = (b"x-shopify-topic", b"shopify-topic")  # both spellings Shopify sends
 
 
 def route_template(scope: Scope) -> str:
@@ -63,7 +63,7 @@ class ObservabilityMiddleware:
         for key, value in scope["headers"]:
             if key == _REQUEST_ID_KEY and caller_id is None:
                 caller_id = value.decode("latin-1")
-            elif key == _TOPIC_KEY:
+            elif key in _TOPIC_KEYS:
                 topic = value.decode("latin-1").strip()
         request_id = request_id_from(caller_id)
         request_id_header = (_REQUEST_ID_KEY, request_id.encode("latin-1"))

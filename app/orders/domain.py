@@ -21,6 +21,8 @@ class PlatformLine:
     sku: str | None = None
     vendor: str | None = None
     tax_amount: int = 0  # minor units of tax on the line, all units together
+    tip: bool = False  # a tip the customer added: not a purchase
+    removed_quantity: int = 0  # units an order edit took off (`quantity` is what is left)
     # From the shop's catalog (line items carry only ids, SKU and vendor).
     product_type: str | None = None
     product_tags: tuple[str, ...] = ()
@@ -34,6 +36,20 @@ class PlatformCustomer:
     first_name: str | None = None
     last_name: str | None = None
     tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformRefund:
+    """A refund, in the shop's currency wherever the platform gives shop money."""
+
+    external_id: str
+    order_external_id: str
+    lines: tuple[tuple[str, int], ...]  # (line id, quantity refunded)
+    adjustment_amount: int  # refunded without lines (amount-only), minor units
+    shipping_amount: int  # refunded shipping, minor units
+    # Money refunded without lines known only in another currency: valued when applied.
+    amount_currency: str | None = None
+    amount_in_currency: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +70,15 @@ class PlatformOrder:
     tags: tuple[str, ...] = ()
     taxes_included: bool = False
     shipping_amount: int = 0  # minor units, after shipping discounts
-    # Part of the total paid with gift cards or store credit, when the payload says so.
-    paid_with_credit_amount: int = 0
-    company_id: str | None = None  # B2B: the buying company's location
+    # Part of the total paid with gift cards or store credit; None while unknown (the order was
+    # paid through such a gateway, and how much comes only from the platform's transactions).
+    paid_with_credit_amount: int | None = 0
+    credit_gateways: tuple[str, ...] = ()  # gateways used that are (or may be) credit
+    b2b: bool = False  # placed by a company
+    company_location_id: str | None = None  # B2B: the company location that bought
+    # The customer's currency, when it is not the shop's, and the total in it.
+    presentment_currency: str | None = None
+    presentment_total_amount: int | None = None
 
 
 _CATALOG_FIELDS = ("product_type", "product_tags", "collections")
@@ -87,6 +109,10 @@ def snapshot_to_json(order: PlatformOrder) -> dict[str, Any]:
 
 def snapshot_from_json(data: dict[str, Any]) -> PlatformOrder:
     fields = dict(data)
+    if "company_id" in fields:  # stored before B2B orders kept their location apart
+        company = fields.pop("company_id")
+        fields.setdefault("b2b", company is not None)
+        fields.setdefault("company_location_id", company)
     for key in ("created_at", "cancelled_at", "updated_at"):
         value = fields.get(key)
         fields[key] = datetime.fromisoformat(value) if value else None
@@ -98,4 +124,5 @@ def snapshot_from_json(data: dict[str, Any]) -> PlatformOrder:
     )
     fields["lines"] = tuple(PlatformLine(**line) for line in fields["lines"])
     fields["tags"] = tuple(fields.get("tags", ()))
+    fields["credit_gateways"] = tuple(fields.get("credit_gateways", ()))
     return PlatformOrder(**fields)

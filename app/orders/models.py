@@ -71,6 +71,9 @@ class Order(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
     program_version_id: Mapped[int | None] = mapped_column(ForeignKey("program_versions.id"))
     # The platform-neutral snapshot last applied: what previews and simulations recalculate.
     snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # How the order was paid, as Shopify's transactions said when they were read (order
+    # webhooks carry none): {"total", "gift_card", "store_credit", "read_at"}, minor units.
+    payments: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     status: Mapped[OrderStatus] = mapped_column(
         String(32), default=OrderStatus.received, nullable=False
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,9 +22,11 @@ from app.orders.schemas import (
     OrderEventRead,
     OrderLineRead,
     OrderList,
+    OrderPaymentsRead,
     OrderRead,
     OrderSummary,
 )
+from app.orders.service import PAYMENTS_NEED_REVIEW
 from app.orders.state import OrderStatus
 from app.program.models import ProgramVersion
 
@@ -187,6 +190,30 @@ async def get_order(session: AsyncSession, shop_id: int, order_id: int) -> Order
     return await read_order(session, order)
 
 
+def payments_read(order: Order) -> OrderPaymentsRead:
+    snapshot = order.snapshot or {}
+    gateways = list(snapshot.get("credit_gateways") or [])
+    credit = snapshot.get("paid_with_credit_amount", 0)
+    read = order.payments if order.payments and credit is not None else None
+    status: Literal["none", "read", "payload", "waiting", "needs_review"]
+    if credit is None:
+        status = "needs_review" if PAYMENTS_NEED_REVIEW in order.hold_reasons else "waiting"
+    elif read is not None:
+        status = "read"
+    else:
+        status = "payload" if gateways else "none"
+    cur = order.currency
+    return OrderPaymentsRead(
+        status=status,
+        currency=cur,
+        credit_gateways=gateways,
+        paid_with_credit_amount=None if credit is None else format_minor(int(credit), cur),
+        gift_card_amount=format_minor(int(read["gift_card"]), cur) if read else None,
+        store_credit_amount=format_minor(int(read["store_credit"]), cur) if read else None,
+        read_at=datetime.fromisoformat(read["read_at"]) if read else None,
+    )
+
+
 async def read_order(session: AsyncSession, order: Order) -> OrderRead:
     lines = (
         await session.scalars(
@@ -230,6 +257,7 @@ async def read_order(session: AsyncSession, order: Order) -> OrderRead:
         ),
         award_at=order.award_at,
         allowed_actions=allowed_actions(order),
+        payments=payments_read(order),
         lines=[
             OrderLineRead(
                 external_id=line.external_id,

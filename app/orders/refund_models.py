@@ -25,6 +25,10 @@ class Refund(IdMixin, TimestampMixin, Base):
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
     adjustment_amount: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     shipping_amount: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    # Money refunded without lines that the payload gives only in another currency (a
+    # presentment currency): valued with the order's own rate when the refund is applied.
+    amount_currency: Mapped[str | None] = mapped_column(String(3))
+    amount_in_currency: Mapped[int | None] = mapped_column(BigInteger)
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # What applying it did: reversed amount, or how much cashback it removed before credit.
     effect: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -15,19 +15,22 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import service as audit_service
+from app.audit.service import SYSTEM
 from app.kit.money import format_minor
 from app.ledger import service as ledger_service
 from app.ledger.models import EntryKind, LedgerEntry
 from app.metrics import rollup
+from app.notifications import service as notification_service
 from app.orders import prefetch
 from app.orders import service as order_service
+from app.orders.domain import PlatformRefund
 from app.orders.models import Order, OrderLine
 from app.orders.refund_models import Refund
-from app.orders.reversal import LineState, line_reversals, proportional_reversal
+from app.orders.reversal import LineState, line_reversals, proportional_reversal, round_half_up
 from app.orders.state import CREDITED, OrderStatus
-from app.program.calculator import allocate
+from app.program.calculator import SHIPPING_LINE_ID, allocate
 from app.shops.models import Shop
-from app.webhooks.shopify import PlatformRefund
 
 # Before credit, a refund changes what will be credited.
 REDUCIBLE = frozenset({OrderStatus.pending, OrderStatus.held, OrderStatus.scheduled})
@@ -44,6 +47,8 @@ async def record_refund(session: AsyncSession, shop: Shop, refund: PlatformRefun
             lines=[{"line_id": line, "quantity": qty} for line, qty in refund.lines],
             adjustment_amount=refund.adjustment_amount,
             shipping_amount=refund.shipping_amount,
+            amount_currency=refund.amount_currency,
+            amount_in_currency=refund.amount_in_currency,
         )
         .on_conflict_do_nothing(index_elements=[Refund.shop_id, Refund.external_id])
         .returning(Refund.id)
@@ -84,7 +89,7 @@ async def apply_pending_refunds(session: AsyncSession, shop: Shop, order: Order)
         if OrderStatus(order.status) in CREDITED:
             refund.effect = await _reverse(session, shop, order, refund)
         elif OrderStatus(order.status) in REDUCIBLE:
-            refund.effect = await _reduce(session, order, refund)
+            refund.effect = await _reduce(session, shop, order, refund)
         else:
             refund.effect = {"ignored": f"order is {order.status}"}
         refund.applied_at = datetime.now(UTC)
@@ -124,16 +129,64 @@ async def _reversed_so_far(session: AsyncSession, order: Order) -> int:
     return int(total or 0)
 
 
-async def _amount_only_so_far(session: AsyncSession, order: Order) -> tuple[int, int]:
-    """(refunded without lines, taken back for it) over the order's applied refunds."""
+async def _so_far(session: AsyncSession, order: Order) -> dict[str, int]:
+    """What the order's applied refunds add up to, by effect: money refunded without lines
+    and shipping refunded, and what each took back."""
     applied = await session.scalars(
         select(Refund.effect).where(Refund.order_id == order.id, Refund.applied_at.is_not(None))
     )
-    refunded = taken = 0
+    totals = dict.fromkeys(_CUMULATIVE, 0)
     for effect in applied:
-        refunded += int((effect or {}).get("amount_only_refunded", 0))
-        taken += int((effect or {}).get("amount_only_reversed", 0))
-    return refunded, taken
+        for key in _CUMULATIVE:
+            totals[key] += int((effect or {}).get(key, 0))
+    return totals
+
+
+_CUMULATIVE = (
+    "amount_only_refunded",
+    "amount_only_reversed",
+    "shipping_refunded",
+    "shipping_reversed",
+)
+
+
+def _valued_amount_only(order: Order, refund: Refund) -> tuple[int, str | None]:
+    """Money the refund gave back without lines, in shop money: as stored, or valued from the
+    customer's currency with the order's own rate (its total in shop money over its total in
+    that currency). Returns (amount, why part of it could not be valued)."""
+    if refund.amount_in_currency is None or refund.amount_currency is None:
+        return refund.adjustment_amount, None
+    moved, currency = refund.amount_in_currency, refund.amount_currency
+    snapshot = order.snapshot or {}
+    presentment_total = snapshot.get("presentment_total_amount")
+    if currency == order.currency:
+        valued = moved
+    elif currency == snapshot.get("presentment_currency") and presentment_total:
+        valued = round_half_up(moved * order.total_amount, int(presentment_total))
+    else:
+        why = (
+            f"{format_minor(moved, currency)} {currency} refunded could not be valued in "
+            f"{order.currency}: the order was not paid in {currency}"
+        )
+        return refund.adjustment_amount, why
+    return max(refund.adjustment_amount + valued - refund.shipping_amount, 0), None
+
+
+def _take_back_shipping(
+    lines: list[OrderLine], credits: list[int], refund: Refund, so_far: dict[str, int]
+) -> int:
+    """Refunded shipping takes back only what shipping earned: nothing, unless the program
+    counted shipping, and then that line's share in proportion, cumulatively."""
+    for line, credit in zip(lines, credits, strict=True):
+        if line.external_id == SHIPPING_LINE_ID:
+            return proportional_reversal(
+                credit,
+                line.eligible_amount,
+                so_far["shipping_refunded"],
+                refund.shipping_amount,
+                so_far["shipping_reversed"],
+            )
+    return 0
 
 
 def _take_back_lines(lines: list[OrderLine], credits: list[int], refund: Refund) -> int:
@@ -199,12 +252,18 @@ async def _reverse(
     )
     amount = _take_back_lines(lines, shares, refund)
     order.lines_digest = None  # the lines no longer are the calculation's
-    refunded_before, taken_before = await _amount_only_so_far(session, order)
+    so_far = await _so_far(session, order)
+    shipping = _take_back_shipping(lines, shares, refund, so_far)
+    refunded, unvalued = _valued_amount_only(order, refund)
     amount_only = proportional_reversal(
-        credit, order.eligible_amount, refunded_before, refund.adjustment_amount, taken_before
+        credit,
+        order.eligible_amount,
+        so_far["amount_only_refunded"],
+        refunded,
+        so_far["amount_only_reversed"],
     )
     remaining = credit - await _reversed_so_far(session, order)
-    amount = min(amount + amount_only, remaining)  # never beyond what was credited
+    amount = min(amount + shipping + amount_only, remaining)  # never beyond what was credited
     if amount > 0:
         await _take_back(
             session,
@@ -217,27 +276,38 @@ async def _reverse(
             target=OrderStatus.reversed if amount == remaining else OrderStatus.partially_reversed,
             reason=f"refund {refund.external_id}",
         )
-    return {
-        "reversed": amount,
-        "amount_only_refunded": refund.adjustment_amount,
-        "amount_only_reversed": amount_only,
-    }
+    return await _effect(
+        session,
+        shop,
+        order,
+        refund,
+        {"reversed": amount},
+        refunded=refunded,
+        amount_only=amount_only,
+        shipping=shipping,
+        unvalued=unvalued,
+    )
 
 
-async def _reduce(session: AsyncSession, order: Order, refund: Refund) -> dict[str, Any]:
+async def _reduce(
+    session: AsyncSession, shop: Shop, order: Order, refund: Refund
+) -> dict[str, Any]:
     """Before credit: the refunded part will not be credited; nothing left rejects the order."""
     lines = await _lines(session, order)
-    removed = _take_back_lines(lines, [li.cashback_amount for li in lines], refund)
+    shares = [li.cashback_amount for li in lines]
+    so_far = await _so_far(session, order)
+    shipping = _take_back_shipping(lines, shares, refund, so_far)
+    removed = _take_back_lines(lines, shares, refund)
     order.lines_digest = None  # the lines no longer are the calculation's
-    refunded_before, taken_before = await _amount_only_so_far(session, order)
+    refunded, unvalued = _valued_amount_only(order, refund)
     amount_only = proportional_reversal(
         order.cashback_amount + removed,
         order.eligible_amount,
-        refunded_before,
-        refund.adjustment_amount,
-        taken_before,
+        so_far["amount_only_refunded"],
+        refunded,
+        so_far["amount_only_reversed"],
     )
-    removed = min(removed + amount_only, order.cashback_amount)
+    removed = min(removed + shipping + amount_only, order.cashback_amount)
     order.cashback_amount -= removed
     if order.award_amount is not None:
         order.award_amount = max(order.award_amount - removed, 0)
@@ -245,11 +315,63 @@ async def _reduce(session: AsyncSession, order: Order, refund: Refund) -> dict[s
         await order_service.transition(
             session, order, OrderStatus.rejected, reason="order refunded", action="order.rejected"
         )
-    return {
-        "removed_before_credit": removed,
-        "amount_only_refunded": refund.adjustment_amount,
+    return await _effect(
+        session,
+        shop,
+        order,
+        refund,
+        {"removed_before_credit": removed},
+        refunded=refunded,
+        amount_only=amount_only,
+        shipping=shipping,
+        unvalued=unvalued,
+    )
+
+
+async def _effect(
+    session: AsyncSession,
+    shop: Shop,
+    order: Order,
+    refund: Refund,
+    effect: dict[str, Any],
+    *,
+    refunded: int,
+    amount_only: int,
+    shipping: int,
+    unvalued: str | None,
+) -> dict[str, Any]:
+    """What applying the refund did, kept on it (later refunds add up from it). A part that
+    could not be valued is kept and shown there, and the merchant is told."""
+    effect |= {
+        "amount_only_refunded": refunded,
         "amount_only_reversed": amount_only,
+        "shipping_refunded": refund.shipping_amount,
+        "shipping_reversed": shipping,
     }
+    if unvalued is not None:
+        effect["unvalued"] = unvalued
+        audit_service.record(
+            session,
+            shop_id=shop.id,
+            actor=SYSTEM,
+            action="order.refund_unvalued",
+            subject_type="order",
+            subject_id=order.id,
+            after={"refund": refund.external_id},
+            reason=unvalued,
+        )
+        await notification_service.enqueue_alert(
+            session,
+            shop,
+            event_key=f"refund:{refund.id}:unvalued",
+            event_type="refund.unvalued",
+            payload={
+                "order": {"id": str(order.id), "external_id": order.external_id},
+                "refund": {"external_id": refund.external_id},
+                "detail": unvalued,
+            },
+        )
+    return effect
 
 
 async def cancel(session: AsyncSession, shop: Shop, order: Order) -> None:

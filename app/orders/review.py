@@ -45,6 +45,10 @@ class CalculationChanged(Conflict):
     code, title = "calculation_changed", "The calculated amount changed"
 
 
+class PaymentsUnknown(Conflict):
+    code, title = "payments_unknown", "What gift cards or store credit paid is not known yet"
+
+
 class CustomerRequired(Conflict):
     code, title = "customer_required", "The order has no customer account yet"
 
@@ -176,13 +180,19 @@ async def release(
 
 
 async def calculated_amount(session: AsyncSession, shop: Shop, order: Order) -> int:
-    """The order's cashback under the current program, from its stored snapshot."""
+    """The order's cashback under the current program, from its stored snapshot. Not known
+    while part of the order was paid with credit of an amount not read yet: a person then
+    approves the amount instead (or waits for the read)."""
     if order.snapshot is None:
         return order.cashback_amount
     program = await current_program(session, shop.id)
-    breakdown = await service.calculate_for_shop(
-        session, shop, snapshot_from_json(order.snapshot), program.rules_model
-    )
+    snapshot = service.with_payments(snapshot_from_json(order.snapshot), order.payments)
+    breakdown = await service.calculate_for_shop(session, shop, snapshot, program.rules_model)
+    if breakdown.credit_payments_unknown:
+        raise PaymentsUnknown(
+            "part of the order was paid with a gift card or store credit, and how much is not "
+            "known yet; the service reads it from Shopify when it can"
+        )
     return breakdown.cashback_amount
 
 

@@ -268,6 +268,7 @@ async def release_order(
     responses=problem_responses(
         *REVIEW_PROBLEMS,
         review.CalculationChanged,
+        review.PaymentsUnknown,
         review.CustomerRequired,
         review.InvalidAmount,
     ),

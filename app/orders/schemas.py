@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
@@ -10,6 +10,7 @@ from app.kit.decimals import decimal_string
 from app.kit.ids import Id
 from app.kit.schemas import RequestModel
 from app.orders.state import OrderStatus
+from app.program.schemas import LINE_REASON
 
 # What `allowed_actions` may list: the review endpoints' names (the frontend's buttons).
 # Declared as an enum; `review.allowed_actions` decides which apply.
@@ -40,10 +41,28 @@ class OrderLineRead(BaseModel):
     cashback_amount: str = Field(description=AMOUNT)
     rate_source: str = Field(
         description="What set the rate: `base`, `rule:<name>`, `tier:<name>`, `b2b`, "
-        "`excluded:<name>` or `gift_card`."
+        "`excluded:<name>`, `gift_card` or `tip`."
     )
     campaigns: list[str] = Field(description="Campaigns that boosted the rate.")
-    reason: str | None = Field(description="Why the line earns nothing, when it earns nothing.")
+    reason: str | None = Field(description=LINE_REASON)
+
+
+class OrderPaymentsRead(BaseModel):
+    """What gift cards and store credit paid: that part earns no cashback (when the program
+    says so). Order webhooks carry no transactions; the amounts are read from Shopify."""
+
+    status: Literal["none", "read", "payload", "waiting", "needs_review"] = Field(
+        description="`none`: no gift card or store credit paid; `read`: the amounts come from "
+        "Shopify's transactions; `payload`: from the order itself; `waiting`: being read from "
+        "Shopify (the order waits, it is not credited on a guess); `needs_review`: they cannot "
+        "be read (no Admin API access), so the order is held for a reviewer."
+    )
+    currency: str = Field(description="ISO 4217 code of the amounts (the order's).")
+    credit_gateways: list[str] = Field(description="Its gift card and store credit gateways.")
+    paid_with_credit_amount: str | None = Field(description="Null while not known. " + AMOUNT)
+    gift_card_amount: str | None = Field(description="As read from Shopify. " + AMOUNT)
+    store_credit_amount: str | None = Field(description="As read from Shopify. " + AMOUNT)
+    read_at: datetime | None = Field(description="When Shopify's transactions were read.")
 
 
 class OrderEventRead(BaseModel):
@@ -92,6 +111,7 @@ class OrderRead(OrderSummary):
     award_amount: str | None = Field(description="Approved amount to credit, when set.")
     award_at: datetime | None = Field(description="When a scheduled order is credited.")
     allowed_actions: list[ReviewAction] = Field(description="Review actions allowed now.")
+    payments: OrderPaymentsRead
     lines: list[OrderLineRead]
     history: list[OrderEventRead]
 

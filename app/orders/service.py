@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from app.audit.service import SYSTEM, Actor
 from app.catalog import service as catalog_service
 from app.events.publish import defer_dashboard_update, defer_event, order_status_changed
 from app.kit.money import format_minor
+from app.kit.queue import defer_job
 from app.ledger import service as ledger_service
 from app.metrics import rollup
 from app.notifications import service as notification_service
@@ -35,6 +37,7 @@ from app.orders.holds import HoldFacts, HoldRules, hold_reasons
 from app.orders.models import Order, OrderLine
 from app.orders.state import UNDECIDED, OrderStatus, check_transition
 from app.platform import service as platform_service
+from app.platform.shopify_admin import OrderPayments
 from app.program.calculator import SHIPPING_LINE_ID, Breakdown, calculate
 from app.program.models import ProgramVersion
 from app.program.rules import Program
@@ -54,6 +57,23 @@ _NOT_CREDITED_FINANCIAL_STATUSES = {"refunded": "order refunded", "voided": "pay
 
 
 REVIEW_STATUSES = frozenset({OrderStatus.pending, OrderStatus.held})
+
+READ_PAYMENTS_JOB = "read_order_payments"
+# The reason an order stays `received` while its gift card and store credit payments are read.
+WAITING_FOR_PAYMENTS = (
+    "waiting for the order's transactions from Shopify (gift card or store credit)"
+)
+PAYMENTS_NEED_REVIEW = (
+    "paid partly with a gift card or store credit, and without Admin API access the amounts "
+    "are unknown: approve the amount the rest of the order earns"
+)
+B2B_WITHOUT_LOCATION = (
+    "B2B order without a company location: store credit belongs to a company location"
+)
+
+
+def read_payments_job_id(order_id: int) -> str:
+    return f"order:{order_id}:payments"
 
 
 async def transition(
@@ -187,7 +207,16 @@ async def _recalculate_edited(
 ) -> None:
     """An edited order not credited yet earns what the edited order earns."""
     previous = order.cashback_amount
-    await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
+    breakdown = await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
+    if breakdown.credit_payments_unknown and order.cashback_amount > 0:
+        # Paid with credit again, by an amount not read yet: a person looks before credit.
+        reason = WAITING_FOR_PAYMENTS
+        if platform_service.has_admin_access(shop):
+            defer_job(session, READ_PAYMENTS_JOB, order.id, job_id=read_payments_job_id(order.id))
+        else:
+            reason = PAYMENTS_NEED_REVIEW
+        order.hold_reasons = [*order.hold_reasons, reason]
+        await transition(session, order, OrderStatus.held, reason=reason)
     if order.award_amount == previous:  # not adjusted by a reviewer: follows the calculation
         order.award_amount = order.cashback_amount
     if order.cashback_amount == 0:
@@ -235,6 +264,17 @@ async def customer_appeared(
     return [order.id for order in waiting]
 
 
+def with_payments(snapshot: PlatformOrder, payments: dict[str, Any] | None) -> PlatformOrder:
+    """The snapshot with its credit payments filled in from what Shopify's transactions said,
+    when those were read for the same order total (an edit that changes it reads them again)."""
+    if snapshot.paid_with_credit_amount is not None or not payments:
+        return snapshot
+    if payments.get("total") != snapshot.total_amount:
+        return snapshot
+    credit = int(payments["gift_card"]) + int(payments["store_credit"])
+    return replace(snapshot, paid_with_credit_amount=credit)
+
+
 def _is_stale(order: Order, snapshot: PlatformOrder) -> bool:
     return (
         order.source_updated_at is not None
@@ -254,6 +294,7 @@ async def _apply_snapshot(
 ) -> Breakdown:
     """Store the snapshot's facts and its calculation on the order (`fresh`: the order was
     inserted by this transaction, so it has no lines to replace)."""
+    snapshot = with_payments(snapshot, order.payments)
     program, rules = await _program(session, shop.id)
     breakdown = await calculate_for_shop(session, shop, snapshot, rules)
     order.name = snapshot.name
@@ -369,9 +410,17 @@ async def evaluate(
     elif order.cashback_amount == 0:
         reason = zero_reason or "no cashback earned"
         await transition(session, order, OrderStatus.not_eligible, reason=reason)
+    elif await _payments_unknown(session, shop, order):
+        if not platform_service.has_admin_access(shop):  # nobody can read them: a person decides
+            order.hold_reasons = [PAYMENTS_NEED_REVIEW]
+            await transition(session, order, OrderStatus.held, reason=PAYMENTS_NEED_REVIEW)
+        else:  # not credited on a guess: evaluated again once they are read
+            await transition(session, order, OrderStatus.received, reason=WAITING_FOR_PAYMENTS)
+            defer_job(session, READ_PAYMENTS_JOB, order.id, job_id=read_payments_job_id(order.id))
+            return  # refunds wait for the decision
     elif order.customer_id is None:
         await transition(session, order, OrderStatus.awaiting_customer)
-    elif check_holds and (reasons := await _hold_reasons(session, shop, order)):
+    elif check_holds and (reasons := await _review_reasons(session, shop, order)):
         order.hold_reasons = reasons
         await transition(session, order, OrderStatus.held, reason="; ".join(reasons))
     elif shop.processing_mode == ProcessingMode.manual:
@@ -388,6 +437,25 @@ async def apply_waiting_refunds(session: AsyncSession, shop: Shop, order: Order)
 
     if await refunds.has_waiting(session, shop.id, order.external_id):
         await refunds.apply_pending_refunds(session, shop, order)
+
+
+async def _payments_unknown(session: AsyncSession, shop: Shop, order: Order) -> bool:
+    """The program leaves out what gift cards and store credit paid, and how much they paid
+    for this order is not known yet."""
+    if order.snapshot is None or order.snapshot.get("paid_with_credit_amount", 0) is not None:
+        return False
+    _, program = await _program(session, shop.id)
+    return program.exclude_credit_payments
+
+
+async def _review_reasons(session: AsyncSession, shop: Shop, order: Order) -> list[str]:
+    """Why a person should look at the order first: the shop's hold rules, and a B2B order
+    whose credit has no company location to go to."""
+    reasons = await _hold_reasons(session, shop, order)
+    snapshot = order.snapshot or {}
+    if snapshot.get("b2b") and not snapshot.get("company_location_id"):
+        reasons.append(B2B_WITHOUT_LOCATION)
+    return reasons
 
 
 async def _hold_reasons(session: AsyncSession, shop: Shop, order: Order) -> list[str]:
@@ -418,11 +486,71 @@ async def _hold_reasons(session: AsyncSession, shop: Shop, order: Order) -> list
             total_amount=order.total_amount,
             lines=snapshot.lines,
             first_order=earlier_paid is None,
-            b2b=snapshot.company_id is not None,
+            b2b=snapshot.b2b,
             recent_credited_orders=recent_orders,
             recent_cashback=recent_cashback,
         ),
     )
+
+
+def waits_for_payments(order: Order) -> bool:
+    """The order's credit payments are to be read before it can go on."""
+    unknown = (
+        order.snapshot is not None and order.snapshot.get("paid_with_credit_amount", 0) is None
+    )
+    return unknown and (order.status in UNDECIDED or order.status in _REDUCIBLE_BEFORE_CREDIT)
+
+
+async def payments_read(
+    session: AsyncSession, shop: Shop, order: Order, payments: OrderPayments | None
+) -> None:
+    """Shopify's transactions said what gift cards and store credit paid (None: they cannot
+    be read, the shop gave no Admin API access): calculate again and go on from there."""
+    assert order.snapshot is not None
+    snapshot = snapshot_from_json(order.snapshot)
+    if payments is not None:
+        order.payments = {
+            "total": snapshot.total_amount,
+            "gift_card": payments.gift_card,
+            "store_credit": payments.store_credit,
+            "read_at": datetime.now(UTC).isoformat(),
+        }
+    received_at = order.paid_received_at or datetime.now(UTC)
+    if order.status in UNDECIDED:
+        breakdown = await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
+        await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
+    elif order.status in _REDUCIBLE_BEFORE_CREDIT:
+        await _recalculate_edited(session, shop, order, snapshot, received_at=received_at)
+
+
+async def payments_unreadable(
+    session: AsyncSession, order_id: int, error: str, *, alert: bool
+) -> None:
+    """Shopify did not answer this time: the order keeps waiting (the sweeper asks again), with
+    the error shown, and the merchant is told once (`alert`) when the reads keep failing."""
+    order = await lock_order(session, order_id)
+    if order is None or not waits_for_payments(order):
+        return
+    order.last_error = f"cannot read the order's transactions from Shopify: {error}"[:4000]
+    if alert:
+        await _alert(session, order, "payments_unreadable", order.last_error)
+
+
+async def orders_waiting_for_payments(
+    session: AsyncSession, older_than: datetime, limit: int
+) -> list[int]:
+    """Orders waiting for their payments whose read has not moved since `older_than`."""
+    result = await session.execute(
+        select(Order.id)
+        .where(
+            Order.status == OrderStatus.received,
+            Order.status_reason == WAITING_FOR_PAYMENTS,
+            Order.updated_at < older_than,
+        )
+        .order_by(Order.updated_at)
+        .limit(limit)
+    )
+    return list(result.scalars())
 
 
 async def award(
@@ -552,21 +680,22 @@ async def mark_failed(session: AsyncSession, order: Order, error: str) -> None:
     if order.status in UNDECIDED:
         order.last_error = error
         await transition(session, order, OrderStatus.failed, reason="processing failed")
-        shop = await session.get_one(Shop, order.shop_id)
-        await notification_service.enqueue_alert(
-            session,
-            shop,
-            event_key=f"order:{order.id}:failed",
-            event_type="order.failed",
-            payload={
-                "order": {
-                    "id": str(order.id),
-                    "external_id": order.external_id,
-                    "name": order.name,
-                },
-                "error": error[:1000],
-            },
-        )
+        await _alert(session, order, "failed", error)
+
+
+async def _alert(session: AsyncSession, order: Order, what: str, error: str) -> None:
+    """Tell the merchant, once per order and `what` (`order.<what>`), with the error."""
+    shop = await session.get_one(Shop, order.shop_id)
+    await notification_service.enqueue_alert(
+        session,
+        shop,
+        event_key=f"order:{order.id}:{what}",
+        event_type=f"order.{what}",
+        payload={
+            "order": {"id": str(order.id), "external_id": order.external_id, "name": order.name},
+            "error": error[:1000],
+        },
+    )
 
 
 async def find_order(
@@ -583,7 +712,11 @@ async def stale_received_orders(
 ) -> list[int]:
     result = await session.execute(
         select(Order.id)
-        .where(Order.status == OrderStatus.received, Order.updated_at < older_than)
+        .where(
+            Order.status == OrderStatus.received,
+            Order.status_reason.is_distinct_from(WAITING_FOR_PAYMENTS),  # re-driven on their own
+            Order.updated_at < older_than,
+        )
         .order_by(Order.updated_at)
         .limit(limit)
     )

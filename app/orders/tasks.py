@@ -5,17 +5,20 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from arq import Retry
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import SYSTEM
-from app.kit.jobs import resources, run_job
+from app.kit.jobs import MAX_TRIES, backoff_seconds, resources, run_job
 from app.kit.operations import Operation
 from app.kit.queue import defer_job
 from app.kit.uow import unit_of_work
 from app.orders import review, service
 from app.orders.models import Order
 from app.orders.state import OrderStatus
+from app.platform import service as platform_service
+from app.platform import shopify_admin
 from app.shops.models import Shop
 from app.shops.settings import APPROVE_PENDING_JOB
 
@@ -39,6 +42,46 @@ async def evaluate_order(ctx: dict[str, Any], order_id: int) -> str | None:
             await service.mark_failed(session, order, error)
 
     return await run_job(ctx, work, give_up)
+
+
+async def read_order_payments(ctx: dict[str, Any], order_id: int) -> str | None:
+    """Read what gift cards and store credit paid for an order (Shopify's order webhooks carry
+    no transactions) and evaluate it with that. The call is made outside any transaction; a
+    failed read is retried with backoff, then left to the sweeper, which asks again a minute
+    after the order last moved: the order waits, it is never credited on a guess."""
+    res = resources(ctx)
+    job_try: int = ctx.get("job_try", 1)
+    async with res.sessionmaker() as session:
+        order = await session.get(Order, order_id)
+        if order is None or not service.waits_for_payments(order):
+            return None
+        shop = await session.get_one(Shop, order.shop_id)
+    payments = None
+    try:
+        api = platform_service.admin_api(shop, res.secrets)
+    except platform_service.NoAdminAccess:
+        api = None  # evaluated without them: held for a person to decide
+    if api is not None:
+        try:
+            payments = await shopify_admin.order_payments(
+                res.http, api, order.external_id, order.currency
+            )
+        except shopify_admin.AdminApiError as exc:
+            final = job_try >= MAX_TRIES
+            async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+                await service.payments_unreadable(session, order_id, str(exc), alert=final)
+            logger.warning("order %s: transactions unreadable (try %d): %s", order_id, job_try, exc)
+            if final:
+                return "waiting"
+            after = exc.retry_after_seconds
+            raise Retry(defer=after if after is not None else backoff_seconds(job_try)) from exc
+    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        order = await service.lock_order(session, order_id)
+        if order is None or not service.waits_for_payments(order):
+            return None
+        shop = await session.get_one(Shop, order.shop_id)
+        await service.payments_read(session, shop, order, payments)
+        return str(order.status)
 
 
 APPROVE_PENDING_BATCH = 100

@@ -34,6 +34,7 @@ from app.kit.resources import Resources
 from app.kit.uow import unit_of_work
 from app.ledger.models import Customer, EntryKind, LedgerEntry
 from app.notifications import service as notifications
+from app.orders.domain import snapshot_from_json
 from app.orders.models import Order
 from app.platform import shopify_admin
 from app.platform.models import CreditSync, SyncStatus
@@ -69,6 +70,11 @@ def sync_job_id(ledger_entry_id: int) -> str:
 
 def pushes_store_credit(shop: Shop) -> bool:
     return shop.push_store_credit and shop.uninstalled_at is None
+
+
+def has_admin_access(shop: Shop) -> bool:
+    """The shop gave the service a way into its Admin API (not necessarily working now)."""
+    return shop.platform_access_token is not None and shop.uninstalled_at is None
 
 
 _syncs = cast(Table, CreditSync.__table__)  # Core, not the ORM's bulk insert: the hot path
@@ -276,12 +282,13 @@ async def _begin(
 
 
 async def _owner_id(session: AsyncSession, entry: LedgerEntry) -> str:
-    """B2B credit belongs to the company location that bought; else to the customer."""
+    """B2B credit belongs to the company location that bought (never to the company itself);
+    else, and for a B2B order without a location that a reviewer released, to the customer."""
     if entry.order_id is not None:
-        snapshot = await session.scalar(select(Order.snapshot).where(Order.id == entry.order_id))
-        company_id = (snapshot or {}).get("company_id")
-        if company_id:
-            return shopify_admin.company_location_gid(str(company_id))
+        stored = await session.scalar(select(Order.snapshot).where(Order.id == entry.order_id))
+        location_id = snapshot_from_json(stored).company_location_id if stored else None
+        if location_id:
+            return shopify_admin.company_location_gid(location_id)
     external_id = await session.scalar(
         select(Customer.external_id).where(Customer.id == entry.customer_id)
     )

@@ -1,4 +1,5 @@
-"""A small client for the Shopify Admin API: store credit (GraphQL) and paid orders (REST).
+"""A small client for the Shopify Admin API (GraphQL): store credit, an order's transactions,
+and the orders reconciliation lists.
 
 Every call goes through the process's shared httpx client (explicit timeouts, no redirects).
 Mutations never raise for a platform answer: they return what happened, so the caller can
@@ -18,6 +19,7 @@ import httpx
 import orjson
 
 from app.kit.money import format_minor, to_minor
+from app.webhooks.shopify import gateway_kind
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ class AdminApi:
 
 def customer_gid(external_id: str) -> str:
     return f"gid://shopify/Customer/{external_id}"
+
+
+def order_gid(external_id: str) -> str:
+    return f"gid://shopify/Order/{external_id}"
 
 
 def company_location_gid(location_id: str) -> str:
@@ -162,6 +168,54 @@ query StoreCreditActivity($owner: ID!, $accounts: String!, $after: String) {
   }
 }
 """
+
+_ORDER_TRANSACTIONS = """
+query OrderTransactions($id: ID!) {
+  order(id: $id) {
+    id
+    transactions {
+      kind
+      status
+      gateway
+      amountSet { shopMoney { amount currencyCode } }
+    }
+  }
+}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPayments:
+    """What an order's successful sales and captures took through credit gateways."""
+
+    gift_card: int  # minor units, shop currency
+    store_credit: int
+
+    @property
+    def credit(self) -> int:
+        return self.gift_card + self.store_credit
+
+
+async def order_payments(
+    http: httpx.AsyncClient, api: AdminApi, order_external_id: str, currency: str
+) -> OrderPayments:
+    """The order's gift card and store credit payments, from its transactions (order
+    webhooks carry none). Raises AdminApiError when Shopify cannot answer now."""
+    data = await _query(http, api, _ORDER_TRANSACTIONS, {"id": order_gid(order_external_id)})
+    order = data.get("order")
+    if order is None:
+        raise AdminApiError(f"order {order_external_id} not found")
+    paid = {"gift_card": 0, "store_credit": 0}
+    for transaction in order.get("transactions") or []:
+        kind = gateway_kind(str(transaction.get("gateway") or ""))
+        if (
+            kind is not None
+            and str(transaction.get("kind")).upper() in ("SALE", "CAPTURE")
+            and str(transaction.get("status")).upper() == "SUCCESS"
+        ):
+            paid[kind] += _minor(transaction["amountSet"]["shopMoney"], currency)
+    return OrderPayments(gift_card=paid["gift_card"], store_credit=paid["store_credit"])
+
 
 _TRANSACTION_KINDS = {
     "StoreCreditAccountCreditTransaction": "credit",

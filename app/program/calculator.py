@@ -29,6 +29,9 @@ __all__ = ["Breakdown", "LineCashback", "Program", "Reason", "allocate", "calcul
 
 class Reason:
     gift_card = "gift_card"
+    tip = "tip"  # a tip is not a purchase
+    removed = "removed"  # an order edit took the line off
+    paid_with_credit = "paid_with_credit"  # all of it paid with gift cards or store credit
     test_order = "test_order"
     nothing_paid = "nothing_paid"
     zero_rate = "zero_rate"
@@ -54,6 +57,9 @@ class Breakdown:
     cashback_amount: int
     reasons: tuple[str, ...]  # why the order earns nothing, when it earns nothing
     capped: bool = False
+    # Paid partly with credit by an amount not known yet: calculated as if nothing was, so the
+    # amount is an upper bound that must not be credited as it is.
+    credit_payments_unknown: bool = False
 
 
 # Where each match field's values live on a line; collections and tags hold several.
@@ -146,7 +152,7 @@ def compile_program(program: Program) -> _Compiled:
 
 def _base_rate(compiled: _Compiled, order: PlatformOrder) -> tuple[Decimal, str]:
     program = compiled.program
-    if order.company_id is not None and program.b2b_rate is not None:
+    if order.b2b and program.b2b_rate is not None:
         return program.b2b_rate, "b2b"
     if order.customer is not None and compiled.tiers:
         tags = set(order.customer.tags)
@@ -214,9 +220,11 @@ def calculate(
         lines.append(PlatformLine(SHIPPING_LINE_ID, "Shipping", 1, order.shipping_amount, 0))
 
     # The part paid with credit earns nothing: every base is scaled by paid / total.
+    credit = order.paid_with_credit_amount
+    credit_unknown = program.exclude_credit_payments and credit is None
     paid, whole = order.total_amount, order.total_amount
-    if program.exclude_credit_payments and order.paid_with_credit_amount > 0 and whole > 0:
-        paid = max(whole - order.paid_with_credit_amount, 0)
+    if program.exclude_credit_payments and credit and whole > 0:
+        paid = max(whole - credit, 0)
     else:
         paid = whole = 1
 
@@ -224,12 +232,14 @@ def calculate(
     numerators: list[int] = []  # exact cashback × RATE_SCALE × _PERCENT × whole
     partial: list[tuple[str, Decimal, str | None, str, tuple[str, ...]]] = []
     for line in lines:
-        base = 0 if line.gift_card else _line_base(line, order, program)
+        base = 0 if line.gift_card or line.tip else _line_base(line, order, program)
         rate, source, reason, applied = _line_rate(
             line, compiled, default_rate, default_source, campaigns
         )
         if reason is None and base == 0:
-            reason = Reason.nothing_paid
+            reason = Reason.removed if line.removed_quantity else Reason.nothing_paid
+        if reason is None and paid == 0:
+            reason = Reason.paid_with_credit
         if reason is None and rate == 0:
             reason = Reason.zero_rate
         bases.append(base)
@@ -268,7 +278,7 @@ def calculate(
         reasons = tuple(sorted(found)) or (Reason.nothing_paid,)
         if minimum is not None and Reason.below_minimum in found:
             reasons = (Reason.below_minimum,)
-    return Breakdown(breakdown_lines, eligible_paid, total, reasons, capped)
+    return Breakdown(breakdown_lines, eligible_paid, total, reasons, capped, credit_unknown)
 
 
 def _line_rate(
@@ -281,6 +291,8 @@ def _line_rate(
     """(rate, what set it, reason it earns nothing or None, campaigns applied)."""
     if line.gift_card:
         return Decimal(0), "gift_card", Reason.gift_card, ()
+    if line.tip:
+        return Decimal(0), "tip", Reason.tip, ()
     excluded = compiled.exclusion(line)
     if excluded is not None:
         return Decimal(0), f"excluded:{excluded.name}", Reason.excluded, ()

@@ -17,6 +17,13 @@ PercentString = Annotated[
 ]
 
 
+LINE_REASON = (
+    "Why the line earns nothing, when it earns nothing: `gift_card`, `tip`, `removed` (an order "
+    "edit took it off), `paid_with_credit` (paid with gift cards or store credit), `excluded`, "
+    "`zero_rate`, `nothing_paid`, `below_minimum` or `test_order`."
+)
+
+
 class ProgramRead(Program):
     version: int = Field(description="Each change makes a new version; orders keep theirs.")
     created_at: datetime
@@ -28,11 +35,11 @@ class LineBreakdown(BaseModel):
     rate: PercentString = Field(description='Percent the line earns, e.g. `"5"`.')
     rate_source: str = Field(
         description="What set the rate: `base`, `rule:<name>`, `tier:<name>`, `b2b`, "
-        "`excluded:<name>` or `gift_card`."
+        "`excluded:<name>`, `gift_card` or `tip`."
     )
     campaigns: list[str] = Field(description="Campaigns that boosted the rate.")
     cashback_amount: str
-    reason: str | None = Field(description="Why the line earns nothing, when it earns nothing.")
+    reason: str | None = Field(description=LINE_REASON)
 
 
 class BreakdownRead(BaseModel):

@@ -19,6 +19,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.kit.db import Base, IdMixin, TimestampMixin
 
+# A version Shopify supports today (each is supported for about a year).
+DEFAULT_API_VERSION = "2026-10"
+
 
 class ProcessingMode(StrEnum):
     automatic = "automatic"
@@ -62,7 +65,7 @@ class Shop(IdMixin, TimestampMixin, Base):
     # Encrypted with CASHBACK_SECRET_KEY (Fernet); never returned by the API.
     platform_access_token: Mapped[str | None] = mapped_column(Text)
     platform_api_version: Mapped[str] = mapped_column(
-        String(16), default="2025-10", server_default="2025-10", nullable=False
+        String(16), default=DEFAULT_API_VERSION, server_default=DEFAULT_API_VERSION, nullable=False
     )
     # Where the Admin API lives; None means https://{domain}. Tests point it at a stand-in.
     platform_api_base_url: Mapped[str | None] = mapped_column(Text)

@@ -41,18 +41,19 @@ MAX_WRITES_IN_FLIGHT = 2  # one statement being written while the next batch fil
 
 _SHOP_SQL = "SELECT id, webhook_secret FROM shops WHERE domain = $1"
 # The rows come as one array per column. Rows of a shop that no longer exists are skipped, and
-# so are (shop, event key) pairs already stored: RETURNING names the rows written.
+# so are (shop, topic, event key) triples already stored: RETURNING names the rows written.
 _INSERT_SQL = """
 INSERT INTO webhook_events
-    (shop_id, topic, event_key, webhook_id, api_version, body, status, error, handled_at)
-SELECT d.shop_id, d.topic, d.event_key, d.webhook_id, d.api_version, d.body, d.status, d.error,
-       CASE WHEN d.error IS NULL THEN NULL ELSE now() END
-FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[],
-            $7::text[], $8::text[])
-     AS d(shop_id, topic, event_key, webhook_id, api_version, body, status, error)
+    (shop_id, topic, event_key, webhook_id, api_version, triggered_at, body, status, error,
+     handled_at)
+SELECT d.shop_id, d.topic, d.event_key, d.webhook_id, d.api_version, d.triggered_at, d.body,
+       d.status, d.error, CASE WHEN d.error IS NULL THEN NULL ELSE now() END
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+            $7::bytea[], $8::text[], $9::text[])
+     AS d(shop_id, topic, event_key, webhook_id, api_version, triggered_at, body, status, error)
 WHERE EXISTS (SELECT 1 FROM shops s WHERE s.id = d.shop_id)
-ON CONFLICT (shop_id, event_key) DO NOTHING
-RETURNING id, shop_id, event_key
+ON CONFLICT (shop_id, topic, event_key) DO NOTHING
+RETURNING id, shop_id, topic, event_key
 """
 _SHOPS_EXIST_SQL = "SELECT id FROM shops WHERE id = ANY($1::bigint[])"
 
@@ -191,7 +192,7 @@ class Intake:
         stored: list[tuple[int, str, str | None]] = []
         answers: list[tuple[_Pending, Stored | ProblemError]] = []
         for p in batch:
-            event_id = written.pop((p.shop_id, p.delivery.event_key), None)
+            event_id = written.pop((p.shop_id, p.delivery.topic, p.delivery.event_key), None)
             if p.shop_id in missing_shops:
                 result: Stored | ProblemError = Unauthorized(GONE)
             else:
@@ -211,12 +212,22 @@ class Intake:
             else:
                 p.done.set_result(result)
 
-    async def _insert(self, batch: list[_Pending]) -> tuple[dict[tuple[int, str], int], set[int]]:
-        columns: tuple[list[object], ...] = ([], [], [], [], [], [], [], [])
+    async def _insert(
+        self, batch: list[_Pending]
+    ) -> tuple[dict[tuple[int, str, str], int], set[int]]:
+        columns: tuple[list[object], ...] = ([], [], [], [], [], [], [], [], [])
         for p in batch:
             d = p.delivery
             status = EventStatus.failed if p.error else EventStatus.received
-            row = (p.shop_id, d.topic, d.event_key, d.webhook_id, d.api_version, d.body)
+            row = (
+                p.shop_id,
+                d.topic,
+                d.event_key,
+                d.webhook_id,
+                d.api_version,
+                d.triggered_at,
+                d.body,
+            )
             for column, value in zip(columns, (*row, status.value, p.error), strict=True):
                 column.append(value)
         async with self.engine.connect() as conn:
@@ -228,7 +239,10 @@ class Intake:
             try:
                 # Outside a transaction block the statement commits on its own: one round trip.
                 rows = await pg.fetch(_INSERT_SQL, *columns)
-                written = {(int(r["shop_id"]), str(r["event_key"])): int(r["id"]) for r in rows}
+                written = {
+                    (int(r["shop_id"]), str(r["topic"]), str(r["event_key"])): int(r["id"])
+                    for r in rows
+                }
                 missing: set[int] = set()
                 if len(rows) < len(batch):  # duplicates, or a shop deleted since it was cached
                     asked = list({p.shop_id for p in batch})

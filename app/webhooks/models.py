@@ -29,11 +29,12 @@ class EventStatus(StrEnum):
 
 
 class WebhookEvent(IdMixin, Base):
-    """The inbox: every accepted delivery, byte for byte, unique per shop and event."""
+    """The inbox: every accepted delivery, byte for byte, unique per shop, topic and event
+    (Shopify gives every delivery of one merchant action the same event id)."""
 
     __tablename__ = "webhook_events"
     __table_args__ = (
-        UniqueConstraint("shop_id", "event_key"),
+        UniqueConstraint("shop_id", "topic", "event_key"),
         CheckConstraint("status IN ('received', 'processed', 'ignored', 'failed')", name="status"),
         Index(
             "ix_webhook_events_unhandled",
@@ -48,6 +49,8 @@ class WebhookEvent(IdMixin, Base):
     event_key: Mapped[str] = mapped_column(String(255), nullable=False)
     webhook_id: Mapped[str | None] = mapped_column(String(255))
     api_version: Mapped[str | None] = mapped_column(String(32))
+    # X-Shopify-Triggered-At: when Shopify created the delivery (its lag is received_at - this).
+    triggered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     status: Mapped[EventStatus] = mapped_column(
         String(16), default=EventStatus.received, nullable=False

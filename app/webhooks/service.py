@@ -45,6 +45,7 @@ class Delivery:
     webhook_id: str | None
     api_version: str | None
     body: bytes
+    triggered_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,8 @@ class Stored:
 
 
 async def store_event(session: AsyncSession, shop_id: int, delivery: Delivery) -> Stored:
-    """Insert the delivery unless its event key is known; queue its handling after commit."""
+    """Insert the delivery unless its topic and event key are known; queue its handling after
+    commit."""
     malformed_error = malformed(delivery.body)
     stmt = (
         insert(WebhookEvent)
@@ -68,12 +70,15 @@ async def store_event(session: AsyncSession, shop_id: int, delivery: Delivery) -
             event_key=delivery.event_key,
             webhook_id=delivery.webhook_id,
             api_version=delivery.api_version,
+            triggered_at=delivery.triggered_at,
             body=delivery.body,
             status=EventStatus.failed if malformed_error else EventStatus.received,
             error=malformed_error,
             handled_at=datetime.now(UTC) if malformed_error else None,
         )
-        .on_conflict_do_nothing(index_elements=[WebhookEvent.shop_id, WebhookEvent.event_key])
+        .on_conflict_do_nothing(
+            index_elements=[WebhookEvent.shop_id, WebhookEvent.topic, WebhookEvent.event_key]
+        )
         .returning(WebhookEvent.id)
     )
     event_id = (await session.execute(stmt)).scalar_one_or_none()
@@ -412,15 +417,21 @@ async def _dispatch(
         )
     elif topic == "customers/redact":
         request = shopify.ShopifyPrivacyRequest.model_validate(payload)
-        if request.customer is not None:
-            await privacy_service.redact_customer(session, shop, request.customer.id)
+        await privacy_service.redact_customer(
+            session,
+            shop,
+            request.customer.id if request.customer else None,
+            email=request.customer.email if request.customer else None,
+            orders_to_redact=request.orders_to_redact,
+        )
         event.body = privacy_service.REDACTED_BODY  # the request names the customer too
     elif topic == "customers/data_request":
         request = shopify.ShopifyPrivacyRequest.model_validate(payload)
-        export = (
-            await privacy_service.export_customer(session, shop, request.customer.id)
-            if request.customer is not None
-            else None
+        export = await privacy_service.export_customer(
+            session,
+            shop,
+            request.customer.id if request.customer else None,
+            orders_requested=request.orders_requested,
         )
         await notification_service.enqueue_alert(
             session,

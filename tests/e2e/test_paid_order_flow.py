@@ -193,6 +193,7 @@ async def test_an_event_stored_while_redis_was_down_is_processed_after_the_sweep
         "events": 1,
         "orders": 0,
         "awards": 0,
+        "payments": 0,
         "operations": 0,
         "other": 0,
         "given_up": 0,

@@ -37,6 +37,8 @@ lines = st.builds(
     sku=maybe_text,
     vendor=maybe_text,
     tax_amount=amounts,
+    tip=st.booleans(),
+    removed_quantity=st.integers(min_value=0, max_value=10),
     product_type=maybe_text,
     product_tags=tags,
     collections=tags,
@@ -67,8 +69,12 @@ orders = st.builds(
     tags=tags,
     taxes_included=st.booleans(),
     shipping_amount=amounts,
-    paid_with_credit_amount=amounts,
-    company_id=maybe_text,
+    paid_with_credit_amount=st.none() | amounts,
+    credit_gateways=st.lists(text, max_size=3).map(tuple),
+    b2b=st.booleans(),
+    company_location_id=maybe_text,
+    presentment_currency=st.none() | st.sampled_from(["EUR", "JPY"]),
+    presentment_total_amount=st.none() | amounts,
 )
 
 
@@ -98,6 +104,14 @@ def test_the_stored_form_holds_every_fact_but_the_catalogs_and_reads_back(
     stored = orjson.loads(orjson.dumps(snapshot_to_json(order)))  # as the JSONB column keeps it
     assert stored == orjson.loads(orjson.dumps(by_asdict(order)))
     assert snapshot_from_json(stored) == without_catalog(order)
+
+
+def test_a_snapshot_stored_before_b2b_locations_reads_its_company_as_the_location() -> None:
+    stored = snapshot_to_json(PlatformOrder("1", "USD", (), 0))
+    del stored["b2b"], stored["company_location_id"]
+    old = snapshot_from_json({**stored, "company_id": "loc-9"})
+    assert (old.b2b, old.company_location_id) == (True, "loc-9")
+    assert snapshot_from_json({**stored, "company_id": None}).b2b is False
 
 
 def test_the_stored_form_of_a_sample_order() -> None:

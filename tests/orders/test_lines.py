@@ -39,7 +39,7 @@ async def test_paid_after_created_keeps_the_lines_and_an_edit_rewrites_them(stac
     more_shoes = paid_order(
         id=edited, financial_status="pending", updated_at="2026-11-20T11:00:00-05:00"
     )
-    more_shoes["line_items"][0]["quantity"] = 3
+    more_shoes["line_items"][0] |= {"quantity": 3, "current_quantity": 3}
     await stack.deliver(shop, more_shoes, topic="orders/updated")
     await stack.run_worker()
 

@@ -1,4 +1,5 @@
-"""A local stand-in for the Shopify Admin API: store credit accounts (GraphQL) and orders (REST).
+"""A local stand-in for the Shopify Admin API: store credit accounts, an order's transactions
+and the orders list (GraphQL), and the legacy REST orders list.
 
 It keeps per-account balances and transactions, checks the access token and which input fields
 the requested API version accepts, and can be told to misbehave for the next mutations:
@@ -58,6 +59,10 @@ class FakeShopify:
         self.orders: list[dict[str, Any]] = []
         self.order_requests: list[dict[str, str]] = []
         self.page_size = 250
+        # Orders' transactions by order id, as `order(id:) { transactions }` answers them.
+        self.order_transactions: dict[str, list[dict[str, Any]]] = {}
+        self.transaction_reads: list[str] = []  # order ids asked for
+        self.down = False  # every GraphQL read answers 503 (Shopify unreachable)
         self.late_answer_s = 1.5
         self.alerts: list[dict[str, Any]] = []  # the merchant's alert webhook, played here too
         self._ids = itertools.count(1)
@@ -125,7 +130,33 @@ class FakeShopify:
             return await self._mutation(version, "debit", owner, variables["debitInput"])
         if "storeCreditAccounts(" in query:
             return self._account_query(version, query, variables)
+        if "order(id:" in query:
+            return self._order_query(variables)
         return _graphql_error("unknown operation", "BAD_REQUEST")
+
+    def add_payment(
+        self, order_id: str | int, gateway: str, amount: str, *, kind: str = "SALE"
+    ) -> None:
+        """A successful payment of the order through `gateway`, in shop money (USD)."""
+        self.order_transactions.setdefault(str(order_id), []).append(
+            {
+                "kind": kind,
+                "status": "SUCCESS",
+                "gateway": gateway,
+                "amountSet": {"shopMoney": {"amount": amount, "currencyCode": "USD"}},
+            }
+        )
+
+    def _order_query(self, variables: dict[str, Any]) -> Response:
+        order_id = str(variables["id"]).removeprefix("gid://shopify/Order/")
+        self.transaction_reads.append(order_id)
+        if self.down:
+            return Response("Service Unavailable", 503)
+        transactions = self.order_transactions.get(order_id)
+        if transactions is None:
+            return JSONResponse({"data": {"order": None}})
+        node = {"id": variables["id"], "transactions": transactions}
+        return JSONResponse({"data": {"order": node}})
 
     async def _mutation(
         self, version: str, kind: str, owner: str, data: dict[str, Any]

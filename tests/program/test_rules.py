@@ -144,7 +144,7 @@ def test_product_rules_beat_tiers_and_b2b_beats_tiers() -> None:
     vip = PlatformCustomer("c1", tags=("vip",))
     assert only_line(calculate(order(customer=vip), program))[1] == "rule:product_type=Shoes"
     plain = PlatformLine("2", "Socks", 1, 10000, 0)
-    b2b = calculate(order(plain, customer=vip, company_id="loc-1"), program)
+    b2b = calculate(order(plain, customer=vip, b2b=True, company_location_id="loc-1"), program)
     assert only_line(b2b) == (200, "b2b", None)
     assert only_line(calculate(order(plain, customer=vip), program)) == (800, "tier:VIP", None)
 

@@ -20,11 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from starlette.responses import Response
 
 from app.ledger.models import LedgerEntry
@@ -65,6 +65,15 @@ class HeldShopify(FakeShopify):
             self.entered.set()
             await self.release.wait()
         return await super()._mutation(version, kind, owner, data)
+
+
+def redis_address(url: str) -> tuple[tuple[str, int] | str, str]:
+    """(where the Redis of `url` listens: host and port, or the embedded server's unix socket
+    path; its database number)."""
+    parsed = urlsplit(url)
+    if parsed.scheme == "unix":
+        return parsed.path, parse_qs(parsed.query).get("db", ["0"])[0]
+    return (parsed.hostname or "127.0.0.1", parsed.port or 6379), parsed.path.lstrip("/") or "0"
 
 
 def worker_env(stack: Stack, redis_url: str | None = None) -> dict[str, str]:
@@ -249,17 +258,14 @@ async def test_killed_after_the_ledger_commit_before_the_job_finished(
 ) -> None:
     shop = await stack.create_shop()
     await configure_shop(stack, shop, shopify)
-    redis_url = make_url(stack.settings.redis_url or "")
-    redis_target: tuple[str, int] | str = (
-        (redis_url.host, redis_url.port or 6379) if redis_url.host else str(redis_url.database)
-    )
+    redis_target, database = redis_address(stack.settings.redis_url or "")
     proxy = TcpProxy(redis_target)
     await proxy.start()
     conn = await db(stack)
     try:
         await hold_ledger_inserts(conn)
         assert (await stack.deliver(shop, paid_order())).status_code == 200
-        proxied = f"redis://127.0.0.1:{proxy.port}/{redis_url.database or 0}"
+        proxied = f"redis://127.0.0.1:{proxy.port}/{database}"
         doomed = start_worker(worker_env(stack, redis_url=proxied))
         await until(lambda: waiting_on_lock(conn), 60, "the worker to reach the ledger INSERT")
         proxy.freeze()  # whatever the worker does after its commit hangs on Redis
