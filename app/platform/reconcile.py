@@ -1,9 +1,11 @@
 """Reconciliation with Shopify: catch paid orders the webhooks missed, and report customers
 whose store credit pushed to Shopify differs from the ledger.
 
-Missed orders are listed through the REST orders endpoint, whose order JSON is the webhook's,
-and fed to the normal ingestion as a synthetic `orders/paid` inbox event (deduplicated by its
-event key, and by the order's business key once handled).
+Missed orders are listed through the GraphQL Admin API (`orders(query: "updated_at:>=…")`, by
+cursor, throttle-aware), put in the webhook's REST shape, and fed to the normal ingestion as a
+synthetic `orders/paid` inbox event (deduplicated by its event key, and by the order's
+business key once handled). The listing carries each order's transactions, so what gift cards
+and store credit paid is known at once.
 """
 
 from __future__ import annotations
@@ -90,14 +92,16 @@ async def reconcile_shop(res: Resources, shop_id: int, *, since: date) -> Reconc
     api = admin_api(shop, res.secrets)
     summary = ReconcileSummary(shop.domain, since)
     updated_at_min = datetime.combine(since, time.min, tzinfo=UTC)
-    for financial_status in RECONCILED_FINANCIAL_STATUSES:
-        pages = shopify_admin.paid_orders(
-            res.http, api, financial_status=financial_status, updated_at_min=updated_at_min
-        )
-        async for page in pages:
-            summary.orders_seen += len(page)
-            async with unit_of_work(res.sessionmaker, res.doorbell) as session:
-                summary.ingested += await _ingest_missing(session, shop, page)
+    pages = shopify_admin.orders_updated_since(
+        res.http,
+        api,
+        financial_statuses=RECONCILED_FINANCIAL_STATUSES,
+        updated_at_min=updated_at_min,
+    )
+    async for page in pages:
+        summary.orders_seen += len(page)
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            summary.ingested += await _ingest_missing(session, shop, page)
     async with res.sessionmaker() as session:
         summary.mismatches = await customer_mismatches(session, shop.id)
     if summary.ingested or summary.mismatches:

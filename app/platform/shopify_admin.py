@@ -8,6 +8,7 @@ tell a refusal (never retry) from a throttle (retry) from an unclear outcome (ch
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +30,10 @@ NOTE_SINCE = "2027-01"  # credit/debit input `note` and StoreCreditAccountTransa
 
 TRANSACTIONS_PAGE = 50
 MAX_TRANSACTION_PAGES = 10
-ORDERS_PAGE = 250
+# Orders per reconciliation page: with their lines and refunds nested, a page's query cost
+# stays well under Shopify's 1,000-point limit for one query.
+ORDERS_PAGE = 10
+LINES_PAGE = 50
 # Shopify's cost-based limiter: what a mutation costs when the answer does not say.
 MUTATION_COST = 10.0
 
@@ -427,34 +431,195 @@ async def _query(
     return data
 
 
-async def paid_orders(
+_ORDERS = """
+query ReconcileOrders($query: String!, $after: String) {
+  orders(first: %(page)d, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      legacyResourceId
+      name
+      email
+      createdAt
+      updatedAt
+      cancelledAt
+      test
+      taxesIncluded
+      tags
+      displayFinancialStatus
+      currencyCode
+      presentmentCurrencyCode
+      paymentGatewayNames
+      totalPriceSet { ...Bag }
+      totalShippingPriceSet { ...Bag }
+      customer { legacyResourceId email firstName lastName tags }
+      purchasingEntity {
+        ... on PurchasingCompany { company { id } location { id } }
+      }
+      transactions { kind status gateway amountSet { shopMoney { amount currencyCode } } }
+      refunds { refundLineItems(first: %(lines)d) { nodes { quantity lineItem { id } } } }
+      lineItems(first: %(lines)d) {
+        nodes {
+          id
+          name
+          title
+          quantity
+          currentQuantity
+          sku
+          vendor
+          isGiftCard
+          product { legacyResourceId }
+          variant { legacyResourceId }
+          originalUnitPriceSet { ...Bag }
+          discountAllocations { allocatedAmountSet { ...Bag } }
+          taxLines { priceSet { ...Bag } }
+        }
+      }
+    }
+  }
+}
+
+fragment Bag on MoneyBag {
+  shopMoney { amount currencyCode }
+  presentmentMoney { amount currencyCode }
+}
+"""
+MAX_THROTTLE_WAITS = 5
+
+
+async def orders_updated_since(
     http: httpx.AsyncClient,
     api: AdminApi,
     *,
-    financial_status: str,
+    financial_statuses: tuple[str, ...],
     updated_at_min: datetime,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """Pages of orders in Shopify's REST shape (the webhook's shape), followed by the
-    `Link: rel="next"` page_info cursor. Only the cursor is taken from the link, so the
-    access token never goes to a host other than the shop's."""
-    params: dict[str, str | int] = {
-        "status": "any",
-        "financial_status": financial_status,
-        "updated_at_min": updated_at_min.isoformat(),
-        "limit": ORDERS_PAGE,
-    }
+    """Pages of the shop's orders updated since `updated_at_min` in those financial statuses,
+    through the GraphQL Admin API (REST is legacy for new apps), by cursor. Each order comes
+    in the webhook's REST shape (`rest_order`), so it is read like any delivery. A throttled
+    page is asked again once Shopify's bucket has refilled (a few times at most)."""
+    statuses = " OR ".join(f"financial_status:{status}" for status in financial_statuses)
+    search = f"updated_at:>='{updated_at_min.isoformat()}' AND ({statuses})"
+    query = _ORDERS % {"page": ORDERS_PAGE, "lines": LINES_PAGE}
+    after: str | None = None
     while True:
-        try:
-            response = await http.get(api.url("orders.json"), params=params, headers=api.headers)
-        except httpx.HTTPError as exc:
-            raise AdminApiError(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code != 200:
-            raise AdminApiError(f"orders: HTTP {response.status_code}: {response.text[:300]}")
-        orders: list[dict[str, Any]] = orjson.loads(response.content)["orders"]
-        yield orders
-        next_url = response.links.get("next", {}).get("url")
-        page_info = httpx.URL(next_url).params.get("page_info") if next_url else None
-        if not page_info:
+        variables = {"query": search, "after": after}
+        for wait in range(MAX_THROTTLE_WAITS + 1):
+            try:
+                data = await _query(http, api, query, variables)
+                break
+            except AdminApiError as exc:
+                if exc.retry_after_seconds is None or wait == MAX_THROTTLE_WAITS:
+                    raise
+                await asyncio.sleep(exc.retry_after_seconds)
+        page = data["orders"]
+        yield [rest_order(node) for node in page["nodes"]]
+        if not page["pageInfo"]["hasNextPage"]:
             return
-        # With page_info, Shopify accepts only limit (and fields) next to it.
-        params = {"limit": ORDERS_PAGE, "page_info": page_info}
+        after = page["pageInfo"]["endCursor"]
+
+
+def _legacy_id(gid: str | None) -> str | None:
+    return gid.rsplit("/", 1)[-1] if gid else None
+
+
+def _bag(bag: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A GraphQL MoneyBag as the REST `*_set` object."""
+    if not bag:
+        return None
+
+    def money(m: dict[str, Any] | None) -> dict[str, Any] | None:
+        return {"amount": m["amount"], "currency_code": m["currencyCode"]} if m else None
+
+    return {
+        "shop_money": money(bag.get("shopMoney")),
+        "presentment_money": money(bag.get("presentmentMoney")),
+    }
+
+
+def rest_order(node: dict[str, Any]) -> dict[str, Any]:
+    """A GraphQL order in the shape of Shopify's REST order webhook (the one the adapter
+    reads): ids without their GID prefix, amounts as `*_set` bags, snake_case names."""
+    customer = node.get("customer")
+    entity = node.get("purchasingEntity") or {}
+    company = None
+    if entity.get("company"):
+        location = entity.get("location") or {}
+        company = {
+            "id": _legacy_id(entity["company"].get("id")),
+            "location_id": _legacy_id(location.get("id")),
+        }
+    total = _bag(node.get("totalPriceSet"))
+    return {
+        "id": node["legacyResourceId"],
+        "name": node.get("name"),
+        "email": node.get("email"),
+        "created_at": node.get("createdAt"),
+        "updated_at": node.get("updatedAt"),
+        "cancelled_at": node.get("cancelledAt"),
+        "test": bool(node.get("test")),
+        "taxes_included": bool(node.get("taxesIncluded")),
+        "tags": ", ".join(node.get("tags") or []),
+        "financial_status": str(node.get("displayFinancialStatus") or "").lower() or None,
+        "currency": node["currencyCode"],
+        "presentment_currency": node.get("presentmentCurrencyCode"),
+        "payment_gateway_names": node.get("paymentGatewayNames") or [],
+        "total_price": total["shop_money"]["amount"] if total and total["shop_money"] else "0",
+        "total_price_set": total,
+        "total_shipping_price_set": _bag(node.get("totalShippingPriceSet")),
+        "customer": None
+        if customer is None
+        else {
+            "id": customer["legacyResourceId"],
+            "email": customer.get("email"),
+            "first_name": customer.get("firstName"),
+            "last_name": customer.get("lastName"),
+            "tags": ", ".join(customer.get("tags") or []),
+        },
+        "company": company,
+        "transactions": [
+            {
+                "kind": str(t.get("kind", "")).lower(),
+                "status": str(t.get("status", "")).lower(),
+                "gateway": t.get("gateway") or "",
+                "amount": t["amountSet"]["shopMoney"]["amount"],
+                "currency": t["amountSet"]["shopMoney"]["currencyCode"],
+            }
+            for t in node.get("transactions") or []
+        ],
+        "refunds": [
+            {
+                "refund_line_items": [
+                    {
+                        "line_item_id": _legacy_id(item["lineItem"]["id"]),
+                        "quantity": item["quantity"],
+                    }
+                    for item in (refund.get("refundLineItems") or {}).get("nodes", [])
+                ]
+            }
+            for refund in node.get("refunds") or []
+        ],
+        "line_items": [_rest_line(line) for line in (node.get("lineItems") or {}).get("nodes", [])],
+    }
+
+
+def _rest_line(line: dict[str, Any]) -> dict[str, Any]:
+    price = _bag(line.get("originalUnitPriceSet"))
+    return {
+        "id": _legacy_id(line["id"]),
+        "name": line.get("name"),
+        "title": line.get("title") or "",
+        "quantity": line["quantity"],
+        "current_quantity": line.get("currentQuantity"),
+        "sku": line.get("sku"),
+        "vendor": line.get("vendor"),
+        "gift_card": bool(line.get("isGiftCard")),
+        "product_id": (line.get("product") or {}).get("legacyResourceId"),
+        "variant_id": (line.get("variant") or {}).get("legacyResourceId"),
+        "price": price["shop_money"]["amount"] if price and price["shop_money"] else "0",
+        "price_set": price,
+        "discount_allocations": [
+            {"amount_set": _bag(a.get("allocatedAmountSet"))}
+            for a in line.get("discountAllocations") or []
+        ],
+        "tax_lines": [{"price_set": _bag(t.get("priceSet"))} for t in line.get("taxLines") or []],
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -56,8 +57,9 @@ class FakeShopify:
         self.faults: list[str] = []
         self.mutations: list[dict[str, Any]] = []  # {"name", "id", "input", "version"}
         self.account_reads = 0
-        self.orders: list[dict[str, Any]] = []
-        self.order_requests: list[dict[str, str]] = []
+        self.orders: list[dict[str, Any]] = []  # REST payloads, listed through GraphQL
+        self.order_queries: list[dict[str, Any]] = []
+        self.list_faults: list[str] = []  # for the next orders listings: "throttle"
         self.page_size = 250
         # Orders' transactions by order id, as `order(id:) { transactions }` answers them.
         self.order_transactions: dict[str, list[dict[str, Any]]] = {}
@@ -69,7 +71,6 @@ class FakeShopify:
         self.app = Starlette(
             routes=[
                 Route("/admin/api/{version}/graphql.json", self._graphql, methods=["POST"]),
-                Route("/admin/api/{version}/orders.json", self._orders, methods=["GET"]),
                 Route("/alerts", self._alert, methods=["POST"]),
             ]
         )
@@ -132,6 +133,8 @@ class FakeShopify:
             return self._account_query(version, query, variables)
         if "order(id:" in query:
             return self._order_query(variables)
+        if "orders(first:" in query:
+            return self._orders_query(query, variables)
         return _graphql_error("unknown operation", "BAD_REQUEST")
 
     def add_payment(
@@ -164,22 +167,7 @@ class FakeShopify:
         self.mutations.append({"name": kind, "id": owner, "input": data, "version": version})
         fault = self.faults.pop(0) if self.faults else None
         if fault == "throttle":
-            return JSONResponse(
-                {
-                    "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
-                    "extensions": {
-                        "cost": {
-                            "requestedQueryCost": 10,
-                            "actualQueryCost": None,
-                            "throttleStatus": {
-                                "maximumAvailable": 2000.0,
-                                "currentlyAvailable": 5,
-                                "restoreRate": 100.0,
-                            },
-                        }
-                    },
-                }
-            )
+            return _throttled()
         if fault == "http_429":
             return Response("Too Many Requests", 429, headers={"Retry-After": "1.0"})
         if fault == "http_503":
@@ -261,32 +249,168 @@ class FakeShopify:
         self.alerts.append(await request.json())
         return Response(status_code=204)
 
-    # REST orders, paginated with page_info cursors in the Link header.
+    # Orders, listed by GraphQL with cursors, in GraphQL's shape (the tests keep them as the
+    # REST webhook payloads they deliver; Shopify renders one order both ways).
 
-    async def _orders(self, request: Request) -> Response:
-        if request.headers.get("X-Shopify-Access-Token") != TOKEN:
-            return JSONResponse({"errors": "[API] Invalid API key or access token"}, 401)
-        params = dict(request.query_params)
-        self.order_requests.append(params)
-        limit = min(int(params.get("limit", 50)), self.page_size)
-        if "page_info" in params:
-            if set(params) - {"page_info", "limit", "fields"}:
-                return JSONResponse({"errors": {"page_info": "only limit may go with it"}}, 400)
-            status, start = params["page_info"].split(":")
-            offset = int(start)
-        else:
-            status, offset = params["financial_status"], 0
-        matching = [o for o in self.orders if o.get("financial_status") == status]
-        page = matching[offset : offset + limit]
-        headers = {}
-        if offset + limit < len(matching):
-            version = request.path_params["version"]
-            next_url = (
-                f"{self.url}/admin/api/{version}/orders.json"
-                f"?limit={limit}&page_info={status}:{offset + limit}"
-            )
-            headers["Link"] = f'<{next_url}>; rel="next"'
-        return JSONResponse({"orders": page}, headers=headers)
+    def _orders_query(self, query: str, variables: dict[str, Any]) -> Response:
+        search = str(variables["query"])
+        self.order_queries.append({"query": search, "after": variables.get("after")})
+        if self.list_faults and self.list_faults.pop(0) == "throttle":
+            return _throttled()
+        if "updated_at:>=" not in search:
+            return _graphql_error("reconciliation must bound updated_at", "BAD_REQUEST")
+        asked = re.search(r"orders\(first: (\d+)", query)
+        assert asked is not None, "an orders query names its page size"
+        first = int(asked.group(1))
+        statuses = set(re.findall(r"financial_status:(\w+)", search))
+        matching = [o for o in self.orders if o.get("financial_status") in statuses]
+        offset = int(variables.get("after") or 0)
+        size = min(first, self.page_size)
+        page = matching[offset : offset + size]
+        end = offset + len(page)
+        return JSONResponse(
+            {
+                "data": {
+                    "orders": {
+                        "pageInfo": {"hasNextPage": end < len(matching), "endCursor": str(end)},
+                        "nodes": [graphql_order(o, self.order_transactions) for o in page],
+                    }
+                }
+            }
+        )
+
+
+def _bag(
+    shop: str, shop_currency: str, presentment: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    money = {"amount": shop, "currencyCode": shop_currency}
+    other = (
+        {"amount": presentment["amount"], "currencyCode": presentment["currency_code"]}
+        if presentment
+        else money
+    )
+    return {"shopMoney": money, "presentmentMoney": other}
+
+
+def _rest_bag(rest_set: dict[str, Any] | None, plain: str, currency: str) -> dict[str, Any]:
+    if rest_set:
+        shop = rest_set["shop_money"]
+        return _bag(shop["amount"], shop["currency_code"], rest_set.get("presentment_money"))
+    return _bag(plain, currency)
+
+
+def graphql_order(
+    rest: dict[str, Any], transactions: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """A REST order payload as Shopify's GraphQL `Order` shows the same order."""
+    currency = rest["currency"]
+    customer = rest.get("customer")
+    company = rest.get("company")
+    shipping = rest.get("total_shipping_price_set")
+    return {
+        "legacyResourceId": str(rest["id"]),
+        "name": rest.get("name"),
+        "email": rest.get("email"),
+        "createdAt": rest.get("created_at"),
+        "updatedAt": rest.get("updated_at"),
+        "cancelledAt": rest.get("cancelled_at"),
+        "test": rest.get("test", False),
+        "taxesIncluded": rest.get("taxes_included", False),
+        "tags": [t.strip() for t in str(rest.get("tags", "")).split(",") if t.strip()],
+        "displayFinancialStatus": str(rest.get("financial_status", "")).upper(),
+        "currencyCode": currency,
+        "presentmentCurrencyCode": rest.get("presentment_currency") or currency,
+        "paymentGatewayNames": rest.get("payment_gateway_names", []),
+        "totalPriceSet": _rest_bag(rest.get("total_price_set"), rest["total_price"], currency),
+        "totalShippingPriceSet": _rest_bag(shipping, "0.00", currency),
+        "customer": None
+        if customer is None
+        else {
+            "legacyResourceId": str(customer["id"]),
+            "email": customer.get("email"),
+            "firstName": customer.get("first_name"),
+            "lastName": customer.get("last_name"),
+            "tags": [t.strip() for t in str(customer.get("tags", "")).split(",") if t.strip()],
+        },
+        "purchasingEntity": None
+        if company is None
+        else {
+            "company": {"id": f"gid://shopify/Company/{company['id']}"},
+            "location": {"id": f"gid://shopify/CompanyLocation/{company['location_id']}"}
+            if company.get("location_id")
+            else None,
+        },
+        "transactions": transactions.get(str(rest["id"]), []),
+        "refunds": [
+            {
+                "refundLineItems": {
+                    "nodes": [
+                        {
+                            "quantity": item["quantity"],
+                            "lineItem": {"id": f"gid://shopify/LineItem/{item['line_item_id']}"},
+                        }
+                        for item in refund.get("refund_line_items", [])
+                    ]
+                }
+            }
+            for refund in rest.get("refunds", [])
+        ],
+        "lineItems": {
+            "nodes": [
+                {
+                    "id": f"gid://shopify/LineItem/{line['id']}",
+                    "name": line.get("name"),
+                    "title": line.get("title"),
+                    "quantity": line["quantity"],
+                    "currentQuantity": line.get("current_quantity", line["quantity"]),
+                    "sku": line.get("sku"),
+                    "vendor": line.get("vendor"),
+                    "isGiftCard": line.get("gift_card", False),
+                    "product": None
+                    if line.get("product_id") is None
+                    else {"legacyResourceId": str(line["product_id"])},
+                    "variant": None
+                    if line.get("variant_id") is None
+                    else {"legacyResourceId": str(line["variant_id"])},
+                    "originalUnitPriceSet": _rest_bag(
+                        line.get("price_set"), line["price"], currency
+                    ),
+                    "discountAllocations": [
+                        {
+                            "allocatedAmountSet": _rest_bag(
+                                a.get("amount_set"), a["amount"], currency
+                            )
+                        }
+                        for a in line.get("discount_allocations", [])
+                    ],
+                    "taxLines": [
+                        {"priceSet": _rest_bag(t.get("price_set"), t["price"], currency)}
+                        for t in line.get("tax_lines", [])
+                    ],
+                }
+                for line in rest.get("line_items", [])
+            ]
+        },
+    }
+
+
+def _throttled() -> Response:
+    return JSONResponse(
+        {
+            "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+            "extensions": {
+                "cost": {
+                    "requestedQueryCost": 10,
+                    "actualQueryCost": None,
+                    "throttleStatus": {
+                        "maximumAvailable": 2000.0,
+                        "currentlyAvailable": 5,
+                        "restoreRate": 100.0,
+                    },
+                }
+            },
+        }
+    )
 
 
 def _graphql_error(message: str, code: str) -> Response:

@@ -58,9 +58,13 @@ async def test_a_missed_order_is_ingested_and_a_customer_mismatch_reported(
         438,
         0,
     )
-    first, second = shopify.order_requests[:2]
-    assert (first["financial_status"], first["status"], first["limit"]) == ("paid", "any", "250")
-    assert set(second) == {"limit", "page_info"}  # the cursor page carries nothing else
+    first, second = shopify.order_queries[:2]
+    assert first == {
+        "query": "updated_at:>='2026-11-01T00:00:00+00:00'"
+        " AND (financial_status:paid OR financial_status:partially_refunded)",
+        "after": None,
+    }
+    assert second == {"query": first["query"], "after": "2"}  # the next page by its cursor
 
     await stack.run_worker()  # the synthetic events go through the normal ingestion
     assert await statuses(stack, shop) == {
@@ -77,6 +81,31 @@ async def test_a_missed_order_is_ingested_and_a_customer_mismatch_reported(
     assert (again.orders_seen, again.ingested) == (3, [])
     assert [m.external_id for m in again.mismatches] == ["1001"]
     assert again.lines()[-1].endswith("ledger 4.38, pushed 0.00 USD")
+
+
+async def test_a_missed_order_paid_with_a_gift_card_is_credited_on_the_rest_only(
+    stack: Stack, shopify: FakeShopify
+) -> None:
+    """The listing carries each order's transactions: no separate read is needed, and a
+    throttled page is asked again once Shopify's bucket refills."""
+    shop = await stack.create_shop()
+    await configure_shop(stack, shop, shopify, push=False)
+    missed = order_of(4001, payment_gateway_names=["gift_card", "shopify_payments"])
+    shopify.add_payment(missed["id"], "gift_card", "20.00")
+    shopify.add_payment(missed["id"], "shopify_payments", "104.70")
+    shopify.orders = [missed]
+    shopify.list_faults = ["throttle"]
+
+    summary = await reconcile_shop(stack.resources, shop.id, since=SINCE)
+
+    assert summary.ingested == [str(missed["id"])]
+    assert len(shopify.order_queries) == 2  # throttled once, then answered
+    await stack.run_worker()
+    order = await stack.order(shop, missed["id"])
+    # 5% × 87.50 × 104.70 / 124.70 = 3.6733… → 3.67, as the webhook path credits it.
+    assert (order["status"], order["credited_amount"]) == ("processed", "3.67")
+    assert order["payments"]["status"] == "payload"
+    assert shopify.transaction_reads == []
 
 
 async def test_the_daily_cron_reconciles_every_shop_with_access(

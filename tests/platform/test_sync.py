@@ -247,6 +247,23 @@ async def test_a_b2b_credit_goes_to_the_company_location(
     assert (await sync_row(stack, entry_id)).status == SyncStatus.synced
 
 
+async def test_a_b2b_order_without_a_location_is_never_pushed_to_the_company_id(
+    stack: Stack, shopify: FakeShopify
+) -> None:
+    shop = await pushing_shop(stack, shopify)
+    order_id = new_order_id()
+    await stack.deliver(shop, paid_order(id=order_id, company={"id": 555}))
+    await stack.run_worker()
+    held = await stack.order(shop, order_id)
+    assert held["status"] == "held" and shopify.mutations == []
+    # A reviewer who releases it sends the credit to the customer who placed the order.
+    released = await stack.client.post(f"/v1/orders/{held['id']}/release", headers=shop.auth)
+    assert released.json()["status"] == "processed"
+    await stack.run_worker()
+    assert [m["id"] for m in shopify.mutations] == [CUSTOMER]
+    assert shopify.balance("gid://shopify/CompanyLocation/555") == 0
+
+
 async def test_a_ledger_only_shop_is_skipped_and_nothing_is_sent(
     stack: Stack, shopify: FakeShopify
 ) -> None:
