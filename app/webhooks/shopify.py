@@ -82,6 +82,8 @@ class _Customer(_Lenient):
     first_name: str | None = None
     last_name: str | None = None
     tags: str = ""
+    verified_email: bool | None = None
+    state: str | None = None
 
 
 class _ShippingLine(_Lenient):
@@ -163,7 +165,15 @@ def _platform_order(order: ShopifyOrder, topic: str) -> PlatformOrder:
     customer = None
     if order.customer is not None:
         c = order.customer
-        customer = PlatformCustomer(c.id, c.email, c.first_name, c.last_name, split_tags(c.tags))
+        customer = PlatformCustomer(
+            c.id,
+            c.email,
+            c.first_name,
+            c.last_name,
+            split_tags(c.tags),
+            verified_email=c.verified_email,
+            state=c.state,
+        )
     return PlatformOrder(
         external_id=order.id,
         currency=currency,
@@ -283,6 +293,8 @@ class ShopifyCustomer(_Lenient):
     first_name: str | None = None
     last_name: str | None = None
     tags: str = ""
+    verified_email: bool | None = None
+    state: str | None = None
 
 
 class _PrivacyCustomer(_Lenient):
