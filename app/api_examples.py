@@ -134,6 +134,19 @@ REQUESTS: dict[str, dict[str, Any]] = {
             "Back to automatic, approving what waits",
             {"processing_mode": "automatic", "pending_orders": "process"},
         ),
+        "practices": _example(
+            "Verified accounts, a review call on working days at 09:00, an audit on Mondays",
+            {
+                "hold_rules": {"unverified_customer": True, "cashback_above": "25.00"},
+                "alert_webhook_url": "https://hooks.acme.example/cashback",
+                "review_schedule": {"at": "09:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]},
+                "weekly_audit": {
+                    "weekday": "mon",
+                    "at": "08:00",
+                    "frequent_customer_orders_above": 3,
+                },
+            },
+        ),
     },
     "createApiKey": {"reviewer": _example("A reviewer", {"name": "Ana", "role": "reviewer"})},
     "createShop": {
@@ -174,6 +187,7 @@ RESPONSES: dict[str, Any] = {
             "b2b_orders": False,
             "customer_daily_orders_above": None,
             "customer_daily_cashback_above": None,
+            "unverified_customer": True,
         },
         "push_store_credit": False,
         "platform_access_token_set": False,
@@ -183,6 +197,8 @@ RESPONSES: dict[str, Any] = {
         "notification_webhook_url": None,
         "alert_webhook_url": None,
         "review_deadline_hours": None,
+        "review_schedule": {"at": "09:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]},
+        "weekly_audit": {"weekday": "mon", "at": "08:00", "frequent_customer_orders_above": 3},
         "operation": None,
         "outbound_webhook_secret": None,
     },
@@ -200,6 +216,7 @@ RESPONSES: dict[str, Any] = {
             "b2b_orders": False,
             "customer_daily_orders_above": None,
             "customer_daily_cashback_above": None,
+            "unverified_customer": True,
         },
         "push_store_credit": False,
         "platform_access_token_set": False,
@@ -209,6 +226,8 @@ RESPONSES: dict[str, Any] = {
         "notification_webhook_url": None,
         "alert_webhook_url": None,
         "review_deadline_hours": None,
+        "review_schedule": {"at": "09:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]},
+        "weekly_audit": {"weekday": "mon", "at": "08:00", "frequent_customer_orders_above": 3},
     },
     "receiveShopifyWebhook": {"result": "accepted"},
     "listOrders": {
