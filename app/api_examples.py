@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.doctor import CHECKS
+
 PARAMETER_EXAMPLES: dict[str, Any] = {
     "order_id": "42",
     "customer_id": "7",
@@ -31,6 +33,8 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "If-Match": '"3"',
     "Idempotency-Key": "5f1c2a9e-8d7b-4c3a-9e21-7b6d4f0a1c55",
     "Last-Event-ID": "1764110531000-0",
+    "week": "2026-W48",
+    "orders_above": 3,
 }
 
 
@@ -890,6 +894,65 @@ RESPONSES: dict[str, Any] = {
         "created_at": "2026-11-25T22:42:15.607178Z",
         "revoked_at": "2026-11-25T22:42:15.709038Z",
     },
+    "getWeeklyAudit": {
+        "week": "2026-W48",
+        "timezone": "America/New_York",
+        "starts_at": "2026-11-23T05:00:00Z",
+        "ends_at": "2026-11-30T05:00:00Z",
+        "currency": "USD",
+        "orders_credited": 5,
+        "cashback_issued": "26.14",
+        "cashback_reversed": "1.80",
+        "approvals": 5,
+        "adjusted_approvals_count": 1,
+        "adjusted_approvals": [
+            {
+                "order_id": "2",
+                "order_name": "#1043",
+                "actor": "Ana",
+                "at": "2026-11-24T15:02:41.118204Z",
+                "calculated_amount": "4.38",
+                "approved_amount": "3.00",
+                "currency": "USD",
+                "note": "damaged box",
+            }
+        ],
+        "rejections": 3,
+        "rejection_reasons": [
+            {"reason": "fraud suspected", "count": 2, "by_reviewers": 2},
+            {"reason": "order cancelled", "count": 1, "by_reviewers": 0},
+        ],
+        "largest_credits": [
+            {
+                "ledger_entry_id": "9",
+                "order_id": "7",
+                "order_name": "#1048",
+                "customer_id": "2",
+                "amount": "10.00",
+                "currency": "USD",
+                "at": "2026-11-25T14:11:09.402117Z",
+            }
+        ],
+        "frequent_customer_orders_above": 2,
+        "frequent_customers_count": 1,
+        "frequent_customers": [
+            {
+                "customer_id": "1",
+                "external_id": "115310627314723954",
+                "email": "maria.lopez@example.com",
+                "orders": 3,
+                "credited_amount": "11.76",
+                "currency": "USD",
+            }
+        ],
+        "doctor": {
+            "ok": True,
+            "checked_at": "2026-11-30T13:00:31.220114Z",
+            "checks": [{"name": name, "ok": True, "problems": 0} for name in CHECKS],
+            "findings": [],
+        },
+        "generated_at": "2026-11-30T13:00:31.231562Z",
+    },
     "listAuditEvents": {
         "items": [
             {
@@ -920,7 +983,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     for operation_id in REQUESTS.keys() | RESPONSES.keys()
 }
 
-# Answers that are not JSON: the live stream and the audit export.
+# Answers that are not JSON: the live stream and the audit exports.
 TEXT_EXAMPLES: dict[str, dict[str, str]] = {
     "streamEvents": {
         "text/event-stream": (
@@ -937,6 +1000,17 @@ TEXT_EXAMPLES: dict[str, dict[str, str]] = {
             "id,at,actor,action,subject_type,subject_id,reason,before,after\r\n"
             "14,2026-11-25T22:42:13.426137+00:00,Ana,order.approved,order,42,,"
             '"{""status"":""pending""}","{""amount"":""4.00"",""status"":""processed""}"\r\n'
+        )
+    },
+    "getWeeklyAudit": {
+        "text/csv": (
+            "section,name,value,currency,order_id,customer_id,actor,at,detail\r\n"
+            "week,week,2026-W48,,,,,,2026-11-23T05:00:00+00:00 to 2026-11-30T05:00:00+00:00 "
+            "(America/New_York)\r\n"
+            "summary,orders_credited,5,,,,,,\r\n"
+            "summary,cashback_issued,26.14,USD,,,,,\r\n"
+            "adjusted_approval,#1043,3.00,USD,2,,Ana,2026-11-24T15:02:41.118204+00:00,"
+            "calculated 4.38; damaged box\r\n"
         )
     },
 }

@@ -14,9 +14,10 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.kit.queue import defer_job
 from app.kit.schedule import due_slot
@@ -275,18 +276,21 @@ def review_alert_key(deadline_hours: int, now: datetime) -> str:
     return f"{REVIEW_DEADLINE_PASSED}:{deadline_hours}h:{window}"
 
 
+def alerted_schedules(
+    schedule: InstrumentedAttribute[dict[str, Any] | None],
+) -> Select[tuple[int, str, dict[str, Any] | None]]:
+    """(id, timezone, schedule) of the shops that set `schedule` and take alerts."""
+    return select(Shop.id, Shop.timezone, schedule).where(
+        schedule.is_not(None), Shop.alert_webhook_url.is_not(None), Shop.uninstalled_at.is_(None)
+    )
+
+
 async def call_due_reviews(session: AsyncSession, now: datetime, *, public_url: str | None) -> int:
     """The daily review call: each shop whose review slot has come (in its timezone, within
     REVIEW_CALL_GRACE) and whose queue held orders at that time gets one `review.due` alert
     per slot, however many workers ask (the event key is the slot). Returns the alerts
     enqueued or already there."""
-    scheduled = await session.execute(
-        select(Shop.id, Shop.timezone, Shop.review_schedule).where(
-            Shop.review_schedule.is_not(None),
-            Shop.alert_webhook_url.is_not(None),
-            Shop.uninstalled_at.is_(None),
-        )
-    )
+    scheduled = await session.execute(alerted_schedules(Shop.review_schedule))
     called = 0
     for shop_id, timezone, stored in scheduled:
         schedule = ReviewSchedule.model_validate(stored)

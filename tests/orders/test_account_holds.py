@@ -7,22 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from app.orders.holds import UNVERIFIED_CUSTOMER, account_problem, held_only_for_account
+from tests.payloads import customer_account as customer
 from tests.payloads import new_order_id, paid_order
 from tests.support import ShopHandle, Stack
 
 UNVERIFIED = "customer account not in good standing (email not verified)"
-
-
-def customer(customer_id: int, **standing: Any) -> dict[str, Any]:
-    """The sample order's customer, as another account with the given standing."""
-    return {
-        "id": customer_id,
-        "email": f"c{customer_id}@example.com",
-        "first_name": "Maria",
-        "last_name": "Lopez",
-        "tags": "",
-        **standing,
-    }
 
 
 async def paid(stack: Stack, shop: ShopHandle, who: dict[str, Any], **fields: Any) -> int:
