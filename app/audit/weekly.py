@@ -88,7 +88,10 @@ class DoctorFinding(BaseModel):
 
 
 class DoctorSummary(BaseModel):
-    ok: bool = Field(description="Every invariant of `cashback doctor` holds for the shop.")
+    ok: bool = Field(
+        description="Every invariant of `cashback doctor` holds for the shop (order events "
+        "checked for their orders: those received since the week's start)."
+    )
     checked_at: datetime = Field(description="When it was checked: now, not in the week.")
     checks: list[DoctorCheck]
     findings: list[DoctorFinding]
@@ -162,7 +165,8 @@ async def build_report(
         .limit(LARGEST_CREDITS)
     )
     frequent = await _frequent_customers(session, shop.id, start, end, above)
-    checked = await doctor.examine(session, shop_id=shop.id)  # as things stand now
+    # As things stand now; deliveries checked one by one only from the week's start.
+    checked = await doctor.examine(session, shop_id=shop.id, events_since=start)
     return WeeklyAuditReport(
         week=week_label(monday),
         timezone=shop.timezone,
