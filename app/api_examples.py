@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.doctor import CHECKS
+
 PARAMETER_EXAMPLES: dict[str, Any] = {
     "order_id": "42",
     "customer_id": "7",
@@ -31,6 +33,8 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "If-Match": '"3"',
     "Idempotency-Key": "5f1c2a9e-8d7b-4c3a-9e21-7b6d4f0a1c55",
     "Last-Event-ID": "1764110531000-0",
+    "week": "2026-W48",
+    "orders_above": 3,
 }
 
 
@@ -134,6 +138,19 @@ REQUESTS: dict[str, dict[str, Any]] = {
             "Back to automatic, approving what waits",
             {"processing_mode": "automatic", "pending_orders": "process"},
         ),
+        "practices": _example(
+            "Verified accounts, a review call on working days at 09:00, an audit on Mondays",
+            {
+                "hold_rules": {"unverified_customer": True, "cashback_above": "25.00"},
+                "alert_webhook_url": "https://hooks.acme.example/cashback",
+                "review_schedule": {"at": "09:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]},
+                "weekly_audit": {
+                    "weekday": "mon",
+                    "at": "08:00",
+                    "frequent_customer_orders_above": 3,
+                },
+            },
+        ),
     },
     "createApiKey": {"reviewer": _example("A reviewer", {"name": "Ana", "role": "reviewer"})},
     "createShop": {
@@ -174,6 +191,7 @@ RESPONSES: dict[str, Any] = {
             "b2b_orders": False,
             "customer_daily_orders_above": None,
             "customer_daily_cashback_above": None,
+            "unverified_customer": True,
         },
         "push_store_credit": False,
         "platform_access_token_set": False,
@@ -183,6 +201,8 @@ RESPONSES: dict[str, Any] = {
         "notification_webhook_url": None,
         "alert_webhook_url": None,
         "review_deadline_hours": None,
+        "review_schedule": {"at": "09:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]},
+        "weekly_audit": {"weekday": "mon", "at": "08:00", "frequent_customer_orders_above": 3},
         "operation": None,
         "outbound_webhook_secret": None,
     },
@@ -200,6 +220,7 @@ RESPONSES: dict[str, Any] = {
             "b2b_orders": False,
             "customer_daily_orders_above": None,
             "customer_daily_cashback_above": None,
+            "unverified_customer": True,
         },
         "push_store_credit": False,
         "platform_access_token_set": False,
@@ -209,6 +230,8 @@ RESPONSES: dict[str, Any] = {
         "notification_webhook_url": None,
         "alert_webhook_url": None,
         "review_deadline_hours": None,
+        "review_schedule": {"at": "09:00", "weekdays": ["mon", "tue", "wed", "thu", "fri"]},
+        "weekly_audit": {"weekday": "mon", "at": "08:00", "frequent_customer_orders_above": 3},
     },
     "receiveShopifyWebhook": {"result": "accepted"},
     "listOrders": {
@@ -231,6 +254,9 @@ RESPONSES: dict[str, Any] = {
                     "orders": 5,
                     "credited_amount": "0.00",
                     "reversed_amount": "0.00",
+                    "verified_email": True,
+                    "account_state": "enabled",
+                    "account_problem": None,
                 },
                 "version": 2,
                 "created_at": "2026-11-25T22:42:11.846984Z",
@@ -270,7 +296,14 @@ RESPONSES: dict[str, Any] = {
         "customer_id": "1",
         "hold_reasons": [],
         "review_started_at": "2026-11-25T22:42:12.468894Z",
-        "customer_history": {"orders": 5, "credited_amount": "0.00", "reversed_amount": "0.00"},
+        "customer_history": {
+            "orders": 5,
+            "credited_amount": "0.00",
+            "reversed_amount": "0.00",
+            "verified_email": True,
+            "account_state": "enabled",
+            "account_problem": None,
+        },
         "version": 2,
         "created_at": "2026-11-25T22:42:11.846984Z",
         "updated_at": "2026-11-25T22:42:11.846984Z",
@@ -338,7 +371,14 @@ RESPONSES: dict[str, Any] = {
         "customer_id": "1",
         "hold_reasons": [],
         "review_started_at": "2026-11-25T22:42:12.468894Z",
-        "customer_history": {"orders": 5, "credited_amount": "4.00", "reversed_amount": "0.00"},
+        "customer_history": {
+            "orders": 5,
+            "credited_amount": "4.00",
+            "reversed_amount": "0.00",
+            "verified_email": True,
+            "account_state": "enabled",
+            "account_problem": None,
+        },
         "version": 3,
         "created_at": "2026-11-25T22:42:11.846984Z",
         "updated_at": "2026-11-25T22:42:13.426137Z",
@@ -406,7 +446,14 @@ RESPONSES: dict[str, Any] = {
         "customer_id": "1",
         "hold_reasons": [],
         "review_started_at": "2026-11-25T22:42:12.662146Z",
-        "customer_history": {"orders": 5, "credited_amount": "4.00", "reversed_amount": "0.00"},
+        "customer_history": {
+            "orders": 5,
+            "credited_amount": "4.00",
+            "reversed_amount": "0.00",
+            "verified_email": True,
+            "account_state": "enabled",
+            "account_problem": None,
+        },
         "version": 3,
         "created_at": "2026-11-25T22:42:12.077473Z",
         "updated_at": "2026-11-25T22:42:13.689301Z",
@@ -474,7 +521,14 @@ RESPONSES: dict[str, Any] = {
         "customer_id": "1",
         "hold_reasons": ["address mismatch"],
         "review_started_at": "2026-11-25T22:42:12.356264Z",
-        "customer_history": {"orders": 5, "credited_amount": "4.00", "reversed_amount": "0.00"},
+        "customer_history": {
+            "orders": 5,
+            "credited_amount": "4.00",
+            "reversed_amount": "0.00",
+            "verified_email": True,
+            "account_state": "enabled",
+            "account_problem": None,
+        },
         "version": 3,
         "created_at": "2026-11-25T22:42:12.083085Z",
         "updated_at": "2026-11-25T22:42:13.831857Z",
@@ -542,7 +596,14 @@ RESPONSES: dict[str, Any] = {
         "customer_id": "1",
         "hold_reasons": [],
         "review_started_at": "2026-11-25T22:42:12.356264Z",
-        "customer_history": {"orders": 5, "credited_amount": "4.00", "reversed_amount": "0.00"},
+        "customer_history": {
+            "orders": 5,
+            "credited_amount": "4.00",
+            "reversed_amount": "0.00",
+            "verified_email": True,
+            "account_state": "enabled",
+            "account_problem": None,
+        },
         "version": 4,
         "created_at": "2026-11-25T22:42:12.083085Z",
         "updated_at": "2026-11-25T22:42:13.942975Z",
@@ -887,6 +948,65 @@ RESPONSES: dict[str, Any] = {
         "created_at": "2026-11-25T22:42:15.607178Z",
         "revoked_at": "2026-11-25T22:42:15.709038Z",
     },
+    "getWeeklyAudit": {
+        "week": "2026-W48",
+        "timezone": "America/New_York",
+        "starts_at": "2026-11-23T05:00:00Z",
+        "ends_at": "2026-11-30T05:00:00Z",
+        "currency": "USD",
+        "orders_credited": 5,
+        "cashback_issued": "26.14",
+        "cashback_reversed": "1.80",
+        "approvals": 5,
+        "adjusted_approvals_count": 1,
+        "adjusted_approvals": [
+            {
+                "order_id": "2",
+                "order_name": "#1043",
+                "actor": "Ana",
+                "at": "2026-11-24T15:02:41.118204Z",
+                "calculated_amount": "4.38",
+                "approved_amount": "3.00",
+                "currency": "USD",
+                "note": "damaged box",
+            }
+        ],
+        "rejections": 3,
+        "rejection_reasons": [
+            {"reason": "fraud suspected", "count": 2, "by_reviewers": 2},
+            {"reason": "order cancelled", "count": 1, "by_reviewers": 0},
+        ],
+        "largest_credits": [
+            {
+                "ledger_entry_id": "9",
+                "order_id": "7",
+                "order_name": "#1048",
+                "customer_id": "2",
+                "amount": "10.00",
+                "currency": "USD",
+                "at": "2026-11-25T14:11:09.402117Z",
+            }
+        ],
+        "frequent_customer_orders_above": 2,
+        "frequent_customers_count": 1,
+        "frequent_customers": [
+            {
+                "customer_id": "1",
+                "external_id": "115310627314723954",
+                "email": "maria.lopez@example.com",
+                "orders": 3,
+                "credited_amount": "11.76",
+                "currency": "USD",
+            }
+        ],
+        "doctor": {
+            "ok": True,
+            "checked_at": "2026-11-30T13:00:31.220114Z",
+            "checks": [{"name": name, "ok": True, "problems": 0} for name in CHECKS],
+            "findings": [],
+        },
+        "generated_at": "2026-11-30T13:00:31.231562Z",
+    },
     "listAuditEvents": {
         "items": [
             {
@@ -917,7 +1037,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     for operation_id in REQUESTS.keys() | RESPONSES.keys()
 }
 
-# Answers that are not JSON: the live stream and the audit export.
+# Answers that are not JSON: the live stream and the audit exports.
 TEXT_EXAMPLES: dict[str, dict[str, str]] = {
     "streamEvents": {
         "text/event-stream": (
@@ -934,6 +1054,17 @@ TEXT_EXAMPLES: dict[str, dict[str, str]] = {
             "id,at,actor,action,subject_type,subject_id,reason,before,after\r\n"
             "14,2026-11-25T22:42:13.426137+00:00,Ana,order.approved,order,42,,"
             '"{""status"":""pending""}","{""amount"":""4.00"",""status"":""processed""}"\r\n'
+        )
+    },
+    "getWeeklyAudit": {
+        "text/csv": (
+            "section,name,value,currency,order_id,customer_id,actor,at,detail\r\n"
+            "week,week,2026-W48,,,,,,2026-11-23T05:00:00+00:00 to 2026-11-30T05:00:00+00:00 "
+            "(America/New_York)\r\n"
+            "summary,orders_credited,5,,,,,,\r\n"
+            "summary,cashback_issued,26.14,USD,,,,,\r\n"
+            "adjusted_approval,#1043,3.00,USD,2,,Ana,2026-11-24T15:02:41.118204+00:00,"
+            "calculated 4.38; damaged box\r\n"
         )
     },
 }

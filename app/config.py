@@ -37,6 +37,11 @@ class Settings(BaseSettings):
         default=SecretStr(PLACEHOLDER_SECRET_KEY),
         description="Encrypts secrets at rest (platform access tokens).",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Where merchants reach this service, e.g. https://cashback.example.com: "
+        "links in alerts start with it (a path alone when unset).",
+    )
     http_timeout_s: float = Field(default=10.0, gt=0, description="Calls to other systems.")
     idempotency_retention_hours: int = Field(
         default=48, ge=24, description="How long an Idempotency-Key and its answer are kept."

@@ -40,6 +40,18 @@ def new_customer(**overrides: Any) -> dict[str, Any]:
     return _example("customers-create.json", overrides)
 
 
+def customer_account(customer_id: int, **fields: Any) -> dict[str, Any]:
+    """A Shopify customer object (an order's `customer`, or a `customers/update` body)."""
+    return {
+        "id": customer_id,
+        "email": f"c{customer_id}@example.com",
+        "first_name": "Maria",
+        "last_name": "Lopez",
+        "tags": "",
+        **fields,
+    }
+
+
 def refund_lines(*lines: tuple[int, int]) -> list[dict[str, Any]]:
     """`refund_line_items` for (line item id, quantity) pairs."""
     return [{"line_item_id": line, "quantity": qty} for line, qty in lines]

@@ -17,6 +17,7 @@ from arq.worker import Function, Worker, func
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit import tasks as audit_tasks
 from app.config import Settings
 from app.kit import idempotency_tasks
 from app.kit.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
@@ -57,7 +58,7 @@ from app.webhooks.tasks import (
 logger = logging.getLogger(__name__)
 
 # Domains that declare jobs, crons and sweeper re-drives of their own.
-DOMAIN_TASKS = (platform_tasks, notification_tasks, idempotency_tasks)
+DOMAIN_TASKS = (platform_tasks, notification_tasks, idempotency_tasks, audit_tasks)
 STALE_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 5000
 RING_CHUNK = 500

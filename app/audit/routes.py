@@ -3,20 +3,24 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, select
 
+from app.audit import weekly
 from app.audit.models import AuditEvent
-from app.deps import ResourcesDep, ReviewerCallerDep, SessionDep
-from app.kit.errors import Forbidden, InvalidCursor, Unauthorized, problem_responses
+from app.audit.weekly import WeeklyAuditReport
+from app.deps import CallerDep, ResourcesDep, ReviewerCallerDep, SessionDep
+from app.kit.errors import Forbidden, InvalidCursor, ProblemError, Unauthorized, problem_responses
 from app.kit.ids import Id
 from app.kit.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
+from app.kit.schedule import parse_week, week_before
 
 router = APIRouter(tags=["Audit"])
 
@@ -165,3 +169,65 @@ async def list_audit_events(
         items=[_read(e) for e in events[:limit]],
         next_cursor=next_cursor([e.id for e in events], limit),
     )
+
+
+class InvalidWeek(ProblemError):
+    status, code, title = 422, "invalid_week", "There is no such ISO week"
+
+
+@router.get(
+    "/v1/audit/weekly",
+    operation_id="getWeeklyAudit",
+    summary="Weekly audit report",
+    description=(
+        "One ISO week of the shop (Monday 00:00 to Monday 00:00 in the shop's timezone): "
+        "orders credited, cashback issued and reversed, approvals with an adjusted amount "
+        "(who, how much, why), rejections by reason, the five largest credits, customers "
+        "credited for more than N orders, and what `cashback doctor` finds now. The same "
+        "report the `audit.weekly` alert carries; a past week reads the same whenever asked "
+        "(the doctor section aside). With `Accept: text/csv`, one table of sections."
+    ),
+    response_model=WeeklyAuditReport,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+        **problem_responses(Unauthorized, InvalidWeek),
+    },
+)
+async def get_weekly_audit(
+    session: SessionDep,
+    caller: CallerDep,
+    week: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{4}-W[0-9]{2}$",
+            description="ISO week `YYYY-Www`; the last complete week when omitted.",
+        ),
+    ] = None,
+    orders_above: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=10_000,
+            description="List customers credited for more than this many orders in the week; "
+            "the shop's `weekly_audit` setting when omitted (3 without one).",
+        ),
+    ] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Any:
+    shop = caller.shop
+    try:
+        monday = (
+            parse_week(week) if week else week_before(datetime.now(UTC), ZoneInfo(shop.timezone))
+        )
+    except ValueError as exc:
+        raise InvalidWeek(str(exc)) from exc
+    report = await weekly.build_report(session, shop, monday, orders_above=orders_above)
+    if accept and "text/csv" in accept:
+        return Response(
+            weekly.report_csv(report),
+            media_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="weekly-audit-{report.week}.csv"'
+            },
+        )
+    return report

@@ -4,6 +4,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -25,6 +26,10 @@ class Customer(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
     email: Mapped[str | None] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
+    # The account's standing as the platform last said it (None: never said): see
+    # `orders.holds.account_problem`.
+    verified_email: Mapped[bool | None] = mapped_column(Boolean)
+    account_state: Mapped[str | None] = mapped_column(String(32))
 
 
 class EntryKind(StrEnum):

@@ -17,22 +17,26 @@ async def upsert_customer(session: AsyncSession, shop_id: int, customer: Platfor
     """Create or refresh the shop's customer by platform id; returns our id.
 
     A known customer whose details are unchanged is only read: no row lock, so transactions
-    crediting orders of the same customer side by side do not wait for each other."""
-    details = (customer.email, customer.first_name, customer.last_name)
+    crediting orders of the same customer side by side do not wait for each other. An account
+    standing the payload does not give (None) keeps the one stored."""
     batch: dict[tuple[int, str], tuple[int, CustomerDetails]] | None = session.info.get(_CUSTOMERS)
     key = (shop_id, customer.external_id)
-    if batch is not None and key in batch and batch[key][1] == details:
-        return batch[key][0]
+    if batch is not None and key in batch:
+        known_id, stored = batch[key]
+        if _details(customer, stored) == stored:
+            return known_id
     customers = cast(Table, Customer.__table__)  # Core, not the ORM: the hot path
     c = customers.c
     known = (
         await session.execute(
-            select(c.id, c.email, c.first_name, c.last_name).where(
+            select(c.id, *_DETAIL_COLUMNS).where(
                 c.shop_id == shop_id, c.external_id == customer.external_id
             )
         )
     ).one_or_none()
-    if known is not None and tuple(known[1:]) == details:
+    stored_details = None if known is None else cast(CustomerDetails, tuple(known[1:]))
+    details = _details(customer, stored_details)
+    if known is not None and details == stored_details:
         customer_id = int(known[0])
     else:
         customer_id = (await _write_customers(session, shop_id, [customer]))[customer.external_id]
@@ -41,12 +45,28 @@ async def upsert_customer(session: AsyncSession, shop_id: int, customer: Platfor
     return customer_id
 
 
-CustomerDetails = tuple[str | None, str | None, str | None]  # email, first name, last name
+# email, first name, last name, verified email, account state
+CustomerDetails = tuple[str | None, str | None, str | None, bool | None, str | None]
 _CUSTOMERS = "cashback.batch_customers"
 _c = cast(Table, Customer.__table__).c
-_READ_CUSTOMERS = select(_c.id, _c.external_id, _c.email, _c.first_name, _c.last_name).where(
+_DETAIL_COLUMNS = (_c.email, _c.first_name, _c.last_name, _c.verified_email, _c.account_state)
+_READ_CUSTOMERS = select(_c.id, _c.external_id, *_DETAIL_COLUMNS).where(
     _c.shop_id == bindparam("shop"), _c.external_id.in_(bindparam("ids", expanding=True))
 )
+
+
+def _details(customer: PlatformCustomer, stored: CustomerDetails | None) -> CustomerDetails:
+    """What the row holds once `customer` is written over `stored`."""
+    verified = customer.verified_email
+    state = _account_state(customer)
+    if stored is not None:
+        verified = stored[3] if verified is None else verified
+        state = stored[4] if state is None else state
+    return (customer.email, customer.first_name, customer.last_name, verified, state)
+
+
+def _account_state(customer: PlatformCustomer) -> str | None:
+    return None if customer.state is None else customer.state.strip().lower()[:32] or None
 
 
 async def prefetch_customers(
@@ -63,16 +83,20 @@ async def prefetch_customers(
         _CUSTOMERS, {}
     )
     for row in rows:
-        batch[shop_id, row.external_id] = (int(row.id), (row.email, row.first_name, row.last_name))
-    stale = [
-        x
-        for x in customers
-        if batch.get((shop_id, x.external_id), (0, None))[1] != (x.email, x.first_name, x.last_name)
-    ]
+        batch[shop_id, row.external_id] = (
+            int(row.id),
+            (row.email, row.first_name, row.last_name, row.verified_email, row.account_state),
+        )
+    merged: dict[str, CustomerDetails] = {}
+    stale = []
+    for x in customers:
+        stored = batch.get((shop_id, x.external_id))
+        merged[x.external_id] = _details(x, stored[1] if stored else None)
+        if stored is None or merged[x.external_id] != stored[1]:
+            stale.append(x)
     written = await _write_customers(session, shop_id, stale)
     for x in stale:
-        details = (x.email, x.first_name, x.last_name)
-        batch[shop_id, x.external_id] = (written[x.external_id], details)
+        batch[shop_id, x.external_id] = (written[x.external_id], merged[x.external_id])
 
 
 def _upsert_customer() -> Any:
@@ -84,6 +108,8 @@ def _upsert_customer() -> Any:
         email=bindparam("customer_email"),
         first_name=bindparam("customer_first_name"),
         last_name=bindparam("customer_last_name"),
+        verified_email=bindparam("customer_verified_email"),
+        account_state=bindparam("customer_account_state"),
     )
     return stmt.on_conflict_do_update(
         index_elements=[c.shop_id, c.external_id],
@@ -91,6 +117,9 @@ def _upsert_customer() -> Any:
             "email": stmt.excluded.email,
             "first_name": stmt.excluded.first_name,
             "last_name": stmt.excluded.last_name,
+            # A payload that does not say keeps what an earlier one said.
+            "verified_email": func.coalesce(stmt.excluded.verified_email, c.verified_email),
+            "account_state": func.coalesce(stmt.excluded.account_state, c.account_state),
             "updated_at": func.now(),
         },
     ).returning(c.external_id, c.id)
@@ -114,11 +143,27 @@ async def _write_customers(
             "customer_email": x.email,
             "customer_first_name": x.first_name,
             "customer_last_name": x.last_name,
+            "customer_verified_email": x.verified_email,
+            "customer_account_state": _account_state(x),
         }
         for x in sorted(customers, key=lambda x: x.external_id)
     ]
     written = await session.execute(_UPSERT_CUSTOMER, rows)
     return {external_id: int(id_) for external_id, id_ in written.all()}
+
+
+async def account_standing(
+    session: AsyncSession, customer_id: int
+) -> tuple[bool | None, str | None]:
+    """(verified email, account state) of the customer, as last stored."""
+    row = (
+        await session.execute(
+            select(Customer.verified_email, Customer.account_state).where(
+                Customer.id == customer_id
+            )
+        )
+    ).one_or_none()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 async def credit(

@@ -12,20 +12,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.kit.queue import defer_job
+from app.kit.schedule import due_slot
 from app.notifications import delivery
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.orders.models import Order
 from app.orders.state import OrderStatus
 from app.shops.models import Shop
+from app.shops.schedules import ReviewSchedule
 
 SEND_JOB = "send_outbox_message"
 REVIEW_DEADLINE_PASSED = "review.deadline_passed"
+REVIEW_DUE = "review.due"
+# A review call not made within this of its time (the workers were away) is skipped.
+REVIEW_CALL_GRACE = timedelta(minutes=30)
+REVIEW_QUEUE_PATH = "/v1/orders?status=pending,held&sort=created_at"
 
 MAX_ATTEMPTS = 10
 FIRST_RETRY = timedelta(minutes=1)
@@ -266,3 +274,66 @@ def review_alert_key(deadline_hours: int, now: datetime) -> str:
     the unique event key dedupes it. While the queue stays overdue, each new window alerts again."""
     window = int(now.timestamp()) // (deadline_hours * 3600)
     return f"{REVIEW_DEADLINE_PASSED}:{deadline_hours}h:{window}"
+
+
+def alerted_schedules(
+    schedule: InstrumentedAttribute[dict[str, Any] | None],
+) -> Select[tuple[int, str, dict[str, Any] | None]]:
+    """(id, timezone, schedule) of the shops that set `schedule` and take alerts."""
+    return select(Shop.id, Shop.timezone, schedule).where(
+        schedule.is_not(None), Shop.alert_webhook_url.is_not(None), Shop.uninstalled_at.is_(None)
+    )
+
+
+async def call_due_reviews(session: AsyncSession, now: datetime, *, public_url: str | None) -> int:
+    """The daily review call: each shop whose review slot has come (in its timezone, within
+    REVIEW_CALL_GRACE) and whose queue held orders at that time gets one `review.due` alert
+    per slot, however many workers ask (the event key is the slot). Returns the alerts
+    enqueued or already there."""
+    scheduled = await session.execute(alerted_schedules(Shop.review_schedule))
+    called = 0
+    for shop_id, timezone, stored in scheduled:
+        schedule = ReviewSchedule.model_validate(stored)
+        slot = due_slot(
+            schedule.time_of_day, schedule.weekdays, ZoneInfo(timezone), now, REVIEW_CALL_GRACE
+        )
+        if slot is None:
+            continue
+        # The orders that waited at the slot's time and wait still.
+        waiting = (
+            await session.execute(
+                select(
+                    func.count().filter(Order.status == OrderStatus.pending),
+                    func.count().filter(Order.status == OrderStatus.held),
+                    func.min(Order.review_started_at),
+                ).where(
+                    Order.shop_id == shop_id,
+                    Order.status.in_([OrderStatus.pending, OrderStatus.held]),
+                    Order.review_started_at <= slot,
+                )
+            )
+        ).one()
+        pending_count, held_count, oldest = waiting
+        if not pending_count + held_count:
+            continue
+        assert oldest is not None  # orders wait
+        shop = await session.get_one(Shop, shop_id)
+        await enqueue_alert(
+            session,
+            shop,
+            event_key=f"{REVIEW_DUE}:{slot.isoformat()}",
+            event_type=REVIEW_DUE,
+            payload={
+                "slot": slot.isoformat(),
+                "local_time": schedule.at,
+                "timezone": timezone,
+                "waiting_count": pending_count + held_count,
+                "pending_count": pending_count,
+                "held_count": held_count,
+                "oldest_waiting_since": oldest.isoformat(),
+                "oldest_wait_minutes": (slot - oldest) // timedelta(minutes=1),
+                "queue_url": (public_url or "").rstrip("/") + REVIEW_QUEUE_PATH,
+            },
+        )
+        called += 1
+    return called

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from arq import cron
@@ -44,6 +44,15 @@ async def check_review_deadlines(ctx: dict[str, Any]) -> int:
         return await service.alert_overdue_reviews(session)
 
 
+async def call_review_queues(ctx: dict[str, Any], now: datetime | None = None) -> int:
+    """The daily review call of every shop whose slot has come (`now`: for tests)."""
+    res = resources(ctx)
+    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        return await service.call_due_reviews(
+            session, now or datetime.now(UTC), public_url=res.settings.public_url
+        )
+
+
 FUNCTIONS: list[WorkerCoroutine] = [send_outbox_message]
 CRON_JOBS: list[CronJob] = [
     cron(
@@ -52,7 +61,9 @@ CRON_JOBS: list[CronJob] = [
         second=30,  # off the sweeper's minute mark
         unique=True,
         timeout=60,
-    )
+    ),
+    # Every minute: a review call goes out within a minute of its time.
+    cron(call_review_queues, second=15, unique=True, timeout=60),
 ]
 
 

@@ -36,6 +36,10 @@ class PlatformCustomer:
     first_name: str | None = None
     last_name: str | None = None
     tags: tuple[str, ...] = ()
+    # The account's standing, as the platform says (None: not said). Shopify's `state` is
+    # `enabled`, `invited`, `disabled` or `declined`.
+    verified_email: bool | None = None
+    state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

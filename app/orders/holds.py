@@ -39,6 +39,12 @@ class HoldRules(RequestModel):
     customer_daily_cashback_above: Amount | None = Field(
         default=None, description="More than this much cashback in 24 hours."
     )
+    unverified_customer: bool = Field(
+        default=False,
+        description="The customer's account is not in good standing: its email is not "
+        "verified, or the account is disabled or declined. A `customers/update` that puts "
+        "the account right releases orders held for this alone.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,29 @@ class HoldFacts:
     b2b: bool
     recent_credited_orders: int  # the customer's, in the last 24 hours, before this one
     recent_cashback: int
+    account_problem: str | None = None  # see `account_problem`; None: in good standing
+
+
+# Shopify's account states that mean the customer cannot (or chose not to) use the account.
+BAD_ACCOUNT_STATES = frozenset({"disabled", "declined"})
+# Every reason of the `unverified_customer` rule starts with this: a verified account releases
+# orders whose reasons all do.
+UNVERIFIED_CUSTOMER = "customer account not in good standing"
+
+
+def account_problem(verified_email: bool | None, state: str | None) -> str | None:
+    """What is wrong with the account, or None when it is in good standing (or the platform
+    never said: an account is not held for what nobody knows)."""
+    problems = []
+    if state in BAD_ACCOUNT_STATES:
+        problems.append(f"account {state}")
+    if verified_email is False:
+        problems.append("email not verified")
+    return ", ".join(problems) or None
+
+
+def held_only_for_account(reasons: Sequence[str]) -> bool:
+    return bool(reasons) and all(r.startswith(UNVERIFIED_CUSTOMER) for r in reasons)
 
 
 def _over(limit: Amount | None, value: int, currency: str) -> int | None:
@@ -88,4 +117,6 @@ def hold_reasons(rules: HoldRules, facts: HoldFacts) -> list[str]:
         reasons.append(
             f"more than {format_minor(limit, cur)} cashback for the customer in 24 hours"
         )
+    if rules.unverified_customer and facts.account_problem is not None:
+        reasons.append(f"{UNVERIFIED_CUSTOMER} ({facts.account_problem})")
     return reasons

@@ -13,7 +13,8 @@ from app.audit.models import AuditEvent
 from app.kit.errors import NotFound
 from app.kit.money import format_minor
 from app.kit.pagination import decode_cursor, next_cursor
-from app.ledger.models import EntryKind, LedgerEntry
+from app.ledger.models import Customer, EntryKind, LedgerEntry
+from app.orders.holds import account_problem
 from app.orders.models import Order, OrderLine
 from app.orders.review import allowed_actions
 from app.orders.schemas import (
@@ -86,9 +87,18 @@ def _summary(
 async def _customer_histories(
     session: AsyncSession, shop_id: int, customer_ids: set[int], currency: str
 ) -> dict[int, CustomerHistory]:
-    """Orders, credited and reversed totals per customer, in two grouped queries."""
+    """Orders, credited and reversed totals per customer, in two grouped queries, and the
+    standing of each account."""
     if not customer_ids:
         return {}
+    standing = {
+        customer_id: (verified, state)
+        for customer_id, verified, state in await session.execute(
+            select(Customer.id, Customer.verified_email, Customer.account_state).where(
+                Customer.id.in_(customer_ids)
+            )
+        )
+    }
     count_rows = await session.execute(
         select(Order.customer_id, func.count())
         .where(Order.shop_id == shop_id, Order.customer_id.in_(customer_ids))
@@ -117,6 +127,9 @@ async def _customer_histories(
             orders=int(counts.get(cid, 0)),
             credited_amount=format_minor(money.get(cid, (0, 0))[0], currency),
             reversed_amount=format_minor(money.get(cid, (0, 0))[1], currency),
+            verified_email=standing.get(cid, (None, None))[0],
+            account_state=standing.get(cid, (None, None))[1],
+            account_problem=account_problem(*standing.get(cid, (None, None))),
         )
         for cid in customer_ids
     }

@@ -125,7 +125,10 @@ async def approve(
     if order.customer_id is None:
         raise CustomerRequired("the order has no customer to credit")
     order.review_note = note
-    details = {"amount": format_minor(credit, order.currency)}
+    details: dict[str, Any] = {"amount": format_minor(credit, order.currency)}
+    if credit != order.cashback_amount:  # the weekly audit lists who adjusted how much, and why
+        details["calculated_amount"] = format_minor(order.cashback_amount, order.currency)
+        details["note"] = note
     await service.award(
         session, shop, order, credit, actor=actor, action="order.approved", details=details
     )

@@ -24,6 +24,18 @@ class CustomerHistory(BaseModel):
     orders: int = Field(description="The customer's orders known to the shop.")
     credited_amount: str
     reversed_amount: str
+    verified_email: bool | None = Field(
+        description="Whether the platform says the customer verified their email; null: "
+        "it never said."
+    )
+    account_state: str | None = Field(
+        description="The account's state on the platform (Shopify: `enabled`, `invited`, "
+        "`disabled`, `declined`); null: it never said."
+    )
+    account_problem: str | None = Field(
+        description="What keeps the account from good standing (`email not verified`, "
+        "`account disabled`…); null when it is in good standing."
+    )
 
 
 class OrderLineRead(BaseModel):

@@ -33,7 +33,13 @@ from app.orders.domain import (
     snapshot_from_json,
     snapshot_to_json,
 )
-from app.orders.holds import HoldFacts, HoldRules, hold_reasons
+from app.orders.holds import (
+    HoldFacts,
+    HoldRules,
+    account_problem,
+    held_only_for_account,
+    hold_reasons,
+)
 from app.orders.models import Order, OrderLine
 from app.orders.state import UNDECIDED, OrderStatus, check_transition
 from app.platform import service as platform_service
@@ -241,8 +247,10 @@ async def customer_appeared(
     session: AsyncSession, shop: Shop, customer: PlatformCustomer
 ) -> list[int]:
     """A new or updated customer account: orders waiting for it (matched by email) are
-    linked and evaluated in the shop's current mode. Returns their ids."""
+    linked and evaluated in the shop's current mode. Returns their ids. An account in good
+    standing now releases its orders held for its standing alone (`release_verified`)."""
     customer_id = await ledger_service.upsert_customer(session, shop.id, customer)
+    await release_verified(session, shop, customer_id)
     if not customer.email:
         return []
     waiting = list(
@@ -273,6 +281,40 @@ def with_payments(snapshot: PlatformOrder, payments: dict[str, Any] | None) -> P
         return snapshot
     credit = int(payments["gift_card"]) + int(payments["store_credit"])
     return replace(snapshot, paid_with_credit_amount=credit)
+
+
+async def release_verified(session: AsyncSession, shop: Shop, customer_id: int) -> list[int]:
+    """The customer's account is in good standing (as stored now): its orders held only by
+    the `unverified_customer` rule are evaluated again, every other hold rule still applying
+    (so one may be held again, for another reason). Returns their ids."""
+    if account_problem(*await ledger_service.account_standing(session, customer_id)):
+        return []
+    held = await session.scalars(
+        select(Order)
+        .where(
+            Order.shop_id == shop.id,
+            Order.customer_id == customer_id,
+            Order.status == OrderStatus.held,
+        )
+        .order_by(Order.id)
+        .with_for_update()
+    )
+    released = [order for order in held if held_only_for_account(order.hold_reasons)]
+    for order in released:
+        audit_service.record(
+            session,
+            shop_id=shop.id,
+            actor=SYSTEM,
+            action="order.released",
+            subject_type="order",
+            subject_id=order.id,
+            before={"status": OrderStatus.held, "hold_reasons": order.hold_reasons},
+            after={"hold_reasons": []},
+            reason="customer account verified",
+        )
+        order.hold_reasons = []
+        await evaluate(session, shop, order)
+    return [order.id for order in released]
 
 
 def _is_stale(order: Order, snapshot: PlatformOrder) -> bool:
@@ -465,6 +507,11 @@ async def _hold_reasons(session: AsyncSession, shop: Shop, order: Order) -> list
     await session.flush()  # the customer's other orders, as changed so far in a batch
     assert order.customer_id is not None and order.snapshot is not None
     snapshot = await catalog_service.enrich(session, shop.id, snapshot_from_json(order.snapshot))
+    standing = (
+        await ledger_service.account_standing(session, order.customer_id)
+        if rules.unverified_customer
+        else (None, None)
+    )
     recent_orders, recent_cashback = await ledger_service.recent_credits(
         session, order.customer_id, since=datetime.now(UTC) - timedelta(hours=24)
     )
@@ -489,6 +536,7 @@ async def _hold_reasons(session: AsyncSession, shop: Shop, order: Order) -> list
             b2b=snapshot.b2b,
             recent_credited_orders=recent_orders,
             recent_cashback=recent_cashback,
+            account_problem=account_problem(*standing),
         ),
     )
 

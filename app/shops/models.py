@@ -77,6 +77,9 @@ class Shop(IdMixin, TimestampMixin, Base):
     # Standard Webhooks signing secret for both webhooks ("whsec_" + base64).
     outbound_webhook_secret: Mapped[str | None] = mapped_column(Text)
     review_deadline_hours: Mapped[int | None] = mapped_column(Integer)
+    # When the merchant reviews the queue, and when the weekly audit goes out (shops.schedules).
+    review_schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    weekly_audit: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     uninstalled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

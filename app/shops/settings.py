@@ -1,4 +1,5 @@
-"""Shop settings: processing mode, hold rules, award delay, approval ceiling, timezone."""
+"""Shop settings: processing mode, hold rules, award delay, approval ceiling, timezone, and
+the schedules of the review call and the weekly audit."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from app.orders.models import Order
 from app.orders.state import OrderStatus
 from app.program.rules import Amount
 from app.shops.models import ProcessingMode, Shop
+from app.shops.schedules import ReviewSchedule, WeeklyAuditSchedule
 from app.shops.service import validate_timezone
 
 APPROVE_PENDING_JOB = "approve_pending_orders"
@@ -58,6 +60,13 @@ class ShopSettings(BaseModel):
     review_deadline_hours: int | None = Field(
         description="Alert when an order waits for review longer than this."
     )
+    review_schedule: ReviewSchedule | None = Field(
+        description="The daily review call (`review.due` alerts), in the shop's timezone; "
+        "null: none."
+    )
+    weekly_audit: WeeklyAuditSchedule | None = Field(
+        description="The weekly audit (`audit.weekly` alerts), in the shop's timezone; null: none."
+    )
 
 
 class SettingsUpdate(RequestModel):
@@ -80,6 +89,8 @@ class SettingsUpdate(RequestModel):
     notification_webhook_url: HttpUrl | None = None
     alert_webhook_url: HttpUrl | None = None
     review_deadline_hours: int | None = Field(default=None, ge=1, le=24 * 90)
+    review_schedule: ReviewSchedule | None = Field(default=None, description="null turns it off.")
+    weekly_audit: WeeklyAuditSchedule | None = Field(default=None, description="null turns it off.")
 
 
 class OperationRead(BaseModel):
@@ -130,6 +141,12 @@ def read(shop: Shop) -> ShopSettings:
         notification_webhook_url=shop.notification_webhook_url,
         alert_webhook_url=shop.alert_webhook_url,
         review_deadline_hours=shop.review_deadline_hours,
+        review_schedule=(
+            ReviewSchedule.model_validate(shop.review_schedule) if shop.review_schedule else None
+        ),
+        weekly_audit=(
+            WeeklyAuditSchedule.model_validate(shop.weekly_audit) if shop.weekly_audit else None
+        ),
     )
 
 
@@ -266,6 +283,10 @@ def _apply_platform(shop: Shop, changes: SettingsUpdate, secrets: SecretBox) -> 
             setattr(shop, field, str(value).rstrip("/") if value is not None else None)
     if "review_deadline_hours" in given:
         shop.review_deadline_hours = changes.review_deadline_hours
+    for field in ("review_schedule", "weekly_audit"):
+        if field in given:
+            value = getattr(changes, field)
+            setattr(shop, field, value.model_dump(mode="json") if value is not None else None)
     if (shop.notification_webhook_url or shop.alert_webhook_url) and not (
         shop.outbound_webhook_secret
     ):

@@ -402,6 +402,8 @@ async def _dispatch(
                 customer.first_name,
                 customer.last_name,
                 shopify.split_tags(customer.tags),
+                verified_email=customer.verified_email,
+                state=customer.state,
             ),
         )
     elif topic in shopify.PRODUCT_TOPICS:

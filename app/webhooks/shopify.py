@@ -117,6 +117,8 @@ class _Customer(_Lenient):
     first_name: str | None = None
     last_name: str | None = None
     tags: str = ""
+    verified_email: bool | None = None
+    state: str | None = None
 
 
 class _ShippingLine(_Lenient):
@@ -260,7 +262,15 @@ def _platform_order(order: ShopifyOrder, topic: str) -> PlatformOrder:
     customer = None
     if order.customer is not None:
         c = order.customer
-        customer = PlatformCustomer(c.id, c.email, c.first_name, c.last_name, split_tags(c.tags))
+        customer = PlatformCustomer(
+            c.id,
+            c.email,
+            c.first_name,
+            c.last_name,
+            split_tags(c.tags),
+            verified_email=c.verified_email,
+            state=c.state,
+        )
     refunded = _refunded_quantities(order)
     paid_with_credit, credit_gateways = _paid_with_credit(order, currency)
     presentment = order.total_price_set.presentment_money if order.total_price_set else None
@@ -412,6 +422,8 @@ class ShopifyCustomer(_Lenient):
     first_name: str | None = None
     last_name: str | None = None
     tags: str = ""
+    verified_email: bool | None = None
+    state: str | None = None
 
 
 class _PrivacyCustomer(_Lenient):

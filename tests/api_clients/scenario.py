@@ -272,6 +272,14 @@ async def drive(stack: Stack) -> list[Exchange]:
         params={"order_id": first, "limit": 10},
     )
     await call("listAuditEvents", "GET /v1/audit-events", headers=auth | {"Accept": "text/csv"})
+    await call("getWeeklyAudit", "GET /v1/audit/weekly", headers=auth)
+    await call(
+        "getWeeklyAudit",
+        "GET /v1/audit/weekly",
+        headers=auth | {"Accept": "text/csv"},
+        params={"week": "2026-W48", "orders_above": 0},
+    )
+    await call("getWeeklyAudit", "GET /v1/audit/weekly?week=2026-W54", headers=auth, expect=422)
     # The event stream never ends by itself; its refusal is a problem document like any other.
     await call("streamEvents", "GET /v1/events", expect=401)
     return rec.exchanges

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -11,7 +11,9 @@ from app.kit.queue import take_deferred
 from app.kit.uow import unit_of_work
 from app.notifications import service
 from app.notifications.models import OutboxMessage
+from app.orders.models import Order
 from app.shops.models import Shop
+from tests.payloads import new_order_id, paid_order
 from tests.support import ShopHandle, Stack
 
 
@@ -78,3 +80,26 @@ async def db_now(stack: Stack) -> datetime:
     async with stack.resources.sessionmaker() as session:
         now: datetime = (await session.execute(select(func.now()))).scalar_one()
         return now
+
+
+async def waiting_orders(stack: Stack, shop: ShopHandle, count: int) -> list[dict[str, Any]]:
+    for _ in range(count):
+        assert (await stack.deliver(shop, paid_order(id=new_order_id()))).status_code == 200
+    await stack.run_worker()
+    response = await stack.client.get("/v1/orders", headers=shop.auth)
+    items: list[dict[str, Any]] = response.json()["items"]
+    assert [o["status"] for o in items] == ["pending"] * count
+    return items
+
+
+async def waiting_since(stack: Stack, order_id: str, ago: timedelta) -> None:
+    await started_waiting(stack, order_id, datetime.now(UTC) - ago)
+
+
+async def started_waiting(stack: Stack, order_id: str, at: datetime) -> None:
+    """Travel: the order entered the review queue at `at`."""
+    async with stack.resources.sessionmaker() as session:
+        await session.execute(
+            update(Order).where(Order.id == int(order_id)).values(review_started_at=at)
+        )
+        await session.commit()

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from sqlalchemy import update
+from datetime import timedelta
 
 from app.notifications import tasks
-from app.orders.models import Order
 from app.shops.models import ProcessingMode
-from tests.notifications.helpers import configure, outbox
+from tests.notifications.helpers import configure, outbox, waiting_orders, waiting_since
 from tests.notifications.receiver import Receiver, verify_signature
-from tests.payloads import new_order_id, paid_order
-from tests.support import ShopHandle, Stack
-
-
-async def waiting_orders(stack: Stack, shop: ShopHandle, count: int) -> list[dict[str, Any]]:
-    for _ in range(count):
-        assert (await stack.deliver(shop, paid_order(id=new_order_id()))).status_code == 200
-    await stack.run_worker()
-    response = await stack.client.get("/v1/orders", headers=shop.auth)
-    items: list[dict[str, Any]] = response.json()["items"]
-    assert [o["status"] for o in items] == ["pending"] * count
-    return items
-
-
-async def waiting_since(stack: Stack, order_id: str, ago: timedelta) -> None:
-    async with stack.resources.sessionmaker() as session:
-        await session.execute(
-            update(Order)
-            .where(Order.id == int(order_id))
-            .values(review_started_at=datetime.now(UTC) - ago)
-        )
-        await session.commit()
+from tests.support import Stack
 
 
 async def test_an_overdue_review_queue_alerts_once(stack: Stack, receiver: Receiver) -> None:

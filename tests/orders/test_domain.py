@@ -132,4 +132,6 @@ def test_the_stored_form_of_a_sample_order() -> None:
         "first_name": None,
         "last_name": None,
         "tags": ("vip",),
+        "verified_email": None,
+        "state": None,
     }

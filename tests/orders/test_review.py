@@ -399,6 +399,9 @@ async def test_review_queue_oldest_first_with_history_and_counts(stack: Stack) -
         "orders": 3,
         "credited_amount": "0.00",
         "reversed_amount": "0.00",
+        "verified_email": True,  # as the sample order's customer says
+        "account_state": "enabled",
+        "account_problem": None,
     }
     assert all(o["review_started_at"] for o in queue)
     counts = (await stack.client.get("/v1/orders/counts", headers=shop.auth)).json()["counts"]

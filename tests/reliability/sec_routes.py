@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from app.kit.schedule import week_label
 from app.main import create_app
 from tests.payloads import paid_order
 from tests.reliability.sec_world import ShopWorld
@@ -23,6 +25,11 @@ class Probe:
     expect: tuple[int, ...] = (404,)
     headers: dict[str, str] | None = None  # None: shop A's admin key
     content: bytes | None = None
+
+
+def this_week() -> str:
+    today = datetime.now(UTC).date()
+    return week_label(today - timedelta(days=today.weekday()))
 
 
 def probes(b: ShopWorld, a: ShopHandle) -> dict[str, Callable[[], Probe]]:
@@ -105,6 +112,12 @@ def probes(b: ShopWorld, a: ShopHandle) -> dict[str, Callable[[], Probe]]:
         "revokeApiKey": lambda: Probe("DELETE", f"/v1/api-keys/{b.viewer_key_id}"),
         "listAuditEvents": lambda: Probe(
             "GET", "/v1/audit-events", params={"order_id": b.pending_order_id}, expect=(200,)
+        ),
+        "getWeeklyAudit": lambda: Probe(  # this week, when B's orders were credited
+            "GET",
+            "/v1/audit/weekly",
+            params={"week": this_week(), "orders_above": 0},
+            expect=(200,),
         ),
         # A shop's key does not open the operator's door, not even to make a shop.
         "createShop": lambda: Probe(

@@ -99,6 +99,7 @@ BUSINESS_RULES = {
     "createApiKey": "an Idempotency-Key not used before for another request",
     "bulkApproveOrders": "an Idempotency-Key not used before for another request",
     "bulkRejectOrders": "an Idempotency-Key not used before for another request",
+    "getWeeklyAudit": "an ISO week that exists (week 53 only in long years)",
 }
 # The same key with another body is 422 `idempotency_key_reused`, and an If-Match that is a
 # real but stale ETag is 412: both are the client's mistake, however valid each value is.

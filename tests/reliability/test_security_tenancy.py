@@ -65,6 +65,7 @@ LEAST_ROLE: dict[str, ApiKeyRole] = {
     "getCatalogProduct": ApiKeyRole.viewer,
     "getShopSettings": ApiKeyRole.viewer,
     "getOperation": ApiKeyRole.viewer,
+    "getWeeklyAudit": ApiKeyRole.viewer,
     "streamEvents": ApiKeyRole.viewer,
     "approveOrder": ApiKeyRole.reviewer,
     "rejectOrder": ApiKeyRole.reviewer,

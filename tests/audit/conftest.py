@@ -1,0 +1,3 @@
+from tests.notifications.conftest import receiver
+
+__all__ = ["receiver"]
