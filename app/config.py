@@ -71,6 +71,24 @@ class Settings(BaseSettings):
         default=False,
         description="Behind a trusted proxy: take the client address from X-Forwarded-For.",
     )
+    # The Shopify app (app/shopify). All unset: no app; shops are made by hand.
+    shopify_client_id: str | None = None
+    shopify_client_secret: SecretStr | None = Field(
+        default=None, description="Signs webhooks, session tokens and App Proxy requests."
+    )
+    shopify_previous_client_secret: SecretStr | None = Field(
+        default=None, description="Still accepted while the client secret is rotated."
+    )
+    public_url: str | None = Field(
+        default=None, description="The service's public origin, for redirect and webhook URLs."
+    )
+    shopify_admin_url: str = Field(
+        default="https://{shop}",
+        description="A shop's Admin origin; {shop} is the myshopify.com name.",
+    )
+    shopify_api_version: str = Field(
+        default="2026-10", pattern=r"^(\d{4}-\d{2}|unstable)$", description="Admin API version."
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -83,6 +101,32 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"{name} still holds the placeholder; set a real secret outside development"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_half_an_app(self) -> Settings:
+        if "{shop}" not in self.shopify_admin_url:
+            raise ValueError("CASHBACK_SHOPIFY_ADMIN_URL must contain {shop}")
+        if self.public_url is not None:
+            self.public_url = self.public_url.rstrip("/")
+            if not self.public_url.startswith(("https://", "http://")):
+                raise ValueError("CASHBACK_PUBLIC_URL must be an http(s) origin")
+        if self.env != Environment.production:
+            return self
+        parts = {
+            "CASHBACK_SHOPIFY_CLIENT_ID": self.shopify_client_id,
+            "CASHBACK_SHOPIFY_CLIENT_SECRET": self.shopify_client_secret,
+            "CASHBACK_PUBLIC_URL": self.public_url,
+        }
+        missing = sorted(name for name, value in parts.items() if not value)
+        anything_set = len(missing) < len(parts) or self.shopify_previous_client_secret is not None
+        if anything_set and missing:
+            raise ValueError(
+                f"the Shopify app is half configured: set {', '.join(missing)} too "
+                "(or none of the CASHBACK_SHOPIFY_* and CASHBACK_PUBLIC_URL settings)"
+            )
+        if self.public_url is not None and not self.public_url.startswith("https://"):
+            raise ValueError("CASHBACK_PUBLIC_URL must be https:// in production")
         return self
 
     @property

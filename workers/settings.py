@@ -40,6 +40,7 @@ from app.orders.tasks import (
     order_job_id,
 )
 from app.platform import tasks as platform_tasks
+from app.shopify import tasks as shopify_tasks
 from app.shops.models import Shop
 from app.shops.settings import APPROVE_PENDING_JOB
 from app.webhooks import service as webhook_service
@@ -56,7 +57,7 @@ from app.webhooks.tasks import (
 logger = logging.getLogger(__name__)
 
 # Domains that declare jobs, crons and sweeper re-drives of their own.
-DOMAIN_TASKS = (platform_tasks, notification_tasks, idempotency_tasks)
+DOMAIN_TASKS = (platform_tasks, notification_tasks, idempotency_tasks, shopify_tasks)
 STALE_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 5000
 RING_CHUNK = 500
