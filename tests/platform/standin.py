@@ -111,8 +111,11 @@ class FakeShopify:
 
     # GraphQL.
 
+    def authorized(self, request: Request) -> bool:
+        return request.headers.get("X-Shopify-Access-Token") == TOKEN
+
     async def _graphql(self, request: Request) -> Response:
-        if request.headers.get("X-Shopify-Access-Token") != TOKEN:
+        if not self.authorized(request):
             return JSONResponse({"errors": "[API] Invalid API key or access token"}, 401)
         version = request.path_params["version"]
         body = await request.json()
@@ -233,7 +236,7 @@ class FakeShopify:
     # REST orders, paginated with page_info cursors in the Link header.
 
     async def _orders(self, request: Request) -> Response:
-        if request.headers.get("X-Shopify-Access-Token") != TOKEN:
+        if not self.authorized(request):
             return JSONResponse({"errors": "[API] Invalid API key or access token"}, 401)
         params = dict(request.query_params)
         self.order_requests.append(params)
