@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -272,8 +272,11 @@ def _user_error(field_name: str, code: str) -> Response:
     )
 
 
+StandIn = TypeVar("StandIn", bound=FakeShopify)
+
+
 @asynccontextmanager
-async def running(shopify: FakeShopify) -> AsyncIterator[FakeShopify]:
+async def running(shopify: StandIn) -> AsyncIterator[StandIn]:
     """Serve the stand-in with uvicorn on a free local port, in this event loop."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

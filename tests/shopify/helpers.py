@@ -44,7 +44,8 @@ async def install(stack: Stack, shopify_url: str, shop: str) -> httpx.Response:
     assert (
         f"{callback.scheme}://{callback.netloc}{callback.path}" == f"{PUBLIC_URL}/shopify/callback"
     )
-    return await stack.client.get("/shopify/callback", params=parse_qsl(callback.query))
+    params = httpx.QueryParams(parse_qsl(callback.query))
+    return await stack.client.get("/shopify/callback", params=params)
 
 
 async def installed_shop(stack: Stack, domain: str) -> ShopHandle:
