@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -44,7 +44,7 @@ async def install(stack: Stack, shopify_url: str, shop: str) -> httpx.Response:
     assert (
         f"{callback.scheme}://{callback.netloc}{callback.path}" == f"{PUBLIC_URL}/shopify/callback"
     )
-    params = httpx.QueryParams(parse_qsl(callback.query))
+    params = httpx.QueryParams(callback.query)
     return await stack.client.get("/shopify/callback", params=params)
 
 
