@@ -20,8 +20,9 @@ from app.webhooks.shopify import sign
 from tests.support import ShopHandle, Stack
 
 CLIENT_ID = "cashback-test-client"
-CLIENT_SECRET = "shpss_test_client_secret"
+CLIENT_SECRET = "shpss_0123456789abcdef0123456789abcdef"
 PUBLIC_URL = "https://cashback.example"
+WRONG_SECRET = "shpss_not_the_apps_secret_at_all_000000"
 
 
 def signed_query(params: dict[str, str], secret: str = CLIENT_SECRET) -> dict[str, str]:

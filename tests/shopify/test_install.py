@@ -19,6 +19,7 @@ from tests.platform.helpers import CUSTOMER
 from tests.shopify.helpers import (
     CLIENT_ID,
     PUBLIC_URL,
+    WRONG_SECRET,
     deliver,
     grant,
     install,
@@ -89,7 +90,7 @@ async def test_the_authorize_redirect_carries_scopes_callback_and_a_fresh_state(
 async def test_forged_install_and_callback_hmac_and_state_are_refused(
     stack: Stack, shopify: ShopifyStandin
 ) -> None:
-    forged = signed_query({"shop": SHOP, "timestamp": str(int(time.time()))}, secret="guess")
+    forged = signed_query({"shop": SHOP, "timestamp": str(int(time.time()))}, secret=WRONG_SECRET)
     answer = await stack.client.get("/shopify/install", params=forged)
     assert (answer.status_code, answer.json()["code"]) == (401, "invalid_signature")
     assert answer.headers["content-type"] == "application/problem+json"
@@ -98,7 +99,7 @@ async def test_forged_install_and_callback_hmac_and_state_are_refused(
     state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
     callback = {"code": "code-x", "shop": SHOP, "state": state, "timestamp": str(int(time.time()))}
     answer = await stack.client.get(
-        "/shopify/callback", params=signed_query(callback, secret="guess")
+        "/shopify/callback", params=signed_query(callback, secret=WRONG_SECRET)
     )
     assert (answer.status_code, answer.json()["code"]) == (401, "invalid_signature")
     unsigned = await stack.client.get("/shopify/callback", params=callback)
