@@ -14,6 +14,11 @@ have no marker, so a transaction matches on kind (credit/debit), exact amount, e
 CLOCK_SKEW), among transactions no other entry has claimed. Limitation: a credit of the same
 amount made by someone else in that window would be taken for ours (under-credit, never a
 double credit).
+
+Shops installed through the Shopify app have expiring tokens (app.shopify.tokens): a token
+about to expire is refreshed before an attempt is recorded, a 401 refreshes it once and the
+call is sent again, and a shop whose refresh was refused waits (`needs_reauth`) with its rows
+pending, rung again by `resume_pushes` once the merchant authorises the app again.
 """
 
 from __future__ import annotations
