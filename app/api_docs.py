@@ -41,11 +41,6 @@ TAGS: list[dict[str, Any]] = [
     {"name": "Audit", "description": "Who did what, when and why; CSV export."},
     {"name": "Events", "description": "Server-sent events for live badges and figures."},
     {"name": "Webhooks", "description": "Shopify webhook intake (signed by Shopify, no API key)."},
-    {
-        "name": "Shopify",
-        "description": "The Shopify app: install, OAuth callback and the storefront App Proxy "
-        "(signed by Shopify, no API key).",
-    },
     {"name": "Operator", "description": "Shop provisioning with the operator token."},
     {"name": "Health", "description": "Liveness and readiness probes."},
 ]

@@ -49,7 +49,7 @@ Params = Sequence[tuple[str, str]]
 
 
 class InvalidState(ProblemError):
-    status, code, title = 403, "invalid_oauth_state", "Unknown, used or expired OAuth state"
+    status, code, title = 400, "invalid_oauth_state", "Unknown, used or expired OAuth state"
 
 
 class MissingCode(ProblemError):

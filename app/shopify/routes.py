@@ -1,5 +1,9 @@
 """Routes Shopify sends the merchant's browser and the storefront to: install, OAuth callback,
-App Proxy. They answer 503 `shopify_app_not_configured` while the app is not configured."""
+App Proxy. They answer 503 `shopify_app_not_configured` while the app is not configured.
+
+They are Shopify's to call (browser redirects and a storefront proxy), not part of the REST
+API that clients are generated from, so they stay out of openapi.yaml (README: "Install on a
+Shopify store" describes them)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from app.shopify import install, proxy
 from app.shopify.app_config import AppNotConfigured, InvalidShopDomain, require_app
 from app.shopify.signatures import InvalidSignature
 
-router = APIRouter(tags=["Shopify"])
+router = APIRouter(tags=["Shopify"], include_in_schema=False)
 
 ShopQuery = Annotated[str, Query(description="The shop's `*.myshopify.com` name.", max_length=255)]
 OptionalParam = Annotated[str | None, Query(max_length=2048)]

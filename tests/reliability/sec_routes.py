@@ -110,17 +110,6 @@ def probes(b: ShopWorld, a: ShopHandle) -> dict[str, Callable[[], Probe]]:
         "createShop": lambda: Probe(
             "POST", "/v1/admin/shops", json={"domain": "a-made-this.myshopify.com"}, expect=(401,)
         ),
-        # No Shopify app in these tests: refused before any shop is looked at (tests/shopify
-        # proves the signed paths: an App Proxy query is signed for one shop only).
-        "installShopifyApp": lambda: Probe(
-            "GET", "/shopify/install", params={"shop": b.shop.domain}, expect=(503,)
-        ),
-        "completeShopifyInstall": lambda: Probe(
-            "GET", "/shopify/callback", params={"shop": b.shop.domain}, expect=(503,)
-        ),
-        "getStorefrontBalance": lambda: Probe(
-            "GET", "/shopify/proxy/balance", params={"shop": b.shop.domain}, expect=(503,)
-        ),
         "getHealth": lambda: Probe("GET", "/healthz", expect=(200,)),
         "getReadiness": lambda: Probe("GET", "/readyz", expect=(200,)),
     }

@@ -106,10 +106,10 @@ async def test_forged_install_and_callback_hmac_and_state_are_refused(
     assert (unsigned.status_code, unsigned.json()["code"]) == (401, "invalid_signature")
     made_up = signed_query({**callback, "state": "made-up"})
     answer = await stack.client.get("/shopify/callback", params=made_up)
-    assert (answer.status_code, answer.json()["code"]) == (403, "invalid_oauth_state")
+    assert (answer.status_code, answer.json()["code"]) == (400, "invalid_oauth_state")
     other_shop = signed_query({**callback, "shop": "other.myshopify.com"})
     answer = await stack.client.get("/shopify/callback", params=other_shop)
-    assert (answer.status_code, answer.json()["code"]) == (403, "invalid_oauth_state")
+    assert (answer.status_code, answer.json()["code"]) == (400, "invalid_oauth_state")
     assert shopify.seen == []  # no code was exchanged
 
     # The right state is used once, even when what follows fails (here: an unknown code).
@@ -117,7 +117,7 @@ async def test_forged_install_and_callback_hmac_and_state_are_refused(
     assert (first.status_code, first.json()["code"]) == (400, "oauth_code_refused")
     assert shopify.grants == []
     replay = await stack.client.get("/shopify/callback", params=signed_query(callback))
-    assert (replay.status_code, replay.json()["code"]) == (403, "invalid_oauth_state")
+    assert (replay.status_code, replay.json()["code"]) == (400, "invalid_oauth_state")
     async with stack.resources.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(OAuthState)) == 0
 
