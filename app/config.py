@@ -37,11 +37,6 @@ class Settings(BaseSettings):
         default=SecretStr(PLACEHOLDER_SECRET_KEY),
         description="Encrypts secrets at rest (platform access tokens).",
     )
-    public_url: str | None = Field(
-        default=None,
-        description="Where merchants reach this service, e.g. https://cashback.example.com: "
-        "links in alerts start with it (a path alone when unset).",
-    )
     http_timeout_s: float = Field(default=10.0, gt=0, description="Calls to other systems.")
     idempotency_retention_hours: int = Field(
         default=48, ge=24, description="How long an Idempotency-Key and its answer are kept."
@@ -76,6 +71,26 @@ class Settings(BaseSettings):
         default=False,
         description="Behind a trusted proxy: take the client address from X-Forwarded-For.",
     )
+    # The Shopify app (app/shopify). All unset: no app; shops are made by hand.
+    shopify_client_id: str | None = None
+    shopify_client_secret: SecretStr | None = Field(
+        default=None, description="Signs webhooks, session tokens and App Proxy requests."
+    )
+    shopify_previous_client_secret: SecretStr | None = Field(
+        default=None, description="Still accepted while the client secret is rotated."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The service's public origin, e.g. https://cashback.example.com: OAuth "
+        "redirect and webhook URLs, and links in alerts (a path alone when unset).",
+    )
+    shopify_admin_url: str = Field(
+        default="https://{shop}",
+        description="A shop's Admin origin; {shop} is the myshopify.com name.",
+    )
+    shopify_api_version: str = Field(
+        default="2026-10", pattern=r"^(\d{4}-\d{2}|unstable)$", description="Admin API version."
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -88,6 +103,32 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"{name} still holds the placeholder; set a real secret outside development"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_half_an_app(self) -> Settings:
+        if "{shop}" not in self.shopify_admin_url:
+            raise ValueError("CASHBACK_SHOPIFY_ADMIN_URL must contain {shop}")
+        if self.public_url is not None:
+            self.public_url = self.public_url.rstrip("/")
+            if not self.public_url.startswith(("https://", "http://")):
+                raise ValueError("CASHBACK_PUBLIC_URL must be an http(s) origin")
+        if self.env != Environment.production:
+            return self
+        parts = {
+            "CASHBACK_SHOPIFY_CLIENT_ID": self.shopify_client_id,
+            "CASHBACK_SHOPIFY_CLIENT_SECRET": self.shopify_client_secret,
+            "CASHBACK_PUBLIC_URL": self.public_url,
+        }
+        missing = sorted(name for name, value in parts.items() if not value)
+        anything_set = len(missing) < len(parts) or self.shopify_previous_client_secret is not None
+        if anything_set and missing:
+            raise ValueError(
+                f"the Shopify app is half configured: set {', '.join(missing)} too "
+                "(or none of the CASHBACK_SHOPIFY_* and CASHBACK_PUBLIC_URL settings)"
+            )
+        if self.public_url is not None and not self.public_url.startswith("https://"):
+            raise ValueError("CASHBACK_PUBLIC_URL must be https:// in production")
         return self
 
     @property

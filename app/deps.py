@@ -17,6 +17,8 @@ from app.kit.ratelimit import client_address, failed_auth_limiter
 from app.kit.resources import Resources
 from app.kit.uow import unit_of_work
 from app.observability.context import bind
+from app.shopify.install import staff_shop
+from app.shopify.session_tokens import looks_like_session_token
 from app.shops import service as shop_service
 from app.shops.models import ApiKey, ApiKeyRole, Shop
 
@@ -39,7 +41,10 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 _api_key_scheme = HTTPBearer(
     scheme_name="ApiKey",
-    description="A shop's API key: `Authorization: Bearer cbk_…`.",
+    description=(
+        "A shop's API key: `Authorization: Bearer cbk_…`; or, from the embedded Shopify app, "
+        "a Shopify session token (acting as the shop's staff, with the admin role)."
+    ),
     auto_error=False,
 )
 _admin_scheme = HTTPBearer(
@@ -51,12 +56,16 @@ _admin_scheme = HTTPBearer(
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    key: ApiKey
-    shop: Shop
+    """Who is calling: an API key of the shop, or a staff member of the shop in the embedded
+    Shopify app (a session token)."""
 
-    @property
-    def actor(self) -> Actor:
-        return Actor(self.key.name, self.key.id)
+    shop: Shop
+    role: ApiKeyRole
+    actor: Actor
+
+    @classmethod
+    def of_key(cls, key: ApiKey, shop: Shop) -> Caller:
+        return cls(shop, ApiKeyRole(key.role), Actor(key.name, key.id))
 
 
 async def guard_failed_auth(request: Request, res: ResourcesDep) -> AsyncIterator[None]:
@@ -76,25 +85,31 @@ AuthGuardDep = Annotated[None, Depends(guard_failed_auth, scope="function")]
 
 async def get_caller(
     _: AuthGuardDep,
+    res: ResourcesDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)],
 ) -> Caller:
     if credentials is None:
         raise Unauthorized("send `Authorization: Bearer <api key>`")
+    if looks_like_session_token(credentials.credentials):
+        shop_id, staff_id = await staff_shop(res, credentials.credentials)
+        shop = await session.get_one(Shop, shop_id)
+        bind(shop_id=shop.id)
+        return Caller(shop, ApiKeyRole.admin, Actor(f"shopify staff {staff_id}"))
     found = await shop_service.authenticate(session, credentials.credentials)
     if found is None:
         # One answer for unknown, revoked and another shop's deleted keys: nothing to probe.
         raise Unauthorized("unknown or revoked API key")
     bind(shop_id=found[1].id)  # every log line of the request names the shop
-    return Caller(*found)
+    return Caller.of_key(*found)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller, scope="function")]
 
 
 async def get_admin_caller(caller: CallerDep) -> Caller:
-    if caller.key.role != ApiKeyRole.admin:
-        raise Forbidden(f"this needs an admin key; this key is a {caller.key.role} key")
+    if caller.role != ApiKeyRole.admin:
+        raise Forbidden(f"this needs an admin key; this key is a {caller.role} key")
     return caller
 
 
@@ -103,7 +118,7 @@ AdminCallerDep = Annotated[Caller, Depends(get_admin_caller, scope="function")]
 
 
 async def get_reviewer_caller(caller: CallerDep) -> Caller:
-    if caller.key.role not in (ApiKeyRole.admin, ApiKeyRole.reviewer):
+    if caller.role not in (ApiKeyRole.admin, ApiKeyRole.reviewer):
         raise Forbidden("this needs a reviewer or admin key; this key is a viewer key")
     return caller
 

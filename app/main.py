@@ -38,6 +38,7 @@ from app.observability.routes import router as observability_router
 from app.orders.routes import review_router
 from app.orders.routes import router as orders_router
 from app.program.routes import router as program_router
+from app.shopify.routes import router as shopify_router
 from app.shops.account_routes import router as account_router
 from app.shops.routes import router as shops_router
 from app.webhooks.routes import router as webhooks_router
@@ -55,6 +56,7 @@ RFC 9457 `application/problem+json` documents with a stable `code`.
 
 ROUTERS = (
     webhooks_router,
+    shopify_router,
     orders_router,
     review_router,
     customers_router,

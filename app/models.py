@@ -12,6 +12,7 @@ from app.orders.models import Order, OrderLine
 from app.orders.refund_models import Refund
 from app.platform.models import CreditSync
 from app.program.models import ProgramVersion
+from app.shopify.models import OAuthState, ShopifyGrant
 from app.shops.models import ApiKey, Shop
 from app.webhooks.models import WebhookEvent
 
@@ -23,6 +24,7 @@ __all__ = [
     "Customer",
     "IdempotencyKey",
     "LedgerEntry",
+    "OAuthState",
     "Operation",
     "Order",
     "OrderLine",
@@ -32,5 +34,6 @@ __all__ = [
     "ProgramVersion",
     "Refund",
     "Shop",
+    "ShopifyGrant",
     "WebhookEvent",
 ]

@@ -42,6 +42,7 @@ from app.orders.tasks import (
     read_order_payments,
 )
 from app.platform import tasks as platform_tasks
+from app.shopify import tasks as shopify_tasks
 from app.shops.models import Shop
 from app.shops.settings import APPROVE_PENDING_JOB
 from app.webhooks import service as webhook_service
@@ -58,7 +59,13 @@ from app.webhooks.tasks import (
 logger = logging.getLogger(__name__)
 
 # Domains that declare jobs, crons and sweeper re-drives of their own.
-DOMAIN_TASKS = (platform_tasks, notification_tasks, idempotency_tasks, audit_tasks)
+DOMAIN_TASKS = (
+    platform_tasks,
+    notification_tasks,
+    idempotency_tasks,
+    audit_tasks,
+    shopify_tasks,
+)
 STALE_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 5000
 RING_CHUNK = 500

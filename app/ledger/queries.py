@@ -8,7 +8,14 @@ from app.kit.money import format_minor
 from app.kit.pagination import decode_cursor, next_cursor
 from app.ledger import service
 from app.ledger.models import Customer, LedgerEntry
-from app.ledger.schemas import CustomerRead, LedgerEntryList, LedgerEntryRead
+from app.ledger.schemas import (
+    CustomerRead,
+    LedgerEntryList,
+    LedgerEntryRead,
+    StorefrontBalance,
+    StorefrontCashback,
+)
+from app.orders.models import Order
 
 
 async def _customer(session: AsyncSession, shop_id: int, customer_id: int) -> Customer:
@@ -62,4 +69,45 @@ async def list_ledger(
             for e in entries[:limit]
         ],
         next_cursor=next_cursor([e.id for e in entries], limit),
+    )
+
+
+STOREFRONT_RECENT = 10
+
+
+async def storefront_balance(
+    session: AsyncSession, shop_id: int, currency: str, customer_external_id: str | None
+) -> StorefrontBalance:
+    """A customer's balance and latest cashback, by the platform's customer id; a customer the
+    ledger does not know has a zero balance."""
+    if not customer_external_id:
+        return StorefrontBalance(logged_in=False, balance=None, currency=currency, recent=[])
+    customer_id = await session.scalar(
+        select(Customer.id).where(
+            Customer.shop_id == shop_id, Customer.external_id == customer_external_id
+        )
+    )
+    if customer_id is None:
+        zero = format_minor(0, currency)
+        return StorefrontBalance(logged_in=True, balance=zero, currency=currency, recent=[])
+    rows = await session.execute(
+        select(LedgerEntry, Order.name)
+        .outerjoin(Order, Order.id == LedgerEntry.order_id)
+        .where(LedgerEntry.customer_id == customer_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(STOREFRONT_RECENT)
+    )
+    return StorefrontBalance(
+        logged_in=True,
+        balance=format_minor(await service.balance(session, customer_id), currency),
+        currency=currency,
+        recent=[
+            StorefrontCashback(
+                kind=entry.kind,
+                amount=format_minor(entry.amount, entry.currency),
+                order_name=order_name,
+                created_at=entry.created_at,
+            )
+            for entry, order_name in rows
+        ],
     )

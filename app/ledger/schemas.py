@@ -32,3 +32,19 @@ class LedgerEntryRead(BaseModel):
 class LedgerEntryList(BaseModel):
     items: list[LedgerEntryRead]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class StorefrontCashback(BaseModel):
+    kind: EntryKind
+    amount: str = Field(description="Signed decimal string: credits positive, reversals negative.")
+    order_name: str | None = Field(description='The order it came from, e.g. `"#1042"`.')
+    created_at: datetime
+
+
+class StorefrontBalance(BaseModel):
+    """What a logged-in customer sees on the storefront (through the Shopify App Proxy)."""
+
+    logged_in: bool = Field(description="False when the request names no logged-in customer.")
+    balance: str | None = Field(description='The customer\'s cashback balance, e.g. `"4.38"`.')
+    currency: str
+    recent: list[StorefrontCashback] = Field(description="Latest cashback movements, newest first.")

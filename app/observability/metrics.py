@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from app.shopify.deprecations import SHOPIFY_DEPRECATED_CALLS
 from app.webhooks.service import PRIVACY_TOPICS
 from app.webhooks.shopify import CUSTOMER_TOPICS, ORDER_TOPICS, PRODUCT_TOPICS
 
@@ -66,6 +67,7 @@ class ApiMetrics:
             ["queue"],
             registry=self.registry,
         )
+        self.registry.register(SHOPIFY_DEPRECATED_CALLS)
 
         self.sync_failed = Gauge(
             "cashback_store_credit_sync_failed",
@@ -129,6 +131,7 @@ class WorkerMetrics:
             ["kind"],
             registry=self.registry,
         )
+        self.registry.register(SHOPIFY_DEPRECATED_CALLS)
 
     def record_job(self, function: str, outcome: str, seconds: float) -> None:
         self.jobs.labels(function, outcome).inc()

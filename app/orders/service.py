@@ -210,6 +210,7 @@ async def _recalculate_edited(
     snapshot: PlatformOrder,
     *,
     received_at: datetime,
+    payments_readable: bool | None = None,
 ) -> None:
     """An edited order not credited yet earns what the edited order earns."""
     previous = order.cashback_amount
@@ -217,11 +218,14 @@ async def _recalculate_edited(
     if breakdown.credit_payments_unknown and order.cashback_amount > 0:
         # Paid with credit again, by an amount not read yet: a person looks before credit.
         reason = WAITING_FOR_PAYMENTS
-        if platform_service.has_admin_access(shop):
+        if payments_readable is None:
+            payments_readable = platform_service.has_admin_access(shop)
+        if payments_readable:
             defer_job(session, READ_PAYMENTS_JOB, order.id, job_id=read_payments_job_id(order.id))
         else:
             reason = PAYMENTS_NEED_REVIEW
-        order.hold_reasons = [*order.hold_reasons, reason]
+        if reason not in order.hold_reasons:
+            order.hold_reasons = [*order.hold_reasons, reason]
         await transition(session, order, OrderStatus.held, reason=reason)
     if order.award_amount == previous:  # not adjusted by a reviewer: follows the calculation
         order.award_amount = order.cashback_amount
@@ -439,9 +443,12 @@ async def evaluate(
     zero_reason: str | None = None,
     check_holds: bool = True,
     actor: Actor = SYSTEM,
+    payments_readable: bool | None = None,
 ) -> None:
     """Decide what happens to an undecided order, from what is stored about it. A released
-    order comes back with `check_holds=False`: a person has looked at it already."""
+    order comes back with `check_holds=False`: a person has looked at it already. Whether
+    Shopify's transactions can be read (`payments_readable`) comes from the shop unless the
+    caller found out already."""
     if order.cancelled_at is not None:
         await transition(session, order, OrderStatus.rejected, reason="order cancelled")
     elif order.paid_received_at is None:
@@ -453,7 +460,9 @@ async def evaluate(
         reason = zero_reason or "no cashback earned"
         await transition(session, order, OrderStatus.not_eligible, reason=reason)
     elif await _payments_unknown(session, shop, order):
-        if not platform_service.has_admin_access(shop):  # nobody can read them: a person decides
+        if payments_readable is None:
+            payments_readable = platform_service.has_admin_access(shop)
+        if not payments_readable:  # nobody can read them: a person decides
             order.hold_reasons = [PAYMENTS_NEED_REVIEW]
             await transition(session, order, OrderStatus.held, reason=PAYMENTS_NEED_REVIEW)
         else:  # not credited on a guess: evaluated again once they are read
@@ -566,9 +575,22 @@ async def payments_read(
     received_at = order.paid_received_at or datetime.now(UTC)
     if order.status in UNDECIDED:
         breakdown = await _apply_snapshot(session, shop, order, snapshot, received_at=received_at)
-        await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
+        await evaluate(
+            session,
+            shop,
+            order,
+            zero_reason=", ".join(breakdown.reasons) or None,
+            payments_readable=payments is not None,
+        )
     elif order.status in _REDUCIBLE_BEFORE_CREDIT:
-        await _recalculate_edited(session, shop, order, snapshot, received_at=received_at)
+        await _recalculate_edited(
+            session,
+            shop,
+            order,
+            snapshot,
+            received_at=received_at,
+            payments_readable=payments is not None,
+        )
 
 
 async def payments_unreadable(

@@ -55,26 +55,27 @@ async def read_order_payments(ctx: dict[str, Any], order_id: int) -> str | None:
         order = await session.get(Order, order_id)
         if order is None or not service.waits_for_payments(order):
             return None
-        shop = await session.get_one(Shop, order.shop_id)
+        external_id, currency = order.external_id, order.currency
+
+    async def read(api: shopify_admin.AdminApi) -> shopify_admin.OrderPayments:
+        return await shopify_admin.order_payments(res.http, api, external_id, currency)
+
     payments = None
     try:
-        api = platform_service.admin_api(shop, res.secrets)
+        payments = await platform_service.read_admin(res, order.shop_id, read)
     except platform_service.NoAdminAccess:
-        api = None  # evaluated without them: held for a person to decide
-    if api is not None:
-        try:
-            payments = await shopify_admin.order_payments(
-                res.http, api, order.external_id, order.currency
-            )
-        except shopify_admin.AdminApiError as exc:
-            final = job_try >= MAX_TRIES
-            async with unit_of_work(res.sessionmaker, res.doorbell) as session:
-                await service.payments_unreadable(session, order_id, str(exc), alert=final)
-            logger.warning("order %s: transactions unreadable (try %d): %s", order_id, job_try, exc)
-            if final:
-                return "waiting"
-            after = exc.retry_after_seconds
-            raise Retry(defer=after if after is not None else backoff_seconds(job_try)) from exc
+        pass  # evaluated without them: held for a person to decide
+    except (shopify_admin.AdminApiError, platform_service.TryAgain) as exc:
+        final = job_try >= MAX_TRIES
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            await service.payments_unreadable(session, order_id, str(exc), alert=final)
+        logger.warning("order %s: transactions unreadable (try %d): %s", order_id, job_try, exc)
+        if final:
+            return "waiting"
+        after = exc.retry_after_seconds if isinstance(exc, shopify_admin.AdminApiError) else None
+        if isinstance(exc, platform_service.TryAgain):
+            after = exc.after_seconds
+        raise Retry(defer=after if after is not None else backoff_seconds(job_try)) from exc
     async with unit_of_work(res.sessionmaker, res.doorbell) as session:
         order = await service.lock_order(session, order_id)
         if order is None or not service.waits_for_payments(order):

@@ -27,6 +27,9 @@ from app.orders.models import Order
 from app.platform import shopify_admin
 from app.platform.models import CreditSync, SyncStatus
 from app.platform.service import admin_api
+from app.shopify import subscriptions
+from app.shopify import tokens as shopify_tokens
+from app.shopify.app_config import app_of
 from app.shops.models import Shop
 from app.webhooks import service as webhook_service
 
@@ -56,6 +59,8 @@ class ReconcileSummary:
     orders_seen: int = 0
     ingested: list[str] = field(default_factory=list)  # Shopify order ids fed to ingestion
     mismatches: list[CustomerMismatch] = field(default_factory=list)
+    # Topics the service handles that the shop does not deliver to us (app installs only).
+    missing_subscriptions: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         lines = [
@@ -65,6 +70,8 @@ class ReconcileSummary:
             *(f"  order {order_id}" for order_id in self.ingested),
             f"customers whose Shopify credit differs from the ledger: {len(self.mismatches)}",
         ]
+        if self.missing_subscriptions:
+            lines.append(f"webhook topics not subscribed: {', '.join(self.missing_subscriptions)}")
         for m in self.mismatches:
             lines.append(
                 f"  customer {m.customer_id} (Shopify {m.external_id}): ledger "
@@ -87,10 +94,17 @@ async def reconcile_domain(res: Resources, domain: str, *, since: date) -> Recon
 
 
 async def reconcile_shop(res: Resources, shop_id: int, *, since: date) -> ReconcileSummary:
+    await shopify_tokens.refresh(res, shop_id)  # only when it is about to expire
     async with res.sessionmaker() as session:
         shop = await session.get_one(Shop, shop_id)
+        installed_by_app = await shopify_tokens.grant_of(session, shop_id) is not None
     api = admin_api(shop, res.secrets)
     summary = ReconcileSummary(shop.domain, since)
+    app = app_of(res.settings)
+    if app is not None and installed_by_app:
+        summary.missing_subscriptions = await subscriptions.missing_topics(
+            res.http, api, app.webhook_uri
+        )
     updated_at_min = datetime.combine(since, time.min, tzinfo=UTC)
     pages = shopify_admin.orders_updated_since(
         res.http,
@@ -104,12 +118,14 @@ async def reconcile_shop(res: Resources, shop_id: int, *, since: date) -> Reconc
             summary.ingested += await _ingest_missing(session, shop, page)
     async with res.sessionmaker() as session:
         summary.mismatches = await customer_mismatches(session, shop.id)
-    if summary.ingested or summary.mismatches:
+    if summary.ingested or summary.mismatches or summary.missing_subscriptions:
         logger.warning(
-            "reconcile %s: %d missed order(s) ingested, %d customer mismatch(es)",
+            "reconcile %s: %d missed order(s) ingested, %d customer mismatch(es), "
+            "unsubscribed topics: %s",
             shop.domain,
             len(summary.ingested),
             len(summary.mismatches),
+            ", ".join(summary.missing_subscriptions) or "none",
         )
     return summary
 

@@ -14,14 +14,20 @@ have no marker, so a transaction matches on kind (credit/debit), exact amount, e
 CLOCK_SKEW), among transactions no other entry has claimed. Limitation: a credit of the same
 amount made by someone else in that window would be taken for ours (under-credit, never a
 double credit).
+
+Shops installed through the Shopify app have expiring tokens (app.shopify.tokens): a token
+about to expire is refreshed before an attempt is recorded, a 401 refreshes it once and the
+call is sent again, and a shop whose refresh was refused waits (`needs_reauth`) with its rows
+pending, rung again by `resume_pushes` once the merchant authorises the app again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import TypeVar, cast
 
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -41,6 +47,7 @@ from app.platform.models import CreditSync, SyncStatus
 from app.platform.shopify_admin import (
     AccountTransaction,
     AdminApi,
+    AdminApiError,
     Applied,
     MutationOutcome,
     Refused,
@@ -48,9 +55,12 @@ from app.platform.shopify_admin import (
     StoreCreditAccount,
     Unclear,
 )
+from app.shopify import tokens
+from app.shopify.models import ShopifyGrant
 from app.shops.models import Shop
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SYNC_JOB = "sync_ledger_entry"
 SYNC_FAILED_EVENT = "store_credit.sync_failed"
@@ -181,14 +191,20 @@ class Push:
         return transaction.created_at >= self.attempted_at - CLOCK_SKEW
 
 
-Step = Push | SyncStatus | None
+@dataclass(frozen=True, slots=True)
+class RefreshFirst:
+    """The shop's token expires soon: refresh it before recording an attempt."""
+
+    shop_id: int
+
+
+Step = Push | SyncStatus | RefreshFirst | None
 
 
 async def sync_entry(res: Resources, ledger_entry_id: int) -> SyncStatus | None:
     """One try at pushing the entry. Returns where the row stands (None: not ours to do now);
     raises TryAgain when a later try must continue."""
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
-        step = await _begin(session, res.secrets, ledger_entry_id, checked_attempt=None)
+    step = await _begin_with_fresh_token(res, ledger_entry_id, checked_attempt=None)
     if not isinstance(step, Push):
         return step
     if step.check_first:
@@ -200,11 +216,17 @@ async def sync_entry(res: Resources, ledger_entry_id: int) -> SyncStatus | None:
         wait = (step.attempted_at + _settle_time(res) - datetime.now(UTC)).total_seconds()
         if wait > 0:
             raise TryAgain(f"attempt {step.attempt} may still land on Shopify", after_seconds=wait)
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
-            step = await _begin(session, res.secrets, ledger_entry_id, checked_attempt=step.attempt)
+        step = await _begin_with_fresh_token(res, ledger_entry_id, checked_attempt=step.attempt)
         if not isinstance(step, Push):
             return step
     outcome = await _send(res, step)
+    if _unauthorized(outcome):  # once: refresh the token Shopify refused, then send again
+        api = await _api_after_401(res, step)
+        if isinstance(api, TryAgain):  # refused, so not applied: pending until a token comes
+            outcome = Retryable(str(api))
+        elif api is not None:
+            step = replace(step, api=api)
+            outcome = await _send(res, step)
     balance = None
     if isinstance(outcome, Refused) and outcome.code == INSUFFICIENT_FUNDS:
         balance = await _balance(res, step)
@@ -216,6 +238,90 @@ async def sync_entry(res: Resources, ledger_entry_id: int) -> SyncStatus | None:
             result.after_seconds = max((settled_at - datetime.now(UTC)).total_seconds(), 1.0)
         raise result
     return result
+
+
+async def _begin_with_fresh_token(
+    res: Resources, ledger_entry_id: int, *, checked_attempt: int | None
+) -> Push | SyncStatus | None:
+    """`_begin`, after refreshing the shop's token first when it is about to expire."""
+    for _ in range(2):
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            step = await _begin(
+                session, res.secrets, ledger_entry_id, checked_attempt=checked_attempt
+            )
+        if not isinstance(step, RefreshFirst):
+            return step
+        try:
+            await tokens.refresh(res, step.shop_id)
+        except tokens.RefreshUnavailable as exc:
+            raise TryAgain(f"cannot refresh the Admin API token: {exc}") from exc
+    return None  # still due after a refresh: the next try sees it again
+
+
+def _unauthorized(outcome: MutationOutcome) -> bool:
+    return isinstance(outcome, Refused) and outcome.code == "HTTP_401"
+
+
+def _read_unauthorized(exc: AdminApiError) -> bool:
+    return str(exc).startswith("HTTP 401")  # shopify_admin._query's message for a 401
+
+
+async def _api_after_401(res: Resources, push: Push) -> AdminApi | TryAgain | None:
+    return await api_after_401(res, push.shop_id, push.api)
+
+
+async def api_after_401(
+    res: Resources, shop_id: int, refused: AdminApi
+) -> AdminApi | TryAgain | None:
+    """After Shopify refused `refused`'s token: the shop's API with a refreshed token, or
+    TryAgain when there is none to use yet (paused, Shopify unreachable); None for a shop
+    made by hand, whose pasted token cannot be refreshed (the refusal stands)."""
+    try:
+        await tokens.refresh(res, shop_id, rejected_token=refused.access_token)
+    except tokens.RefreshUnavailable as exc:
+        return TryAgain(f"cannot refresh the Admin API token: {exc}")
+    async with res.sessionmaker() as session:
+        shop = await session.get_one(Shop, shop_id)
+        grant = await tokens.grant_of(session, shop_id)
+    if grant is None:
+        return None
+    if tokens.token_state(grant) is not tokens.TokenState.usable:
+        return TryAgain("waiting for the merchant to authorise the app again")
+    try:
+        api = admin_api(shop, res.secrets)
+    except NoAdminAccess as exc:
+        return TryAgain(str(exc))
+    if api.access_token == refused.access_token:
+        return TryAgain("Shopify refused the token and no new one came")
+    return api
+
+
+async def read_admin(res: Resources, shop_id: int, read: Callable[[AdminApi], Awaitable[T]]) -> T:
+    """Run a read on the shop's Admin API with a token fit for it: refreshed first when it is
+    about to expire, and once more if Shopify answers 401. Raises NoAdminAccess when the shop
+    gave no access, TryAgain when it must wait (the merchant must authorise the app again, or
+    Shopify's token endpoint is away), AdminApiError when Shopify could not answer."""
+    try:
+        await tokens.refresh(res, shop_id)
+    except tokens.RefreshUnavailable as exc:
+        raise TryAgain(f"cannot refresh the Admin API token: {exc}") from exc
+    async with res.sessionmaker() as session:
+        shop = await session.get_one(Shop, shop_id)
+        grant = await tokens.grant_of(session, shop_id)
+    if tokens.token_state(grant) is tokens.TokenState.paused:
+        raise TryAgain("waiting for the merchant to authorise the app again")
+    api = admin_api(shop, res.secrets)
+    try:
+        return await read(api)
+    except AdminApiError as exc:
+        if not _read_unauthorized(exc):
+            raise
+        fresh = await api_after_401(res, shop_id, api)
+        if fresh is None:
+            raise
+        if isinstance(fresh, TryAgain):
+            raise fresh from exc
+    return await read(fresh)
 
 
 def _settle_time(res: Resources) -> timedelta:
@@ -254,6 +360,11 @@ async def _begin(
         if credit_status == SyncStatus.failed:
             why = f"the credit it reverses (entry {entry.reverses_entry_id}) was never pushed"
             return await _fail(session, sync, why)
+    state = tokens.token_state(await tokens.grant_of(session, shop.id))
+    if state is tokens.TokenState.paused:
+        return None  # waits, pending, until the merchant authorises the app again
+    if state is tokens.TokenState.refresh_due:
+        return RefreshFirst(shop.id)
     try:
         api = admin_api(shop, secrets)
     except NoAdminAccess as exc:
@@ -299,10 +410,20 @@ async def _read_account(
     res: Resources, push: Push, *, since: datetime
 ) -> StoreCreditAccount | None:
     try:
-        return await shopify_admin.store_credit_account(
-            res.http, push.api, push.owner_id, push.currency, since=since
-        )
-    except shopify_admin.AdminApiError as exc:
+        try:
+            return await shopify_admin.store_credit_account(
+                res.http, push.api, push.owner_id, push.currency, since=since
+            )
+        except AdminApiError as exc:
+            api = await _api_after_401(res, push) if _read_unauthorized(exc) else None
+            if isinstance(api, TryAgain):
+                raise api from exc
+            if api is None:
+                raise
+            return await shopify_admin.store_credit_account(
+                res.http, api, push.owner_id, push.currency, since=since
+            )
+    except AdminApiError as exc:
         raise TryAgain(
             f"cannot read the store credit account: {exc}", exc.retry_after_seconds
         ) from exc
@@ -503,12 +624,35 @@ async def give_up(session: AsyncSession, ledger_entry_id: int, error: str) -> No
         await _fail(session, sync, error)
 
 
+async def resume_pushes(session: AsyncSession, shop_id: int) -> int:
+    """Ring again every push of the shop that waited (its token was paused); returns how many."""
+    waiting = list(
+        await session.scalars(
+            select(CreditSync.ledger_entry_id).where(
+                CreditSync.shop_id == shop_id,
+                CreditSync.status.in_([SyncStatus.pending, SyncStatus.in_flight]),
+            )
+        )
+    )
+    stamp = int(datetime.now(UTC).timestamp() * 1000)
+    for entry_id in waiting:  # a job id of its own: the entry's first job may still be queued
+        defer_job(session, SYNC_JOB, entry_id, job_id=f"{sync_job_id(entry_id)}:resumed:{stamp}")
+    return len(waiting)
+
+
 async def stale_syncs(session: AsyncSession, cutoff: datetime, limit: int) -> list[int]:
     result = await session.scalars(
         select(CreditSync.ledger_entry_id)
         .where(
             CreditSync.status.in_([SyncStatus.pending, SyncStatus.in_flight]),
             CreditSync.updated_at < cutoff,
+            # A paused shop's pushes are rung again when the merchant authorises the app.
+            ~select(ShopifyGrant.shop_id)
+            .where(
+                ShopifyGrant.shop_id == CreditSync.shop_id,
+                ShopifyGrant.needs_reauth_at.is_not(None),
+            )
+            .exists(),
         )
         .order_by(CreditSync.updated_at)
         .limit(limit)

@@ -20,6 +20,7 @@ import httpx
 import orjson
 
 from app.kit.money import format_minor, to_minor
+from app.shopify import deprecations
 from app.webhooks.shopify import gateway_kind
 
 logger = logging.getLogger(__name__)
@@ -283,6 +284,7 @@ async def _mutate(
         return Retryable(f"not sent: {type(exc).__name__}: {exc}")
     except httpx.HTTPError as exc:  # sent, or maybe sent: the answer is lost
         return Unclear(f"{type(exc).__name__}: {exc}")
+    deprecations.note(api, query, response)
     if response.status_code == 429:
         return Retryable("HTTP 429 throttled", _retry_after_seconds(response))
     if response.status_code >= 500:
@@ -413,6 +415,7 @@ async def _query(
         )
     except httpx.HTTPError as exc:
         raise AdminApiError(f"{type(exc).__name__}: {exc}") from exc
+    deprecations.note(api, query, response)
     if response.status_code == 429:
         raise AdminApiError("HTTP 429 throttled", _retry_after_seconds(response))
     if response.status_code != 200:

@@ -10,10 +10,13 @@ statement that stored its row has committed; when it fails, every request of tha
 answers, as for any request; a job Redis did not take is re-queued by the sweeper, which finds
 the event still `received`.
 
-Shops are looked up once per `SHOP_TTL_S` per process. A signature that does not verify against
-the cached secret is checked again against the database at once, so a new secret works
-immediately; an old secret keeps verifying for at most `SHOP_TTL_S` after it is replaced, and a
-deleted shop's deliveries are refused by the write itself (its rows are not inserted).
+A shop installed through the app (it has a Shopify grant) is signed with the app's client
+secret (or the previous one while it is rotated); a shop made by hand for admin-created
+webhooks, with its own key. Shops are looked up once per `SHOP_TTL_S` per process. A signature
+that does not verify against the cached secret is checked again against the database at once,
+so a new secret works immediately; an old secret keeps verifying for at most `SHOP_TTL_S` after
+it is replaced, and a deleted shop's deliveries are refused by the write itself (its rows are
+not inserted).
 """
 
 from __future__ import annotations
@@ -39,7 +42,11 @@ SHOP_TTL_S = 30.0
 MAX_BATCH = 500  # rows per statement
 MAX_WRITES_IN_FLIGHT = 2  # one statement being written while the next batch fills
 
-_SHOP_SQL = "SELECT id, webhook_secret FROM shops WHERE domain = $1"
+_SHOP_SQL = """
+SELECT s.id, s.webhook_secret, g.shop_id IS NOT NULL AS app_installed
+FROM shops s LEFT JOIN shopify_grants g ON g.shop_id = s.id
+WHERE s.domain = $1
+"""
 # The rows come as one array per column. Rows of a shop that no longer exists are skipped, and
 # so are (shop, topic, event key) triples already stored: RETURNING names the rows written.
 _INSERT_SQL = """
@@ -68,7 +75,10 @@ GONE = "the signature does not match a known shop"  # the shop was deleted
 @dataclass(frozen=True, slots=True)
 class ShopKey:
     id: int
-    secret: str
+    secrets: tuple[str, ...]  # any of them may sign the shop's deliveries
+
+    def signed(self, body: bytes, signature: str) -> bool:
+        return any(shopify.verify(body, secret, signature) for secret in self.secrets)
 
 
 @dataclass(slots=True)
@@ -83,9 +93,12 @@ class _Pending:
 class Intake:
     """One per process (per Resources): the shop cache and the group-commit writer."""
 
-    def __init__(self, engine: AsyncEngine, doorbell: Doorbell) -> None:
+    def __init__(
+        self, engine: AsyncEngine, doorbell: Doorbell, app_secrets: tuple[str, ...] = ()
+    ) -> None:
         self.engine = engine
         self.doorbell = doorbell
+        self.app_secrets = app_secrets  # the Shopify app's client secrets, current first
         self._shops: dict[str, tuple[float, ShopKey]] = {}  # domain: (expiry, shop)
         self._loading: dict[str, asyncio.Future[ShopKey | None]] = {}
         self._pending: list[_Pending] = []
@@ -100,11 +113,11 @@ class Intake:
         if (
             cached is not None
             and cached[0] > time.monotonic()
-            and shopify.verify(body, cached[1].secret, signature)
+            and cached[1].signed(body, signature)
         ):
             return cached[1].id
         shop = await self._load_shop(domain)  # unknown, expired, or perhaps a new secret
-        if shop is not None and shopify.verify(body, shop.secret, signature):
+        if shop is not None and shop.signed(body, signature):
             return shop.id
         return None
 
@@ -130,7 +143,10 @@ class Intake:
                 self._shops.pop(domain, None)
                 shop = None
             else:
-                shop = ShopKey(int(row["id"]), str(row["webhook_secret"]))
+                own = (str(row["webhook_secret"]),)
+                shop = ShopKey(
+                    int(row["id"]), own + (self.app_secrets if row["app_installed"] else ())
+                )
                 self._shops[domain] = (time.monotonic() + SHOP_TTL_S, shop)
             future.set_result(shop)
             return shop

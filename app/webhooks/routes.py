@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from app.kit.errors import PayloadTooLarge, ProblemError, Unauthorized, problem_responses
 from app.kit.resources import Resources
 from app.observability.metrics import ApiMetrics
+from app.shopify.app_config import app_of
 from app.webhooks import service
 from app.webhooks.intake import Intake
 
@@ -64,7 +65,8 @@ def intake_of(request: Request) -> Intake:
     res: Resources = state.resources
     current: tuple[Resources, Intake] | None = getattr(state, "webhook_intake", None)
     if current is None or current[0] is not res:
-        current = (res, Intake(res.engine, res.doorbell))
+        app = app_of(res.settings)
+        current = (res, Intake(res.engine, res.doorbell, app.secrets if app else ()))
         state.webhook_intake = current
     return current[1]
 

@@ -25,6 +25,7 @@ from app.orders import refunds as refund_service
 from app.orders import service as order_service
 from app.orders.domain import PlatformCustomer, PlatformOrder
 from app.privacy import service as privacy_service
+from app.shopify import tokens as shopify_tokens
 from app.shops.models import Shop
 from app.webhooks import shopify
 from app.webhooks.models import EventStatus, WebhookEvent
@@ -448,6 +449,12 @@ async def _dispatch(
         return None
     elif topic == "app/uninstalled":
         shop.uninstalled_at = datetime.now(UTC)
+        await shopify_tokens.drop(session, shop)
+    elif topic == "app/scopes_update":
+        current = payload.get("current")
+        if not isinstance(current, list):
+            raise shopify.InvalidPayload("app/scopes_update without a `current` list")
+        await shopify_tokens.record_scopes(session, shop, [str(scope) for scope in current])
     else:
         # Includes orders/edited: the edited order arrives as orders/updated.
         return EventStatus.ignored

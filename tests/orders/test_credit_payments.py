@@ -26,6 +26,7 @@ from workers.settings import redrive
 async def shopify() -> AsyncIterator[FakeShopify]:
     async with running(FakeShopify()) as standin:
         yield standin
+    assert standin.invalid_queries == [], "a query the Admin API would refuse"
 
 
 async def give_admin_access(stack: Stack, shop: ShopHandle, shopify: FakeShopify) -> None:

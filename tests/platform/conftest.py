@@ -29,3 +29,4 @@ def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
 async def shopify() -> AsyncIterator[FakeShopify]:
     async with running(FakeShopify()) as standin:
         yield standin
+    assert standin.invalid_queries == [], "a query the Admin API would refuse"

@@ -17,9 +17,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import uvicorn
+from graphql import GraphQLSchema, build_schema, parse, validate
+from graphql.error import GraphQLError
+from graphql.execution.values import get_variable_values
+from graphql.language import OperationDefinitionNode
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,6 +33,8 @@ from starlette.routing import Route
 from app.kit.money import format_minor, to_minor
 
 TOKEN = "shpat_test"
+# The parts of the Admin GraphQL API the service uses: every query is checked against it.
+SCHEMA: GraphQLSchema = build_schema((Path(__file__).with_name("admin_schema.graphql")).read_text())
 NOTIFY_SINCE = "2026-01"
 NOTE_SINCE = "2027-01"
 
@@ -66,6 +73,8 @@ class FakeShopify:
         self.transaction_reads: list[str] = []  # order ids asked for
         self.down = False  # every GraphQL read answers 503 (Shopify unreachable)
         self.late_answer_s = 1.5
+        self.schema = SCHEMA
+        self.invalid_queries: list[str] = []  # every query the schema refused
         self.alerts: list[dict[str, Any]] = []  # the merchant's alert webhook, played here too
         self._ids = itertools.count(1)
         self.app = Starlette(
@@ -117,13 +126,29 @@ class FakeShopify:
 
     # GraphQL.
 
+    def authorized(self, request: Request) -> bool:
+        return request.headers.get("X-Shopify-Access-Token") == TOKEN
+
+    def invalid(self, query: str, variables: dict[str, Any]) -> Response | None:
+        """Shopify's answer to a query the schema of the parts used refuses (kept in
+        `invalid_queries`); None for a valid one."""
+        errors = _check(self.schema, query, variables)
+        if not errors:
+            return None
+        self.invalid_queries.append(query)
+        messages = [{"message": e.message, "extensions": {"code": "INVALID"}} for e in errors]
+        return JSONResponse({"errors": messages})
+
     async def _graphql(self, request: Request) -> Response:
-        if request.headers.get("X-Shopify-Access-Token") != TOKEN:
+        if not self.authorized(request):
             return JSONResponse({"errors": "[API] Invalid API key or access token"}, 401)
         version = request.path_params["version"]
         body = await request.json()
         query: str = body["query"]
         variables: dict[str, Any] = body.get("variables") or {}
+        invalid = self.invalid(query, variables)
+        if invalid is not None:
+            return invalid
         owner = variables.get("id", "")
         if "storeCreditAccountCredit(" in query:
             return await self._mutation(version, "credit", owner, variables["creditInput"])
@@ -394,6 +419,19 @@ def graphql_order(
     }
 
 
+def _check(schema: GraphQLSchema, query: str, variables: dict[str, Any]) -> list[GraphQLError]:
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return [exc]
+    errors = validate(schema, document)
+    if errors:
+        return list(errors)
+    operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
+    return coerced if isinstance(coerced, list) else []
+
+
 def _throttled() -> Response:
     return JSONResponse(
         {
@@ -424,8 +462,11 @@ def _user_error(field_name: str, code: str) -> Response:
     )
 
 
+StandIn = TypeVar("StandIn", bound=FakeShopify)
+
+
 @asynccontextmanager
-async def running(shopify: FakeShopify) -> AsyncIterator[FakeShopify]:
+async def running(shopify: StandIn) -> AsyncIterator[StandIn]:
     """Serve the stand-in with uvicorn on a free local port, in this event loop."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
