@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    DateTime,
     ForeignKey,
     Index,
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,3 +64,17 @@ class LedgerEntry(IdMixin, TimestampMixin, Base):
     idempotency_key: Mapped[str] = mapped_column(String(255), nullable=False)
     reverses_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     description: Mapped[str | None] = mapped_column(Text)
+
+
+class LedgerErasure(IdMixin, Base):
+    """A shop's ledger erased (shop/redact), written only by the database's `erase_shop_ledger`,
+    the one path that can remove ledger entries. Kept after the shop is gone: no personal data."""
+
+    __tablename__ = "ledger_erasures"
+
+    shop_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    entries: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    erased_by: Mapped[str] = mapped_column(Text, nullable=False)
+    erased_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

@@ -89,8 +89,10 @@ def _scrub_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 
 async def redact_shop(session: AsyncSession, shop: Shop) -> None:
-    """Delete everything the service holds for the shop, its ledger included."""
-    await session.execute(text("SET LOCAL cashback.redacting = 'on'"))
+    """Delete everything the service holds for the shop, its ledger included. The ledger is
+    erased by the one path the database allows (`erase_shop_ledger`, which logs it in
+    `ledger_erasures`); no other statement of any connection can remove a ledger entry."""
+    await session.execute(text("SELECT erase_shop_ledger(:shop)"), {"shop": shop.id})
     await session.execute(delete(Shop).where(Shop.id == shop.id))
 
 
