@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         description="Encrypts secrets at rest (platform access tokens).",
     )
     http_timeout_s: float = Field(default=10.0, gt=0, description="Calls to other systems.")
+    outbox_retention_days: int = Field(
+        default=30, ge=7, description="How long sent and given-up notices and alerts are kept."
+    )
     idempotency_retention_hours: int = Field(
         default=48, ge=24, description="How long an Idempotency-Key and its answer are kept."
     )

@@ -215,7 +215,7 @@ def install_error_handlers(app: FastAPI) -> None:
         code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else None
         headers = dict(exc.headers or {})  # e.g. WWW-Authenticate
-        if exc.status_code == 405:
+        if exc.status_code == 405 and "Allow" not in headers:
             headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(exc.status_code, code, title, detail, headers=headers)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import cron
@@ -14,6 +14,7 @@ from app.kit.jobs import resources
 from app.kit.queue import Job
 from app.kit.uow import unit_of_work
 from app.notifications import delivery, service
+from app.notifications import retention as retention_module
 
 SWEEP_BATCH = 1000
 
@@ -53,6 +54,12 @@ async def call_review_queues(ctx: dict[str, Any], now: datetime | None = None) -
         )
 
 
+async def prune_outbox(ctx: dict[str, Any]) -> int:
+    res = resources(ctx)
+    retention = timedelta(days=res.settings.outbox_retention_days)
+    return await retention_module.prune_outbox(res.sessionmaker, retention, datetime.now(UTC))
+
+
 FUNCTIONS: list[WorkerCoroutine] = [send_outbox_message]
 CRON_JOBS: list[CronJob] = [
     cron(
@@ -64,6 +71,7 @@ CRON_JOBS: list[CronJob] = [
     ),
     # Every minute: a review call goes out within a minute of its time.
     cron(call_review_queues, second=15, unique=True, timeout=60),
+    cron(prune_outbox, minute=23, second=45, unique=True, timeout=300),  # hourly, off the marks
 ]
 
 

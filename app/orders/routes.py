@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import APIRouter, Query, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.deps import CallerDep, ReviewerCallerDep, SessionDep
 from app.kit.errors import (
@@ -113,6 +114,22 @@ async def list_orders(
 )
 async def count_orders(session: SessionDep, caller: CallerDep) -> OrderCounts:
     return await queries.count_by_status(session, caller.shop.id)
+
+
+async def _post_only() -> NoReturn:
+    raise StarletteHTTPException(405, headers={"Allow": "POST"})
+
+
+# Static paths that only take POST: without these, `GET /v1/orders/bulk-approve` would be read
+# as an order id (422) instead of a method the path does not take (405 with `Allow`).
+for _path in ("/bulk-approve", "/bulk-reject"):
+    router.add_api_route(
+        _path,
+        _post_only,
+        methods=["GET", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+        response_model=None,
+    )
 
 
 @router.get(

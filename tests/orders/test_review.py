@@ -464,3 +464,16 @@ async def test_api_keys_are_created_listed_and_revoked(stack: Stack) -> None:
     owner_id = listed[0]["id"]
     last = await stack.client.delete(f"/v1/api-keys/{owner_id}", headers=shop.auth)
     assert (last.status_code, last.json()["code"]) == (409, "last_admin_key")
+
+
+async def test_a_bulk_path_answers_405_with_allow_for_other_methods_not_an_order_lookup(
+    stack: Stack,
+) -> None:
+    shop = await stack.create_shop()
+    for path in ("/v1/orders/bulk-approve", "/v1/orders/bulk-reject"):
+        for method in ("GET", "PUT", "DELETE"):
+            response = await stack.client.request(method, path, headers=shop.auth)
+            assert response.status_code == 405, (method, path, response.text)
+            assert response.headers["allow"] == "POST"
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["code"] == "method_not_allowed"
