@@ -41,7 +41,9 @@ from app.orders.tasks import (
     order_job_id,
     read_order_payments,
 )
+from app.platform import service as platform_service
 from app.platform import tasks as platform_tasks
+from app.platform.service import SYNC_JOB
 from app.shopify import tasks as shopify_tasks
 from app.shops.models import Shop
 from app.shops.settings import APPROVE_PENDING_JOB
@@ -129,6 +131,8 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
         *(Job(APPROVE_PENDING_JOB, (i,), f"operation:{i}:sweep") for i in operation_ids),
         *extra,
     ]
+    jobs, worn = await _give_up_worn(res, jobs)
+    given_up += worn
     await _free_orphaned(res, jobs)
     rung: list[Job] = []
     for start in range(0, len(jobs), RING_CHUNK):  # a backlog's jobs in rings Redis takes in time
@@ -148,8 +152,54 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
     return counts
 
 
-def _order_redrive_key(res: Resources, order_id: int) -> str:
-    return f"{res.settings.queue_name}:redrives:{order_job_id(order_id)}"
+def _redrive_key(res: Resources, job_id: str) -> str:
+    return f"{res.settings.queue_name}:redrives:{job_id}"
+
+
+# Re-driven work counted in Redis, given up after MAX_REDRIVES like events (which count theirs
+# in `attempts`) and orders: a scheduled award, a background approval, a store-credit push. An
+# order waiting for its payments is never given up on.
+COUNTED_JOBS = frozenset({EVALUATE_ORDER_JOB, AWARD_DUE_JOB, APPROVE_PENDING_JOB, SYNC_JOB})
+_GIVEN_UP_AS_JOBS = frozenset({AWARD_DUE_JOB, APPROVE_PENDING_JOB, SYNC_JOB})
+
+
+async def _give_up_worn(res: Resources, jobs: list[Job]) -> tuple[list[Job], int]:
+    """Fail the awards, approvals and pushes re-driven MAX_REDRIVES times already (each
+    through its own failure path, the merchant alerted); returns the other jobs."""
+    capped = [job for job in jobs if job.function in _GIVEN_UP_AS_JOBS]
+    counts = await _redrive_counts(res, [job.job_id for job in capped])
+    worn = {
+        job.job_id: (job, n) for job, n in zip(capped, counts, strict=True) if n >= MAX_REDRIVES
+    }
+    for job, attempts in worn.values():
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            await _give_up_job(session, job, GAVE_UP.format(n=attempts))
+    if worn:
+        logger.error("sweeper gave up on %s", sorted(worn))
+    return [job for job in jobs if job.job_id not in worn], len(worn)
+
+
+async def _give_up_job(session: AsyncSession, job: Job, error: str) -> None:
+    subject = job.args[0]
+    assert isinstance(subject, int)
+    if job.function == SYNC_JOB:
+        await platform_service.give_up(session, subject, error)
+    elif job.function == AWARD_DUE_JOB:
+        order = await order_service.lock_order(session, subject)
+        if order is not None and order.status == OrderStatus.scheduled:
+            await order_service.mark_failed(session, order, error)
+    elif job.function == APPROVE_PENDING_JOB:
+        operation = await session.get(Operation, subject, with_for_update=True)
+        if operation is not None and operation.status == "running":
+            operation.status, operation.error = "failed", error
+            shop = await session.get_one(Shop, operation.shop_id)
+            await notification_service.enqueue_alert(
+                session,
+                shop,
+                event_key=f"operation:{operation.id}:failed",
+                event_type="operation.failed",
+                payload={"operation": {"id": str(operation.id)}, "error": error},
+            )
 
 
 async def _give_up_endless(
@@ -209,14 +259,17 @@ async def _give_up_event(session: AsyncSession, event_id: int, error: str) -> No
 
 
 async def _order_redrives(res: Resources, order_ids: list[int]) -> list[int]:
-    if not order_ids:
+    return await _redrive_counts(res, [order_job_id(i) for i in order_ids])
+
+
+async def _redrive_counts(res: Resources, job_ids: list[str]) -> list[int]:
+    if not job_ids:
         return []
-    keys = [_order_redrive_key(res, i) for i in order_ids]
     try:
-        values = await res.doorbell.redis.mget(keys)
+        values = await res.doorbell.redis.mget([_redrive_key(res, i) for i in job_ids])
     except Exception as exc:  # Redis away: nothing can be rung either
         logger.warning("sweeper could not read re-drive counts: %r", exc)
-        return [0] * len(order_ids)
+        return [0] * len(job_ids)
     return [int(v or 0) for v in values]
 
 
@@ -250,9 +303,7 @@ async def _count_redrives(res: Resources, queued: list[Job]) -> None:
     """Count a re-drive only for a job actually queued anew: not while Redis is away, nor for
     work whose job is still waiting in a long queue."""
     event_ids = [j.args[0] for j in queued if j.function == webhook_service.HANDLE_EVENT_JOB]
-    order_ids = [
-        i for j in queued if j.function == EVALUATE_ORDER_JOB for i in j.args if isinstance(i, int)
-    ]
+    counted = [j.job_id for j in queued if j.function in COUNTED_JOBS]
     if event_ids:
         async with res.sessionmaker() as session:
             await session.execute(
@@ -261,11 +312,11 @@ async def _count_redrives(res: Resources, queued: list[Job]) -> None:
                 .values(attempts=WebhookEvent.attempts + 1)
             )
             await session.commit()
-    if order_ids:
+    if counted:
         try:
             async with res.doorbell.redis.pipeline(transaction=False) as pipe:
-                for order_id in order_ids:
-                    key = _order_redrive_key(res, order_id)
+                for job_id in counted:
+                    key = _redrive_key(res, job_id)
                     pipe.incr(key)
                     pipe.expire(key, REDRIVE_COUNT_TTL)
                 await pipe.execute()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -151,10 +151,34 @@ def allowed_methods(request: Request) -> list[str]:
     `Allow` names only the first route's)."""
     methods: set[str] = set()
     for route in request.app.routes:
+        if getattr(getattr(route, "endpoint", None), "refuses", False):
+            continue  # a `refuse_methods` route serves nothing
         match, _ = route.matches(request.scope)
         if match != Match.NONE:
             methods |= getattr(route, "methods", None) or set()
     return sorted(methods)
+
+
+class MethodRefused(StarletteHTTPException):
+    """405 from `refuse_methods`, whose `Allow` is exact."""
+
+
+def refuse_methods(router: APIRouter, path: str, allowed: Sequence[str]) -> None:
+    """Answer 405 with `Allow: <allowed>` for the other methods of a static path that a
+    parameterised sibling would otherwise take: without it `GET /v1/orders/bulk-approve`
+    is read as the order id "bulk-approve" (422) rather than a method the path does not take."""
+
+    async def refuse() -> Response:
+        raise MethodRefused(405, headers={"Allow": ", ".join(allowed)})
+
+    refuse.refuses = True  # type: ignore[attr-defined]
+    router.add_api_route(
+        path,
+        refuse,
+        methods=sorted({"GET", "PUT", "PATCH", "DELETE"} - set(allowed)),
+        include_in_schema=False,
+        response_model=None,
+    )
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
@@ -215,7 +239,7 @@ def install_error_handlers(app: FastAPI) -> None:
         code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else None
         headers = dict(exc.headers or {})  # e.g. WWW-Authenticate
-        if exc.status_code == 405 and "Allow" not in headers:
+        if exc.status_code == 405 and not isinstance(exc, MethodRefused):
             headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(exc.status_code, code, title, detail, headers=headers)
 

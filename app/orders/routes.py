@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.deps import CallerDep, ReviewerCallerDep, SessionDep
 from app.kit.errors import (
@@ -15,6 +14,7 @@ from app.kit.errors import (
     ProblemError,
     Unauthorized,
     problem_responses,
+    refuse_methods,
 )
 from app.kit.etags import IfMatch, InvalidIfMatch, etag, parse_version_if_match
 from app.kit.ids import Id
@@ -116,20 +116,9 @@ async def count_orders(session: SessionDep, caller: CallerDep) -> OrderCounts:
     return await queries.count_by_status(session, caller.shop.id)
 
 
-async def _post_only() -> NoReturn:
-    raise StarletteHTTPException(405, headers={"Allow": "POST"})
-
-
-# Static paths that only take POST: without these, `GET /v1/orders/bulk-approve` would be read
-# as an order id (422) instead of a method the path does not take (405 with `Allow`).
+# Static paths that take POST only, beside `/{order_id}`.
 for _path in ("/bulk-approve", "/bulk-reject"):
-    router.add_api_route(
-        _path,
-        _post_only,
-        methods=["GET", "PUT", "PATCH", "DELETE"],
-        include_in_schema=False,
-        response_model=None,
-    )
+    refuse_methods(router, _path, ["POST"])
 
 
 @router.get(

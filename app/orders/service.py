@@ -746,8 +746,9 @@ async def ledger_entry_written(
 
 
 async def mark_failed(session: AsyncSession, order: Order, error: str) -> None:
-    """Out of retries: the order is `failed` with its error, and the merchant is alerted."""
-    if order.status in UNDECIDED:
+    """Out of retries: the order is `failed` with its error, and the merchant is alerted (an
+    undecided order, or a scheduled one whose credit could not be written)."""
+    if order.status in UNDECIDED or order.status == OrderStatus.scheduled:
         order.last_error = error
         await transition(session, order, OrderStatus.failed, reason="processing failed")
         await _alert(session, order, "failed", error)

@@ -134,3 +134,46 @@ async def test_the_sweeper_frees_a_job_only_a_dead_worker_can_hold(stack: Stack)
     await stack.run_worker()
     assert await stack.credit_count(shop) == 2
     await assert_invariants(stack.resources.sessionmaker)
+
+
+@pytest.mark.usefixtures("short_job_timeout")
+async def test_a_scheduled_award_that_never_finishes_is_given_up_and_the_merchant_alerted(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Awards were re-driven without end: now they are capped as events are."""
+    monkeypatch.setattr(worker_settings, "MAX_REDRIVES", 3)
+    shop = await stack.create_shop()
+    response = await stack.client.patch(
+        "/v1/shop/settings",
+        headers=shop.auth,
+        json={"alert_webhook_url": "https://alerts.example.com/cashback", "award_delay_days": 1},
+    )
+    assert response.status_code == 200, response.text
+    order_id = new_order_id()
+    assert (await stack.deliver(shop, paid_order(id=order_id))).status_code == 200
+    await stack.run_worker()
+    async with stack.resources.sessionmaker() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+        assert order.status == "scheduled"
+        order.award_at = datetime.now(UTC) - timedelta(minutes=1)  # due now
+        await session.commit()
+    await slow_inserts(
+        stack.settings.database_url or "", "ledger_entries", seconds=SLOW_S, times=999
+    )
+
+    rounds = 0
+    while (swept := await sweep_now(stack))["given_up"] == 0:
+        rounds += 1
+        assert rounds <= 3, "the sweeper keeps re-driving an award that never finishes"
+        assert swept["awards"] == 1
+        await stack.run_worker()
+    assert rounds == 3
+    assert (await sweep_now(stack))["awards"] == 0  # failed: not due any more
+
+    async with stack.resources.sessionmaker() as session:
+        order = (await session.execute(select(Order))).scalar_one()
+        alerts = list(await session.scalars(select(OutboxMessage)))
+    assert order.status == "failed" and "gave up after 3 attempts" in (order.last_error or "")
+    assert [(a.kind, a.event_type) for a in alerts] == [("alert", "order.failed")]
+    assert await stack.credit_count(shop) == 0
+    await assert_invariants(stack.resources.sessionmaker)
