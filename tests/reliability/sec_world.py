@@ -103,28 +103,48 @@ async def add_role_key(stack: Stack, shop: ShopHandle, role: ApiKeyRole) -> dict
     return await stack.add_key(shop, role)
 
 
+# Tables of no shop: their whole content is compared (a request of one shop must change none).
+_UNOWNED = "whole table"
+_SHOP_TABLES = """
+SELECT c.relname AS table_name,
+       EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+               AND a.attname = 'shop_id' AND NOT a.attisdropped) AS has_shop_id,
+       (SELECT json_build_array(fa.attname, pc.relname, pa.attname)
+        FROM pg_constraint k
+        JOIN pg_class pc ON pc.oid = k.confrelid
+        JOIN pg_attribute fa ON fa.attrelid = k.conrelid AND fa.attnum = k.conkey[1]
+        JOIN pg_attribute pa ON pa.attrelid = k.confrelid AND pa.attnum = k.confkey[1]
+        WHERE k.conrelid = c.oid AND k.contype = 'f'
+          AND EXISTS (SELECT 1 FROM pg_attribute s WHERE s.attrelid = k.confrelid
+                      AND s.attname = 'shop_id' AND NOT s.attisdropped)
+        ORDER BY k.conname LIMIT 1) AS parent
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'alembic_version'
+ORDER BY c.relname
+"""
+
+
 async def snapshot(stack: Stack, shop_id: int) -> dict[str, list[Any]]:
-    """Every row that belongs to the shop, table by table, as JSON text."""
+    """Every row of every table that belongs to the shop, as JSON text: by its `shop_id`, by its
+    parent's (an order line by its order's), or the whole table when it belongs to no shop
+    (idempotency keys, OAuth states): nothing may change there either."""
     async with stack.resources.sessionmaker() as session:
-        tables = list(
-            await session.scalars(
-                text(
-                    "SELECT table_name FROM information_schema.columns WHERE table_schema = "
-                    "'public' AND column_name = 'shop_id' ORDER BY table_name"
-                )
-            )
-        )
+        tables = (await session.execute(text(_SHOP_TABLES))).all()
         rows: dict[str, list[Any]] = {}
-        for table in tables:
-            result = await session.scalars(
-                text(f'SELECT row_to_json(t)::text FROM "{table}" t WHERE shop_id = :id'),
-                {"id": shop_id},
-            )
-            rows[table] = sorted(result)
-        shop_row = await session.scalars(
-            text("SELECT row_to_json(t)::text FROM shops t WHERE id = :id"), {"id": shop_id}
-        )
-        rows["shops"] = list(shop_row)
+        for table, has_shop_id, parent in tables:
+            if table == "shops":
+                query = "SELECT row_to_json(t)::text FROM shops t WHERE id = :id"
+            elif has_shop_id:
+                query = f'SELECT row_to_json(t)::text FROM "{table}" t WHERE shop_id = :id'
+            elif parent is not None:
+                column, parent_table, parent_column = parent
+                query = (
+                    f'SELECT row_to_json(t)::text FROM "{table}" t JOIN "{parent_table}" p'
+                    f' ON p."{parent_column}" = t."{column}" WHERE p.shop_id = :id'
+                )
+            else:
+                query = f'SELECT row_to_json(t)::text FROM "{table}" t'
+            rows[table] = sorted(await session.scalars(text(query), {"id": shop_id}))
     return rows
 
 

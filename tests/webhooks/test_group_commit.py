@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
+from app.ledger.models import LedgerEntry
+from app.orders.models import Order
 from app.shops.models import Shop
 from app.webhooks.models import WebhookEvent
 from tests.payloads import paid_order
@@ -31,7 +33,7 @@ async def test_concurrent_deliveries_are_each_stored_once_and_answered_for_thems
     deliveries = []
     for n in range(30):
         target = shop if n % 3 else other
-        body = json.dumps(paid_order(order_id=1000 + n)).encode()
+        body = json.dumps(paid_order(id=1000 + n)).encode()
         # Event 7 twice in the same burst: one is stored, the other is its duplicate.
         event_id = "evt-7" if n in (7, 8) else f"evt-{n}"
         deliveries.append((body, shopify_headers(target, body, event_id=event_id)))
@@ -55,18 +57,31 @@ async def test_concurrent_deliveries_are_each_stored_once_and_answered_for_thems
     await stack.run_worker()
     async with stack.resources.sessionmaker() as session:
         statuses = list(await session.scalars(select(WebhookEvent.status)))
+        credited = dict(
+            (
+                await session.execute(
+                    select(Order.shop_id, func.count(func.distinct(LedgerEntry.order_id)))
+                    .join(LedgerEntry, LedgerEntry.order_id == Order.id)
+                    .group_by(Order.shop_id)
+                )
+            ).all()
+        )
     assert sorted(statuses) == ["failed"] + ["processed"] * 29
+    # 29 distinct orders, each credited once: 19 of the shop's 20 (one of orders 1007 and
+    # 1008 was the duplicate of the other's event) and all 10 of the other shop's.
+    assert credited == {shop.id: 19, other.id: 10}
+    assert await stack.credit_count(shop) + await stack.credit_count(other) == 29
 
 
 async def test_a_new_webhook_secret_is_honoured_at_once_despite_the_cache(stack: Stack) -> None:
     shop = await stack.create_shop()
-    assert (await stack.deliver(shop, paid_order(order_id=1))).json()["result"] == "accepted"
+    assert (await stack.deliver(shop, paid_order(id=1))).json()["result"] == "accepted"
     async with stack.resources.sessionmaker() as session:
         await session.execute(
             update(Shop).where(Shop.id == shop.id).values(webhook_secret="whsec_rotated")
         )
         await session.commit()
-    body = json.dumps(paid_order(order_id=2)).encode()
+    body = json.dumps(paid_order(id=2)).encode()
     response = await stack.client.post(
         "/webhooks/shopify",
         content=body,
@@ -77,11 +92,11 @@ async def test_a_new_webhook_secret_is_honoured_at_once_despite_the_cache(stack:
 
 async def test_a_deleted_shop_stores_nothing_even_while_cached(stack: Stack) -> None:
     shop = await stack.create_shop()
-    assert (await stack.deliver(shop, paid_order(order_id=1))).json()["result"] == "accepted"
+    assert (await stack.deliver(shop, paid_order(id=1))).json()["result"] == "accepted"
     async with stack.resources.sessionmaker() as session:
         await session.execute(delete(Shop).where(Shop.id == shop.id))
         await session.commit()
-    response = await stack.deliver(shop, paid_order(order_id=2))
+    response = await stack.deliver(shop, paid_order(id=2))
     assert response.status_code == 401
     assert response.json()["code"] == "unauthorized"
     assert await event_keys(stack) == []  # the first event went with the shop
@@ -91,7 +106,7 @@ async def test_an_over_long_header_is_refused_alone(stack: Stack) -> None:
     shop = await stack.create_shop()
     deliveries = []
     for n in range(5):
-        body = json.dumps(paid_order(order_id=2000 + n)).encode()
+        body = json.dumps(paid_order(id=2000 + n)).encode()
         # Topics are at most 64 characters in the inbox: this one cannot be stored, and must
         # not fail the deliveries written with it.
         topic = "orders/" + "x" * 100 if n == 2 else "orders/paid"
