@@ -4,7 +4,8 @@ and the orders list (GraphQL), and the legacy REST orders list.
 It keeps per-account balances and transactions, checks the access token and which input fields
 the requested API version accepts, and can be told to misbehave for the next mutations:
 `throttle` (GraphQL THROTTLED), `http_429`, `http_503` (not applied), `timeout` (applied, then
-answered after the client gave up) or `user_error:CODE`.
+answered after the client gave up), `applies_late` (applied only after the client gave up) or
+`user_error:CODE`.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class FakeShopify:
         self.transaction_reads: list[str] = []  # order ids asked for
         self.down = False  # every GraphQL read answers 503 (Shopify unreachable)
         self.late_answer_s = 1.5
+        self.late_apply_s = 0.8  # `applies_late`: after the client's timeout, before settling
+        self.sends_in_flight = 0
+        self.reads_while_in_flight = 0  # account reads made while a late send was unapplied
         self.schema = SCHEMA
         self.invalid_queries: list[str] = []  # every query the schema refused
         self.alerts: list[dict[str, Any]] = []  # the merchant's alert webhook, played here too
@@ -213,6 +217,12 @@ class FakeShopify:
             return _user_error(field_name, "ACCOUNT_NOT_FOUND")
         if kind == "debit" and account is not None and account.balance < amount:
             return _user_error(field_name, "INSUFFICIENT_FUNDS")
+        if fault == "applies_late":
+            # Shopify is still working on it when the client gives up, and applies it after:
+            # "not among the transactions" proves nothing until the settle time has passed.
+            self.sends_in_flight += 1
+            await asyncio.sleep(self.late_apply_s)
+            self.sends_in_flight -= 1
         transaction = self.apply(owner, kind, amount, currency, note=data.get("note"))
         if fault == "timeout":
             await asyncio.sleep(self.late_answer_s)  # applied; the answer comes too late
@@ -235,6 +245,7 @@ class FakeShopify:
 
     def _account_query(self, version: str, query: str, variables: dict[str, Any]) -> Response:
         self.account_reads += 1
+        self.reads_while_in_flight += self.sends_in_flight > 0
         if "note" in query.split() and version < NOTE_SINCE:
             return _graphql_error(f"Field 'note' doesn't exist in {version}", "undefinedField")
         currency = str(variables["accounts"]).removeprefix("currency_code:")

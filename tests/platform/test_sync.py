@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ from sqlalchemy import delete, select, update
 from app.kit.uow import unit_of_work
 from app.ledger.models import EntryKind, LedgerEntry
 from app.notifications.models import OutboxMessage
+from app.platform import service
 from app.platform.models import CreditSync, SyncStatus
 from app.platform.service import schedule_sync
 from app.shops.models import Shop
@@ -23,6 +25,7 @@ from tests.platform.helpers import (
     sync_row,
 )
 from tests.platform.standin import FakeShopify
+from tests.reliability.test_worker_kill import until
 from tests.support import ShopHandle, Stack
 from workers.settings import redrive
 
@@ -82,6 +85,39 @@ async def test_a_credit_applied_but_answered_too_late_is_found_not_sent_again(
     [transaction] = shopify.transactions(CUSTOMER)
     assert len(shopify.mutations) == 1  # never sent twice
     assert shopify.account_reads >= 1  # looked before deciding
+    assert (sync.status, sync.platform_transaction_id) == (SyncStatus.synced, transaction.id)
+    assert shopify.balance(CUSTOMER) == 438
+
+
+async def test_a_credit_shopify_applies_after_the_timeout_is_never_sent_again(
+    stack: Stack, shopify: FakeShopify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settle wait: after an unclear attempt, "not among the account's transactions" proves
+    nothing until the attempt can no longer land. A try that comes early (re-driven by the
+    sweeper) looks, finds nothing yet, and waits instead of sending a second credit."""
+    monkeypatch.setattr(service, "MIN_SETTLE_S", 3.5)
+    shopify.late_apply_s = 2.8  # the client gives up at 0.5 s; Shopify applies it at 2.8 s
+    shop = await pushing_shop(stack, shopify)
+    shopify.faults = ["applies_late"]
+    order_id = new_order_id()
+    await stack.deliver(shop, paid_order(id=order_id))
+    worker = asyncio.create_task(stack.run_worker())
+
+    async def attempt_unclear() -> bool:
+        async with stack.resources.sessionmaker() as session:
+            errors = list(await session.scalars(select(CreditSync.error)))
+        return any("unclear" in (error or "") for error in errors)
+
+    await until(attempt_unclear, 30, "the first attempt to time out")
+    [entry_id] = await ledger_entries(stack, shop)
+    assert shopify.sends_in_flight == 1 and shopify.transactions(CUSTOMER) == []
+    with pytest.raises(service.TryAgain, match="may still land"):
+        await service.sync_entry(stack.resources, entry_id)  # re-driven before it settled
+    await worker
+
+    [transaction] = shopify.transactions(CUSTOMER)  # exactly one credit on Shopify
+    assert len(shopify.mutations) == 1
+    sync = await sync_row(stack, entry_id)
     assert (sync.status, sync.platform_transaction_id) == (SyncStatus.synced, transaction.id)
     assert shopify.balance(CUSTOMER) == 438
 
