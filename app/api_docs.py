@@ -163,10 +163,14 @@ def _optional_body_is_absent_not_null(operation: dict[str, Any]) -> None:
 
 
 def document(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add examples, webhook headers, ETags and the shared 503 to the generated document."""
+    """Add examples, webhook headers, ETags and the shared 503 to the generated document, the
+    server (the API is at the service's own origin), and `security: []` on the operations that
+    take no credential (health, readiness, the HMAC-signed webhook), so they read as public."""
+    schema.setdefault("servers", [{"url": "/", "description": "The service's own origin."}])
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
             operation_id = operation["operationId"]
+            operation.setdefault("security", [])
             if operation_id == "receiveShopifyWebhook":
                 operation["parameters"] = [*operation.get("parameters", []), *WEBHOOK_HEADERS]
             for parameter in operation.get("parameters", []):
