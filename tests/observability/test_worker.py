@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from arq import Retry
 from arq.constants import job_key_prefix
 from arq.jobs import Job as ArqJob
 from arq.worker import func
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from app import cli
@@ -29,7 +31,8 @@ from app.observability.worker import (
     serve_metrics,
     worker_is_healthy,
 )
-from tests.payloads import paid_order
+from app.webhooks.models import WebhookEvent
+from tests.payloads import new_order_id, paid_order
 from tests.support import Stack
 from workers.settings import build_worker, sweep
 
@@ -94,8 +97,19 @@ async def test_a_job_runs_under_the_request_id_that_queued_it() -> None:
 
 
 async def test_the_sweeper_counts_its_redrives(stack: Stack) -> None:
+    """On stale work, not an empty database (where every count is 0 either way)."""
+    shop = await stack.create_shop()
+    for _ in range(2):  # stored, never handled (their jobs were lost), and a minute old
+        await stack.deliver(shop, paid_order(id=new_order_id()))
+    async with stack.resources.sessionmaker() as session:
+        await session.execute(
+            update(WebhookEvent).values(received_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+        await session.commit()
+    await stack.resources.doorbell.redis.delete(stack.settings.queue_name)
     metrics = WorkerMetrics()
     counts = await sweep({"resources": stack.resources, "metrics": metrics})
+    assert counts["events"] == 2
     for kind, count in counts.items():
         assert metrics.registry.get_sample_value(
             "cashback_sweeper_redrives_total", {"kind": kind}

@@ -144,8 +144,9 @@ async def run_cli(stack: Stack, *args: str) -> tuple[int, str, str]:
         stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    code = process.returncode
+    assert code is not None  # for the type: communicate() waited for the exit
+    return code, stdout.decode(), stderr.decode()
 
 
 async def test_the_reconcile_command_prints_the_summary(stack: Stack, shopify: FakeShopify) -> None:

@@ -1,4 +1,7 @@
+import math
+from dataclasses import replace
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -90,6 +93,20 @@ lines_strategy = st.lists(
     max_size=30,
     unique_by=lambda pl: pl.external_id,
 )
+# Small orders too: a cent's worth of cashback is where rounding and shares go wrong.
+small_lines_strategy = st.lists(
+    st.builds(
+        line,
+        ext=st.uuids().map(str),
+        price=st.integers(min_value=0, max_value=5000),
+        qty=st.integers(min_value=1, max_value=5),
+        discount=st.integers(min_value=0, max_value=500),
+        gift=st.booleans(),
+    ),
+    min_size=1,
+    max_size=5,
+    unique_by=lambda pl: pl.external_id,
+)
 rates = st.decimals(min_value=0, max_value=100, places=4, allow_nan=False, allow_infinity=False)
 roundings = st.sampled_from(list(Rounding))
 
@@ -106,8 +123,67 @@ def test_lines_sum_to_the_total_and_never_go_negative(
         for lc, pl in zip(breakdown.lines, lines, strict=True)
         if pl.gift_card
     )
-    exact = sum(lc.eligible_amount for lc in breakdown.lines) * rate / 100
-    assert abs(breakdown.cashback_amount - exact) < 1  # rounded once, to the nearest unit
+    exact = Fraction(sum(lc.eligible_amount for lc in breakdown.lines)) * Fraction(rate) / 100
+    assert_rounded(breakdown.cashback_amount, exact, rounding)
+
+
+def assert_rounded(rounded: int, exact: Fraction, rounding: Rounding) -> None:
+    """Rounded once, by the mode's own rule, to the unit: `down` truncates; the half modes
+    are at most half a unit off, and a tie goes up (`half_up`) or to the even unit."""
+    if rounding == Rounding.down:
+        assert 0 <= exact - rounded < 1, (rounded, exact)
+        return
+    assert abs(exact - rounded) <= Fraction(1, 2), (rounded, exact)
+    if exact - math.floor(exact) == Fraction(1, 2):  # a tie
+        expected = math.ceil(exact) if rounding == Rounding.half_up else round(exact)
+        assert rounded == expected, (rounded, exact, rounding)
+
+
+@given(
+    lines=st.one_of(small_lines_strategy, lines_strategy),
+    rate=rates,
+    rounding=roundings,
+    paid_with_credit=st.one_of(
+        st.integers(min_value=0, max_value=6000), st.integers(min_value=0, max_value=10**9)
+    ),
+    extra=st.integers(min_value=0, max_value=2000),
+)
+def test_the_part_paid_with_credit_earns_exactly_nothing(
+    lines: list[PlatformLine],
+    rate: Decimal,
+    rounding: Rounding,
+    paid_with_credit: int,
+    extra: int,
+) -> None:
+    """The total (lines, plus shipping, tax or tips: `extra`) paid partly with gift cards or
+    store credit: every line's base shrinks by the same paid share, and the order earns the
+    exact cashback of that share, rounded once."""
+    total = sum(pl.unit_price * pl.quantity for pl in lines) + extra
+    credit = min(paid_with_credit, total)
+    order = replace(order_of(*lines), total_amount=total, paid_with_credit_amount=credit)
+    breakdown = calculate(order, Program(base_rate=rate, rounding=rounding))
+    bases = calculate(replace(order, paid_with_credit_amount=0), Program(base_rate=rate))
+    eligible = sum(lc.eligible_amount for lc in bases.lines)
+    paid_share = Fraction(total - credit, total) if total else Fraction(1)
+    exact = eligible * paid_share * Fraction(rate) / 100
+    assert_rounded(breakdown.cashback_amount, exact, rounding)
+    assert sum(lc.cashback_amount for lc in breakdown.lines) == breakdown.cashback_amount
+    if total and credit == total:
+        assert breakdown.cashback_amount == 0
+        assert all(lc.reason is not None for lc in breakdown.lines)
+
+
+@given(units=st.integers(min_value=0, max_value=10**6), rounding=roundings)
+def test_an_exact_half_unit_goes_by_the_mode(units: int, rounding: Rounding) -> None:
+    """5% of 10 × (2n + 1) is n + ½ exactly: the tie rule decides."""
+    order = order_of(line("a", 10 * (2 * units + 1)))
+    rounded = calculate(order, Program(rounding=rounding)).cashback_amount
+    expected = {
+        Rounding.down: units,
+        Rounding.half_up: units + 1,
+        Rounding.half_even: units + (units % 2),
+    }[rounding]
+    assert rounded == expected
 
 
 @given(lines=lines_strategy, rate=rates, data=st.data())
