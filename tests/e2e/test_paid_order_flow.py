@@ -16,6 +16,7 @@ from app.shops.models import ProcessingMode
 from app.webhooks import tasks as webhook_tasks
 from app.webhooks.models import EventStatus, WebhookEvent
 from tests.payloads import new_order_id, paid_order
+from tests.races import MAX_RACERS, race_events, stored_event_ids
 from tests.support import NO_REDIS, ShopHandle, Stack, shopify_headers
 from workers.settings import redrive
 
@@ -74,10 +75,25 @@ async def test_one_order_under_twenty_event_ids_credits_once(stack: Stack) -> No
     shop = await stack.create_shop()
     responses = await asyncio.gather(*(stack.deliver(shop, paid_order()) for _ in range(20)))
     assert {r.json()["result"] for r in responses} == {"accepted"}
-    await stack.run_worker(max_jobs=20)  # the jobs race each other for the one order
+    await stack.run_worker(max_jobs=20)  # a batch handles them one after another
     assert await stack.credit_count(shop) == 1
     [order] = await orders_of(stack, shop)
     assert (order["status"], order["credited_amount"]) == ("processed", "4.38")
+
+
+async def test_one_order_paid_in_racing_transactions_credits_once(stack: Stack) -> None:
+    """Eight deliveries of one paid order, each handled in its own transaction, all open at
+    once before any reaches the order: every one handles the order, one credit is written."""
+    shop = await stack.create_shop()
+    for _ in range(MAX_RACERS):
+        assert (await stack.deliver(shop, paid_order())).json()["result"] == "accepted"
+    outcomes = await race_events(stack, await stored_event_ids(stack, "orders/paid"))
+    assert outcomes == [EventStatus.processed] * MAX_RACERS  # each one reached the order
+    assert await stack.credit_count(shop) == 1
+    order = await stack.order(shop, 820982911946154508)
+    assert (order["status"], order["credited_amount"]) == ("processed", "4.38")
+    received = [e for e in order["history"] if e["action"] == "order.received"]
+    assert len(received) == 1  # inserted once, though eight transactions tried at once
 
 
 async def test_create_then_paid_waits_for_payment_then_credits(stack: Stack) -> None:

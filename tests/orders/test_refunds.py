@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from app.ledger.models import LedgerEntry
 from app.shops.models import ProcessingMode
+from app.webhooks.models import EventStatus
 from tests.payloads import (
     SHOES,
     SOCKS,
@@ -18,6 +19,7 @@ from tests.payloads import (
     refund,
     refund_lines,
 )
+from tests.races import MAX_RACERS, race_events, stored_event_ids
 from tests.support import ShopHandle, Stack
 
 SAMPLE_ORDER = 820982911946154508
@@ -195,6 +197,31 @@ async def test_twenty_concurrent_refunds_never_take_back_more_than_was_credited(
     ]
     await asyncio.gather(*deliveries)
     await stack.run_worker(max_jobs=20)
+    order = await stack.order(shop, SAMPLE_ORDER)
+    assert (order["status"], order["reversed_amount"]) == ("reversed", "4.38")
+    assert await ledger_sum(stack, shop) == 0
+
+
+async def test_refunds_in_racing_transactions_take_back_exactly_the_credit(stack: Stack) -> None:
+    """Eight refunds of a shoe and the socks each, each handled in its own transaction, all
+    open at once: the order's lock serialises them; the first takes back a shoe's 1.80 and the
+    socks' 0.78, the second the other shoe's 1.80, and the rest nothing."""
+    shop = await stack.create_shop()
+    await credited_sample(stack, shop)
+    for i in range(MAX_RACERS):
+        payload = refund(id=9100 + i, refund_line_items=refund_lines((SHOES, 1), (SOCKS, 1)))
+        await stack.deliver(shop, payload, topic="refunds/create")
+    outcomes = await race_events(stack, await stored_event_ids(stack, "refunds/create"))
+    assert outcomes == [EventStatus.processed] * MAX_RACERS
+    async with stack.resources.sessionmaker() as session:
+        reversals = sorted(
+            await session.scalars(
+                select(LedgerEntry.amount).where(
+                    LedgerEntry.shop_id == shop.id, LedgerEntry.kind == "reversal"
+                )
+            )
+        )
+    assert reversals == [-258, -180]  # two of the racers took something back, clamped
     order = await stack.order(shop, SAMPLE_ORDER)
     assert (order["status"], order["reversed_amount"]) == ("reversed", "4.38")
     assert await ledger_sum(stack, shop) == 0
