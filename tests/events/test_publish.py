@@ -16,6 +16,7 @@ from app.events.publish import (
 )
 from app.events.stream import frame_from_message
 from app.kit.queue import create_redis
+from app.kit.uow import unit_of_work
 from tests.support import NO_REDIS, Stack
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -67,6 +68,29 @@ async def test_rolled_back_events_are_discarded(stack: Stack) -> None:
         await session.rollback()
         assert take_deferred_events(session) == [(1, {"type": "dashboard.updated"})]
         assert take_deferred_events(session) == []
+
+
+async def test_a_unit_of_work_that_fails_announces_nothing(stack: Stack) -> None:
+    """Through the unit of work's own rollback branch, on a real subscription: the failed
+    transaction's event never arrives, the next committed one does."""
+    res = stack.resources
+    pubsub = res.doorbell.redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(channel(stack.settings.queue_name, 1))
+    try:
+        with pytest.raises(RuntimeError):
+            async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+                defer_event(session, 1, {"type": "dashboard.updated", "n": "rolled back"})
+                raise RuntimeError("the change failed")
+        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            defer_event(session, 1, {"type": "dashboard.updated", "n": "committed"})
+        message = None
+        async with asyncio.timeout(5):
+            while message is None:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+        assert orjson.loads(message["data"])["event"]["n"] == "committed"  # the first to arrive
+        assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2) is None
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 async def test_event_needs_a_type(stack: Stack) -> None:

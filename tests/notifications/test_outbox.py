@@ -306,6 +306,9 @@ async def test_a_rolled_back_transaction_leaves_no_message(
                 payload=credited_payload(),
             )
             raise RuntimeError("the credit failed")
+    # Nothing was rung either: a job for a message that was never stored would find nothing
+    # to send, so an empty receiver alone could not tell.
+    assert await res.doorbell.redis.zcard(stack.settings.queue_name) == 0
     await stack.run_worker()
     assert await outbox(stack, shop) == []
     assert receiver.requests == []
