@@ -76,8 +76,13 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
 
 
+def clock() -> datetime:
+    """The service's now: "today" and the windows are cut from it (tests hold it still)."""
+    return datetime.now(UTC)
+
+
 async def dashboard(session: AsyncSession, shop: Shop, tz: ZoneInfo) -> Dashboard:
-    now = datetime.now(UTC)
+    now = clock()
     today = local_midnight(now.astimezone(tz).date(), tz)
     cur = shop.currency
     today_row = (

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 
 from app.ledger.models import EntryKind, LedgerEntry
+from app.metrics import dashboard as dashboard_module
 from app.metrics.dashboard import local_midnight
 from app.metrics.models import OrderStatsHourly
 from app.orders.models import Order
@@ -17,6 +19,15 @@ from app.orders.state import OrderStatus
 from app.shops.models import ProcessingMode
 from tests.payloads import SHOES, new_order_id, paid_order, refund, refund_lines
 from tests.support import ShopHandle, Stack
+
+
+@pytest.fixture(autouse=True)
+def service_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """The service's clock held at the test's start, and "today" computed from it: a test
+    running across midnight reads the same day the service does."""
+    started = datetime.now(UTC)
+    monkeypatch.setattr(dashboard_module, "clock", lambda: started)
+    return started
 
 
 async def figures(stack: Stack, shop: ShopHandle, **params: Any) -> dict[str, Any]:
@@ -69,7 +80,7 @@ async def test_latency_approval_time_and_oldest_wait_from_known_times(stack: Sta
     for order_id in ids:
         await stack.deliver(shop, paid_order(id=order_id))
     await stack.run_worker()
-    now = datetime.now(UTC)
+    now = dashboard_module.clock()
     async with stack.resources.sessionmaker() as session:
         orders = list(
             await session.scalars(select(Order).where(Order.shop_id == shop.id).order_by(Order.id))
@@ -120,7 +131,7 @@ async def add_rollup(stack: Stack, shop: ShopHandle, hour: datetime, **counts: i
 async def test_today_and_days_are_cut_at_local_midnight(stack: Stack) -> None:
     shop = await stack.create_shop()
     tz = ZoneInfo("America/New_York")
-    today = datetime.now(UTC).astimezone(tz).date()
+    today = dashboard_module.clock().astimezone(tz).date()
     midnight = local_midnight(today, tz)
     await add_rollup(stack, shop, midnight - timedelta(hours=1), processed=5, cashback_issued=500)
     await add_rollup(stack, shop, midnight, processed=2, cashback_issued=200)
