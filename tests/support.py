@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -140,3 +142,12 @@ class Stack:
         async with self.resources.sessionmaker() as session:
             stmt = select(func.count()).where(LedgerEntry.shop_id == shop.id)
             return int((await session.execute(stmt)).scalar_one())
+
+
+async def until(check: Callable[[], Awaitable[bool]], limit_s: float, what: str) -> float:
+    """Wait for `check` to hold (polling it), at most `limit_s` seconds; returns how long."""
+    started = time.monotonic()
+    while not await check():
+        assert time.monotonic() - started < limit_s, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started

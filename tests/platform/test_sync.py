@@ -25,8 +25,7 @@ from tests.platform.helpers import (
     sync_row,
 )
 from tests.platform.standin import FakeShopify
-from tests.reliability.test_worker_kill import until
-from tests.support import ShopHandle, Stack
+from tests.support import ShopHandle, Stack, until
 from workers.settings import redrive
 
 

@@ -12,10 +12,12 @@ from collections import Counter
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
+from app.webhooks.models import WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.reliability.invariants import assert_accounted, assert_invariants
-from tests.support import ShopHandle, Stack
+from tests.support import ShopHandle, Stack, until
 
 FLOOD = 50
 
@@ -65,8 +67,13 @@ async def test_one_order_under_fifty_event_ids_and_topics_credits_once(stack: St
         (topics[i % len(topics)], paid_order(id=order_id), str(uuid.uuid4())) for i in range(FLOOD)
     ]
     sending = asyncio.create_task(flood(stack, shop, deliveries))
-    await asyncio.sleep(0.05)  # workers start while deliveries are still arriving
-    await workers(stack)
+
+    async def some_stored() -> bool:
+        async with stack.resources.sessionmaker() as session:
+            return bool(await session.scalar(select(func.count()).select_from(WebhookEvent)))
+
+    await until(some_stored, 30, "the first deliveries to be stored")
+    await workers(stack)  # they start while deliveries are still arriving
     codes = await sending
     await workers(stack)  # what arrived after the first workers emptied the queue
 

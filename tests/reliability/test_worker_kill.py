@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from tests.platform.helpers import CUSTOMER, configure_shop
 from tests.platform.standin import FakeShopify, running
 from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.reliability.proxy import TcpProxy
-from tests.support import ShopHandle, Stack
+from tests.support import ShopHandle, Stack, until
 from workers import settings as worker_settings
 from workers.settings import redrive
 
@@ -113,14 +113,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-async def until(check: Callable[[], Awaitable[bool]], limit_s: float, what: str) -> float:
-    started = time.monotonic()
-    while not await check():
-        assert time.monotonic() - started < limit_s, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 async def db(stack: Stack) -> asyncpg.Connection:
