@@ -238,6 +238,20 @@ def _refunded_quantities(order: ShopifyOrder) -> dict[str, int]:
     return refunded
 
 
+def _presentment(order: ShopifyOrder, currency: str) -> tuple[str | None, int | None]:
+    """(the customer's currency when it is not the shop's, the order's total in it). Only
+    ever used to value a refund given in that currency: a total that cannot be read leaves
+    it unknown (such a refund is then kept unvalued), it never fails the order."""
+    money = order.total_price_set.presentment_money if order.total_price_set else None
+    other = (money.currency_code if money else None) or order.presentment_currency
+    if other is None or other == currency:
+        return None, None
+    try:
+        return other, to_minor(money.amount, other) if money else None
+    except ValueError:
+        return other, None
+
+
 def _paid_with_credit(order: ShopifyOrder, currency: str) -> tuple[int | None, tuple[str, ...]]:
     """(part paid with gift cards or store credit, or None while unknown; those gateways)."""
     gateways = tuple(sorted({n for n in order.payment_gateway_names if may_pay_with_credit(n)}))
@@ -273,12 +287,7 @@ def _platform_order(order: ShopifyOrder, topic: str) -> PlatformOrder:
         )
     refunded = _refunded_quantities(order)
     paid_with_credit, credit_gateways = _paid_with_credit(order, currency)
-    presentment = order.total_price_set.presentment_money if order.total_price_set else None
-    presentment_currency = order.presentment_currency or (
-        presentment.currency_code if presentment else None
-    )
-    if presentment_currency == currency:
-        presentment_currency = None
+    presentment_currency, presentment_total = _presentment(order, currency)
     return PlatformOrder(
         external_id=order.id,
         currency=currency,
@@ -301,11 +310,7 @@ def _platform_order(order: ShopifyOrder, topic: str) -> PlatformOrder:
         b2b=order.company is not None,
         company_location_id=order.company.location_id if order.company else None,
         presentment_currency=presentment_currency,
-        presentment_total_amount=(
-            to_minor(presentment.amount, presentment_currency)
-            if presentment is not None and presentment_currency
-            else None
-        ),
+        presentment_total_amount=presentment_total,
     )
 
 

@@ -107,3 +107,31 @@ async def test_a_b2b_order_without_a_location_is_held_never_credited_to_the_comp
     order = await handled(stack, shop, payload)
     assert (order["status"], order["hold_reasons"]) == ("held", [B2B_WITHOUT_LOCATION])
     assert await stack.credit_count(shop) == 0
+
+
+def test_a_presentment_total_that_cannot_be_read_never_fails_the_order() -> None:
+    """The customer's total only values refunds in their currency: unreadable, it is unknown."""
+    from app.webhooks.shopify import parse_order
+    from tests.payloads import money_set
+
+    payload = paid_order(
+        currency="KWD",
+        presentment_currency="USD",
+        total_price="124.700",
+        total_price_set=money_set(
+            "124.700", "124.705", shop_currency="KWD", presentment_currency="USD"
+        ),
+        line_items=[],
+        shipping_lines=[],
+    )
+    order = parse_order(payload, "orders/paid")
+    assert (order.total_amount, order.presentment_currency) == (124700, "USD")
+    assert order.presentment_total_amount is None  # 124.705 is no USD amount
+    euros = parse_order(
+        paid_order(
+            presentment_currency="EUR",
+            total_price_set=money_set("124.70", "115.00", presentment_currency="EUR"),
+        ),
+        "orders/paid",
+    )
+    assert (euros.presentment_currency, euros.presentment_total_amount) == ("EUR", 11500)
