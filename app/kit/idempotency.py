@@ -12,8 +12,11 @@ computations in READ_ONLY_OPERATIONS) that carries the header and credentials:
 - the answer is stored before it is sent, so a client that got it can only ever get it again;
   answers that mean "not done, retry as is" (5xx, 401, 429) are not stored and free the key.
 
-If the process dies between the route's commit and storing its answer, the key is freed when
-its lease ends and a retry runs again; the review actions then answer 409 (the order moved on).
+A route whose retry must not do its work twice even after a crash (`createApiKey`: a second
+key) stores its answer in its own transaction, with the work (`store_with_work`): a process that
+dies between that commit and the middleware's own record leaves the answer stored all the same.
+For the other routes, the key is freed when its lease ends and a retry runs again; the review
+actions then answer 409 (the order moved on).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -198,6 +202,21 @@ async def record(session: AsyncSession, claimed: Claimed, answer: Stored) -> Non
     row.locked_until = None
 
 
+CLAIM_STATE = "idempotency_claim"  # request.state: the key this request holds, if any
+
+
+async def store_with_work(
+    session: AsyncSession, request: Request, status: int, body: bytes, media_type: str
+) -> Response:
+    """The route's answer, stored in the route's own transaction when the request holds an
+    Idempotency-Key, and the response that sends exactly those bytes."""
+    claimed_id: int | None = getattr(request.state, CLAIM_STATE, None)
+    if claimed_id is not None:
+        answer = Stored(status, [["content-type", media_type]], body)
+        await record(session, Claimed(claimed_id), answer)
+    return Response(body, status_code=status, media_type=media_type)
+
+
 async def release(session: AsyncSession, claimed: Claimed) -> None:
     await session.execute(
         delete(IdempotencyKey).where(
@@ -336,6 +355,7 @@ class IdempotencyMiddleware:
         async def hold(message: Message) -> None:
             messages.append(message)
 
+        scope.setdefault("state", {})[CLAIM_STATE] = claimed.id
         try:
             await self.app(scope, receive_body, hold)
         except BaseException:
@@ -346,13 +366,20 @@ class IdempotencyMiddleware:
             await _release_quietly(sessionmaker, claimed)
         else:
             try:
-                async with sessionmaker() as session, session.begin():
-                    await record(session, claimed, answer)
+                await _record_sent(sessionmaker, claimed, answer)
             except Exception:
                 # The work is done and committed: its answer is still the truth to send.
                 logger.exception("could not store the answer to an idempotent request")
         for message in messages:
             await send(message)
+
+
+async def _record_sent(
+    sessionmaker: async_sessionmaker[AsyncSession], claimed: Claimed, answer: Stored
+) -> None:
+    """The answer as it is sent (the same bytes a route stored with its work, if it did)."""
+    async with sessionmaker() as session, session.begin():
+        await record(session, claimed, answer)
 
 
 async def _release_quietly(

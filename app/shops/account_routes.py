@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import func, select
 
 from app.audit import service as audit_service
 from app.deps import AdminCallerDep, CallerDep, ResourcesDep, SessionDep
+from app.kit import idempotency
 from app.kit.errors import (
     Conflict,
     Forbidden,
@@ -23,6 +24,8 @@ from app.kit.pagination import CursorQuery, LimitQuery, decode_cursor, next_curs
 from app.shops import service, settings
 from app.shops.models import ApiKey, ApiKeyRole
 from app.shops.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
+
+JSON = "application/json"
 
 router = APIRouter(tags=["Settings"])
 
@@ -111,11 +114,12 @@ def _key_read(key: ApiKey) -> ApiKeyRead:
     summary="Create an API key",
     description="Admin keys only. The key is in the answer once; only its hash is stored.",
     status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
     responses=problem_responses(Unauthorized, Forbidden),
 )
 async def create_api_key(
-    session: SessionDep, caller: AdminCallerDep, body: ApiKeyCreate
-) -> ApiKeyCreated:
+    session: SessionDep, caller: AdminCallerDep, body: ApiKeyCreate, request: Request
+) -> Response:
     raw = await service.issue_api_key(session, caller.shop, name=body.name, role=body.role)
     key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == service.hash_api_key(raw)))
     assert key is not None
@@ -128,7 +132,11 @@ async def create_api_key(
         subject_id=key.id,
         after={"name": key.name, "role": key.role},
     )
-    return ApiKeyCreated(**_key_read(key).model_dump(), api_key=raw)
+    created = ApiKeyCreated(**_key_read(key).model_dump(), api_key=raw)
+    # Stored with the key itself: a retry after a crash gets this answer, never a second key.
+    return await idempotency.store_with_work(
+        session, request, status.HTTP_201_CREATED, created.model_dump_json().encode(), JSON
+    )
 
 
 @router.get(

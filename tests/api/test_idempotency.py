@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEvent
 from app.config import Settings
+from app.kit import idempotency as idempotency_module
 from app.kit.errors import ServiceUnavailable, install_error_handlers
 from app.kit.idempotency import (
     HEADER,
@@ -363,3 +364,37 @@ def test_every_state_changing_post_declares_the_header() -> None:
             assert "Idempotent-Replayed" in success["headers"], path
     assert {op for op, has in declared.items() if has} == STATE_CHANGING_POSTS
     assert declared["receiveShopifyWebhook"] is False
+
+
+async def test_a_crash_after_creating_a_key_never_lets_a_retry_make_a_second(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies between the route's commit and the middleware storing the answer (its
+    record never happens), and the key's lease runs out: the retry replays the first answer,
+    stored with the key itself, and no second key is made."""
+    shop = await stack.create_shop()
+    headers = shop.auth | {"Idempotency-Key": key()}
+
+    async def died(*_: Any) -> None:
+        raise RuntimeError("the process died before storing the answer")
+
+    monkeypatch.setattr(idempotency_module, "_record_sent", died)
+    first = await stack.client.post(
+        "/v1/api-keys", headers=headers, json={"name": "Ana", "role": "reviewer"}
+    )
+    assert first.status_code == 201, first.text
+    monkeypatch.undo()
+    async with stack.resources.sessionmaker() as session:  # the dead process's lease ends
+        await session.execute(
+            update(IdempotencyKey).values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+
+    retried = await stack.client.post(
+        "/v1/api-keys", headers=headers, json={"name": "Ana", "role": "reviewer"}
+    )
+    assert retried.status_code == 201
+    assert retried.headers["idempotent-replayed"] == "true"
+    assert retried.json() == first.json()  # the same key, shown again to the one who made it
+    listed = (await stack.client.get("/v1/api-keys", headers=shop.auth)).json()["items"]
+    assert [k["name"] for k in listed].count("Ana") == 1
