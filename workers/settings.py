@@ -8,7 +8,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from arq import cron
 from arq.constants import in_progress_key_prefix
 from arq.cron import CronJob
@@ -49,7 +48,6 @@ from app.shops.models import Shop
 from app.shops.settings import APPROVE_PENDING_JOB
 from app.webhooks import service as webhook_service
 from app.webhooks.models import EventStatus, WebhookEvent
-from app.webhooks.shopify import ORDER_TOPICS
 from app.webhooks.tasks import (
     DRAINERS,
     WAKE,
@@ -236,26 +234,8 @@ async def _give_up_endless(
 
 
 async def _give_up_event(session: AsyncSession, event_id: int, error: str) -> None:
-    """The event (and its order, if stored) `failed`; an order event whose order never got
-    stored (every try rolled back) is alerted by itself."""
+    """The event (and its order, if stored) `failed`, the merchant alerted."""
     await webhook_service.record_failure(session, event_id, error, final=True)
-    event = await session.get(WebhookEvent, event_id)
-    if event is None or event.topic not in ORDER_TOPICS:
-        return
-    external_id = str(orjson.loads(event.body).get("id", ""))
-    if await order_service.find_order(session, event.shop_id, external_id) is not None:
-        return  # record_failure failed it and alerted the merchant
-    shop = await session.get_one(Shop, event.shop_id)
-    await notification_service.enqueue_alert(
-        session,
-        shop,
-        event_key=f"event:{event_id}:failed",
-        event_type="webhook.failed",
-        payload={
-            "event": {"id": str(event_id), "topic": event.topic, "order_external_id": external_id},
-            "error": error,
-        },
-    )
 
 
 async def _order_redrives(res: Resources, order_ids: list[int]) -> list[int]:

@@ -519,7 +519,9 @@ async def write_finished(session: AsyncSession) -> None:
 
 
 async def record_failure(session: AsyncSession, event_id: int, error: str, *, final: bool) -> None:
-    """Keep the error of a failed try; on the last try the event and its order become failed."""
+    """Keep the error of a failed try; on the last try the event and its order become failed
+    and the merchant is alerted (`order.failed`, or `webhook.failed` for an order event whose
+    order never got stored: every try rolled back)."""
     values: dict[str, object] = {
         "error": error[:4000],
         "attempts": WebhookEvent.attempts + 1,
@@ -540,6 +542,18 @@ async def record_failure(session: AsyncSession, event_id: int, error: str, *, fi
     order = await order_service.find_order(session, event.shop_id, external_id, lock=True)
     if order is not None:
         await order_service.mark_failed(session, order, error)
+        return
+    shop = await _shop(session, event.shop_id)
+    await notification_service.enqueue_alert(
+        session,
+        shop,
+        event_key=f"event:{event_id}:failed",
+        event_type="webhook.failed",
+        payload={
+            "event": {"id": str(event_id), "topic": event.topic, "order_external_id": external_id},
+            "error": error[:1000],
+        },
+    )
 
 
 async def stale_events(session: AsyncSession, older_than: datetime, limit: int) -> list[int]:

@@ -54,3 +54,29 @@ async def slowed(database_url: str, table: str) -> int:
         return int(value)
     finally:
         await conn.close()
+
+
+async def failing_inserts(database_url: str, table: str, *, times: int) -> None:
+    """The next `times` INSERTs into `table` fail (a transient error, as a restarting server
+    gives); `slowed` counts them too."""
+    name = f"fault_slow_{table}"
+    conn = await asyncpg.connect(libpq_url(database_url))
+    try:
+        await conn.execute(
+            f"""
+            DROP TRIGGER IF EXISTS {name} ON {table};
+            DROP SEQUENCE IF EXISTS {name};
+            CREATE SEQUENCE {name};
+            CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF nextval('{name}') <= {int(times)} THEN
+                RAISE EXCEPTION 'injected failure' USING ERRCODE = 'lock_not_available';
+              END IF;
+              RETURN NEW;
+            END $$;
+            CREATE TRIGGER {name} BEFORE INSERT ON {table}
+              FOR EACH ROW EXECUTE FUNCTION {name}();
+            """
+        )
+    finally:
+        await conn.close()
