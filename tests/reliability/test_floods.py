@@ -7,17 +7,21 @@ event ids (orders/create, orders/paid, orders/updated), concurrently or days apa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.webhooks.models import WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.reliability.invariants import assert_accounted, assert_invariants
-from tests.support import ShopHandle, Stack, until
+from tests.support import NO_REDIS, ShopHandle, Stack, shopify_headers, until
+from workers.settings import build_worker
 
 FLOOD = 50
 
@@ -138,4 +142,53 @@ async def test_redeliveries_days_later_change_nothing(stack: Stack) -> None:
     assert credits == 1
     for field in ("status", "credited_amount", "cashback_amount", "total_amount"):
         assert after[field] == before[field], field
+    await assert_invariants(stack.resources.sessionmaker)
+
+
+async def test_a_production_worker_drains_a_flood_and_what_no_ring_announced(
+    stack: Stack,
+) -> None:
+    """Not a burst run: the worker as `cashback worker` runs it, with its drain loops (woken by
+    rings, and looking in the inbox by themselves when none comes) and its cron sweeper (which
+    also runs at start). Ten deliveries were stored while Redis was away, so nothing rang for
+    them; fifty more arrive while it runs. Every order is credited once."""
+    shop = await stack.create_shop()
+    unrung = [new_order_id() for _ in range(10)]
+    async with stack.degraded_client(redis_url=NO_REDIS) as offline:
+        for order_id in unrung:
+            body = json.dumps(paid_order(id=order_id)).encode()
+            response = await offline.post(
+                "/webhooks/shopify", content=body, headers=shopify_headers(shop, body)
+            )
+            assert response.json() == {"result": "accepted"}
+    async with stack.resources.sessionmaker() as session:  # stored before the sweeper's window
+        await session.execute(
+            update(WebhookEvent).values(received_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+        await session.commit()
+
+    worker = build_worker(stack.settings, handle_signals=False)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        rung = [new_order_id() for _ in range(FLOOD)]
+        codes = await flood(
+            stack,
+            shop,
+            [("orders/paid", paid_order(id=order_id), str(uuid.uuid4())) for order_id in rung],
+        )
+        assert codes == {200: FLOOD}
+
+        async def all_credited() -> bool:
+            return await credits_of(stack, shop) == len(unrung) + FLOOD
+
+        await until(all_credited, 60, "every order to be credited")
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.close()
+
+    statuses = await assert_accounted(stack.resources.sessionmaker, shop.id, unrung + rung)
+    assert set(statuses.values()) == {"processed"}
+    assert await credits_of(stack, shop) == len(unrung) + FLOOD
     await assert_invariants(stack.resources.sessionmaker)
