@@ -15,7 +15,12 @@ from app.orders.reversal import LineState, line_reversals, proportional_reversal
 def test_round_half_up_is_the_nearest_unit_ties_up(numerator: int, denominator: int) -> None:
     exact = Fraction(numerator, denominator)
     rounded = round_half_up(numerator, denominator)
-    assert -Fraction(1, 2) < exact - rounded <= Fraction(1, 2)
+    assert -Fraction(1, 2) <= exact - rounded < Fraction(1, 2)  # a tie goes up
+
+
+@given(whole=st.integers(0, 10**9), denominator=st.integers(1, 10**6))
+def test_round_half_up_sends_every_tie_up(whole: int, denominator: int) -> None:
+    assert round_half_up(2 * whole * denominator + denominator, 2 * denominator) == whole + 1
 
 
 def test_round_half_up_on_exact_halves() -> None:
