@@ -1,5 +1,5 @@
 # Benchmarks (see README "Benchmarks" and bench/README.md). Needs PostgreSQL and Redis locally.
-.PHONY: bench bench-quick bench-dashboard
+.PHONY: bench bench-quick bench-dashboard mutation
 
 bench:
 	uv run python -m bench
@@ -9,3 +9,10 @@ bench-quick:
 
 bench-dashboard:
 	uv run python -m bench.dashboard --orders 1000000
+
+# Mutation testing of the money modules (see [tool.mutmut] in pyproject.toml, docs/testing.md).
+.PHONY: mutation
+mutation:
+	rm -rf mutants
+	uv run mutmut run
+	uv run mutmut results
