@@ -20,6 +20,7 @@ from app.catalog import service as catalog_service
 from app.events.publish import defer_dashboard_update, defer_event, order_status_changed
 from app.kit.money import format_minor
 from app.kit.queue import defer_job
+from app.ledger import credits
 from app.ledger import service as ledger_service
 from app.metrics import rollup
 from app.notifications import service as notification_service
@@ -677,6 +678,8 @@ async def credit_order(
                 reversed_amount=0,
             )
         )
+    _, program = await _program(session, shop.id)
+    expiry_days = program.credit_expiry_days  # the program's when credited, kept for good
     entry_id = await ledger_service.credit(
         session,
         shop_id=order.shop_id,
@@ -686,6 +689,9 @@ async def credit_order(
         currency=order.currency,
         idempotency_key=f"order:{order.id}:credit",
         description=f"Cashback for order {order.name or order.external_id}",
+        expires_at=None
+        if expiry_days is None
+        else credits.expires_at(datetime.now(UTC), expiry_days, ZoneInfo(shop.timezone)),
     )
     if entry_id is None:
         logger.warning("order %s already had its credit; not writing it twice", order.id)
