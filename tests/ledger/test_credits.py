@@ -118,7 +118,7 @@ def test_every_credit_adds_up_and_no_balance_goes_below_zero(
             entries.append(a)
         elif kind == "reverse" and credits:
             index = a % len(credits)
-            taken = reversal_within(credits[index], b)
+            taken = reversal_within(credits[index], b or 0)
             if taken:
                 update(index, reversed=taken)
                 entries.append(-taken)
