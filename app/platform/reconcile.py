@@ -97,7 +97,10 @@ async def reconcile_domain(res: Resources, domain: str, *, since: date) -> Recon
     return await reconcile_shop(res, shop_id, since=since)
 
 
-async def reconcile_shop(res: Resources, shop_id: int, *, since: date) -> ReconcileSummary:
+async def reconcile_shop(
+    res: Resources, shop_id: int, *, since: date, now: datetime | None = None
+) -> ReconcileSummary:
+    """`now`: when expired credit is looked for (for tests)."""
     await shopify_tokens.refresh(res, shop_id)  # only when it is about to expire
     async with res.sessionmaker() as session:
         shop = await session.get_one(Shop, shop_id)
@@ -122,7 +125,7 @@ async def reconcile_shop(res: Resources, shop_id: int, *, since: date) -> Reconc
             summary.ingested += await _ingest_missing(session, shop, page)
     if pushes_store_credit(shop):  # before comparing: Shopify's expirations in the ledger
         summary.expired = await expiry_service.read_shopify_expirations(
-            res, shop.id, datetime.now(UTC), look_back=expiry_service.LOOKBACK
+            res, shop.id, now or datetime.now(UTC), look_back=expiry_service.LOOKBACK
         )
     async with res.sessionmaker() as session:
         summary.mismatches = await customer_mismatches(session, shop.id)
