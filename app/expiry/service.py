@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, func, select
@@ -220,7 +220,7 @@ async def _decide(
             "credit_entry_id": str(credit.id),
             "amount": format_minor(left, cur),
             "currency": cur,
-            "expires_at": credit.expires_at.isoformat(),
+            "expires_at": credit.expires_at.astimezone(UTC).isoformat(),
             "expires_on": local_day.isoformat(),
             "days_before": days_before,
             "balance": format_minor(await ledger_service.balance(session, customer.id), cur),

@@ -42,6 +42,8 @@ async def test_two_sweeps_at_once_send_one_reminder_then_the_last_day_one_more(
     expiry = parse(credit["expires_at"])
     expires_on = expiry.astimezone(ZoneInfo("America/New_York")).date().isoformat()
 
+    [credited] = [r.json for r in receiver.requests if r.json["type"] == "cashback.credited"][:1]
+    assert credited["data"]["expires_at"] == expiry.isoformat()  # told when it is credited
     assert await sweep(stack, expiry - timedelta(days=8)) == {"expired": 0, "reminded": 0}
     week_before = expiry - timedelta(days=7) + timedelta(hours=1)
     barrier = asyncio.Barrier(2)
