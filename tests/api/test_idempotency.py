@@ -41,6 +41,7 @@ STATE_CHANGING_POSTS = {
     "bulkRejectOrders",
     "createApiKey",
     "createShop",
+    "redeemCredit",
 }
 
 
