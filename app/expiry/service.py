@@ -99,6 +99,8 @@ async def expire_ledger_credits(session: AsyncSession, now: datetime, limit: int
             .limit(limit)
         )
     ).all()
+    if not due:
+        return 0
     written = 0
     shops: dict[int, Shop] = {}
     credits = await ledger_service.lock_credits(session, LedgerEntry.id.in_([r[0] for r in due]))
@@ -241,6 +243,7 @@ async def remind_on_shopify(res: Resources, credit_id: int, days_before: int) ->
                 .where(LedgerEntry.id == credit_id, CreditSync.status == SyncStatus.synced)
             )
         ).one_or_none()
+    remaining: int | None
     if row is None or row[2] is None:
         remaining = 0  # never reached Shopify: nothing there to expire or remind of
     else:
@@ -249,7 +252,10 @@ async def remind_on_shopify(res: Resources, credit_id: int, days_before: int) ->
         async def read(api: shopify_admin.AdminApi) -> int:
             return await shopify_admin.credit_remaining(res.http, api, transaction_id, currency)
 
-        remaining = await platform_service.read_admin(res, shop_id, read)
+        try:
+            remaining = await platform_service.read_admin(res, shop_id, read)
+        except platform_service.NoAdminAccess:
+            remaining = None  # no way into Shopify (any more): the ledger says what is left
     async with unit_of_work(res.sessionmaker, res.doorbell) as session:
         credit = await session.get_one(LedgerEntry, credit_id)
         shop = await session.get_one(Shop, credit.shop_id)
