@@ -56,6 +56,8 @@ DRAFT_PROGRAM: dict[str, Any] = {
     "rules": [],
     "tiers": [],
     "campaigns": [],
+    "credit_expiry_days": 90,
+    "reminder_days_before": [7, 1],
 }
 
 SAMPLE_ORDER: dict[str, Any] = {
@@ -100,7 +102,14 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "bulkRejectOrders": {
         "reject": _example("Reject two orders", {"ids": ["44", "45"], "reason": "Duplicate"})
     },
-    "replaceProgram": {"program": _example("5% with limits", DRAFT_PROGRAM)},
+    "replaceProgram": {
+        "program": _example("5% with limits, expiring after 90 days", DRAFT_PROGRAM)
+    },
+    "redeemCredit": {
+        "redeem": _example(
+            "Spend 5.00 at the till", {"amount": "5.00", "reference": "pos-receipt-20261201-0042"}
+        )
+    },
     "previewCashback": {
         "preview": _example(
             "Now and under a 10% draft",
@@ -739,6 +748,19 @@ RESPONSES: dict[str, Any] = {
     "bulkRejectOrders": {
         "results": [{"id": "4", "ok": True, "status": "rejected", "code": None, "detail": None}]
     },
+    "redeemCredit": {
+        "id": "1",
+        "customer_id": "1",
+        "reference": "pos-receipt-20261201-0042",
+        "amount": "5.00",
+        "currency": "USD",
+        "balance": "7.76",
+        "spent": [
+            {"credit_entry_id": "3", "amount": "4.38"},
+            {"credit_entry_id": "6", "amount": "0.62"},
+        ],
+        "created_at": "2026-12-01T10:02:44.917215Z",
+    },
     "getCustomer": {
         "id": "1",
         "external_id": "115310627314723954",
@@ -747,6 +769,7 @@ RESPONSES: dict[str, Any] = {
         "last_name": "Lopez",
         "balance": "12.76",
         "currency": "USD",
+        "expiring_soon": {"amount": "4.38", "expires_at": "2027-02-24T04:59:59Z"},
         "created_at": "2026-11-25T22:42:12.083085Z",
     },
     "listCustomerLedger": {
@@ -758,6 +781,8 @@ RESPONSES: dict[str, Any] = {
                 "currency": "USD",
                 "order_id": "5",
                 "reverses_entry_id": None,
+                "expires_at": "2027-02-24T04:59:59Z",
+                "redemption_id": None,
                 "description": "Cashback for order #1042",
                 "created_at": "2026-11-25T22:42:14.119455Z",
             }
@@ -778,6 +803,8 @@ RESPONSES: dict[str, Any] = {
         "rules": [],
         "tiers": [],
         "campaigns": [],
+        "credit_expiry_days": None,
+        "reminder_days_before": [],
         "version": 1,
         "created_at": "2026-11-25T22:42:11.281758Z",
     },
@@ -795,6 +822,8 @@ RESPONSES: dict[str, Any] = {
         "rules": [],
         "tiers": [],
         "campaigns": [],
+        "credit_expiry_days": 90,
+        "reminder_days_before": [7, 1],
         "version": 2,
         "created_at": "2026-11-25T22:42:14.441637Z",
     },
@@ -851,6 +880,8 @@ RESPONSES: dict[str, Any] = {
         "processed_today": 3,
         "cashback_issued_today": "12.76",
         "reversed_today": "0.00",
+        "expired_today": "1.20",
+        "expiring_next_30_days": "4.38",
         "cashback_issued_total": "12.76",
         "pending_count": 0,
         "held_count": 0,
@@ -875,6 +906,7 @@ RESPONSES: dict[str, Any] = {
                 "rejected": 0,
                 "cashback_issued": "0.00",
                 "reversed": "0.00",
+                "expired": "0.00",
                 "approval_time_median_seconds": None,
             }
         ],

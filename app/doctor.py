@@ -4,8 +4,11 @@ the reliability tests assert after every fault.
 Each check is one query that lists what breaks it; an empty list means the promise holds:
 - balances: a shop's issued and reversed totals (its dashboard) equal the sums of its ledger
   entries, and no customer's balance (the sum of their entries) is negative;
-- reversals: no credit is reversed by more than it gave, and a reversal belongs to its credit's
-  order and customer;
+- credits: what reversals, expiries and redemptions took from a credit never exceeds it
+  (reversed + expired + redeemed + left = credited, left >= 0), each belongs to its credit's
+  customer (a reversal or expiry to its order too), and at most one expiry per credit;
+- expiry: no credit of a ledger-only shop is past its expiry (by more than the window) with
+  something left on it;
 - one credit per order, and an order holds credit exactly when its status says so;
 - every order event is accounted for: none left unhandled past the window, each handled one has
   its order, no order stuck in `received` and no scheduled award overdue past the window;
@@ -29,6 +32,7 @@ from app.metrics.models import OrderStatsHourly
 from app.orders.models import Order
 from app.orders.state import CREDITED, OrderStatus
 from app.platform.models import CreditSync
+from app.shops.models import Shop
 from app.webhooks.models import EventStatus, WebhookEvent
 from app.webhooks.shopify import ORDER_TOPICS
 
@@ -41,6 +45,7 @@ CHECKS = (
     "balances_match_entries",
     "no_negative_balance",
     "reversals_within_credit",
+    "no_expiry_overdue",
     "one_credit_per_order",
     "credit_matches_status",
     "no_event_unhandled",
@@ -117,6 +122,7 @@ async def examine(
     report.add("balances_match_entries", await _totals_mismatch(session, shop_id))
     report.add("no_negative_balance", await _negative_balances(session, shop_id))
     report.add("reversals_within_credit", await _over_reversed(session, shop_id))
+    report.add("no_expiry_overdue", await _overdue_expiries(session, shop_id, cutoff))
     report.add("one_credit_per_order", await _double_credits(session, shop_id))
     report.add("credit_matches_status", await _credit_status_mismatch(session, shop_id))
     report.add("no_event_unhandled", await _unhandled_events(session, shop_id, cutoff))
@@ -143,6 +149,8 @@ async def _totals_mismatch(session: AsyncSession, shop_id: int | None) -> list[F
             E.shop_id.label("shop_id"),
             func.sum(E.amount).filter(E.kind == EntryKind.credit).label("issued"),
             func.sum(-E.amount).filter(E.kind == EntryKind.reversal).label("reversed"),
+            func.sum(-E.amount).filter(E.kind == EntryKind.expiry).label("expired"),
+            func.sum(-E.amount).filter(E.kind == EntryKind.redemption).label("redeemed"),
         )
         .group_by(E.shop_id)
         .where(_in_shop(E.shop_id, shop_id))
@@ -153,34 +161,32 @@ async def _totals_mismatch(session: AsyncSession, shop_id: int | None) -> list[F
             S.shop_id.label("shop_id"),
             func.sum(S.cashback_issued).label("issued"),
             func.sum(S.reversed).label("reversed"),
+            func.sum(S.expired).label("expired"),
+            func.sum(S.redeemed).label("redeemed"),
         )
         .group_by(S.shop_id)
         .where(_in_shop(S.shop_id, shop_id))
         .subquery()
     )
-    e_issued = func.coalesce(entries.c.issued, 0)
-    e_reversed = func.coalesce(entries.c.reversed, 0)
-    s_issued = func.coalesce(stats.c.issued, 0)
-    s_reversed = func.coalesce(stats.c.reversed, 0)
+    figures = ("issued", "reversed", "expired", "redeemed")
+    in_entries = [func.coalesce(entries.c[name], 0) for name in figures]
+    in_stats = [func.coalesce(stats.c[name], 0) for name in figures]
     rows = await session.execute(
-        select(
-            func.coalesce(entries.c.shop_id, stats.c.shop_id),
-            e_issued,
-            e_reversed,
-            s_issued,
-            s_reversed,
-        )
+        select(func.coalesce(entries.c.shop_id, stats.c.shop_id), *in_entries, *in_stats)
         .select_from(entries.join(stats, entries.c.shop_id == stats.c.shop_id, full=True))
-        .where(or_(e_issued != s_issued, e_reversed != s_reversed))
+        .where(or_(*(e != t for e, t in zip(in_entries, in_stats, strict=True))))
     )
     return [
         Finding(
             "balances_match_entries",
-            shop,
-            f"shop {shop}",
-            f"entries issued {ei} and reversed {er}; shop totals say {si} and {sr}",
+            row[0],
+            f"shop {row[0]}",
+            "entries say "
+            + ", ".join(f"{n} {v}" for n, v in zip(figures, row[1:5], strict=True))
+            + "; shop totals say "
+            + ", ".join(f"{n} {v}" for n, v in zip(figures, row[5:9], strict=True)),
         )
-        for shop, ei, er, si, sr in rows
+        for row in rows
     ]
 
 
@@ -199,34 +205,56 @@ async def _negative_balances(session: AsyncSession, shop_id: int | None) -> list
 
 
 async def _over_reversed(session: AsyncSession, shop_id: int | None) -> list[Finding]:
-    """Reversals summed per credit, and reversals whose order or customer is not the credit's."""
+    """What reversals, expiries and redemptions took, summed per credit (reversed + expired +
+    redeemed + left = credited, left >= 0); entries that take from something not a credit of
+    their customer (and order); credits that expired twice."""
     credit, rev = aliased(LedgerEntry), aliased(LedgerEntry)
+    taken_by = {
+        kind: func.coalesce(func.sum(-rev.amount).filter(rev.kind == kind), 0)
+        for kind in (EntryKind.reversal, EntryKind.expiry, EntryKind.redemption)
+    }
     over = await session.execute(
-        select(credit.shop_id, credit.order_id, credit.id, credit.amount, func.sum(-rev.amount))
+        select(
+            credit.shop_id,
+            credit.order_id,
+            credit.id,
+            credit.amount,
+            *taken_by.values(),
+            func.count().filter(rev.kind == EntryKind.expiry),
+        )
         .join(rev, rev.reverses_entry_id == credit.id)
         .group_by(credit.id)
-        .having(func.sum(-rev.amount) > credit.amount)
+        .having(
+            or_(
+                func.sum(-rev.amount) > credit.amount,
+                func.count().filter(rev.kind == EntryKind.expiry) > 1,
+            )
+        )
         .where(_in_shop(credit.shop_id, shop_id))
     )
     found = [
         Finding(
             "reversals_within_credit",
-            shop,
-            f"order {order}",
-            f"credit {entry} of {amount} reversed by {taken}",
+            row[0],
+            f"order {row[1]}" if row[1] else f"ledger entry {row[2]}",
+            f"credit {row[2]} of {row[3]} taken {row[4] + row[5] + row[6]}: reversed "
+            f"{row[4]}, expired {row[5]} ({row[7]} expiries), redeemed {row[6]}",
         )
-        for shop, order, entry, amount, taken in over
+        for row in over
     ]
     strays = await session.execute(
-        select(rev.shop_id, rev.order_id, rev.id)
+        select(rev.shop_id, rev.order_id, rev.id, rev.kind)
         .outerjoin(credit, credit.id == rev.reverses_entry_id)
         .where(
-            rev.kind == EntryKind.reversal,
+            rev.kind != EntryKind.credit,
             or_(
                 credit.id.is_(None),
                 credit.kind != EntryKind.credit,
-                credit.order_id.is_distinct_from(rev.order_id),
                 credit.customer_id != rev.customer_id,
+                and_(
+                    rev.kind != EntryKind.redemption,
+                    credit.order_id.is_distinct_from(rev.order_id),
+                ),
             ),
         )
         .where(_in_shop(rev.shop_id, shop_id))
@@ -236,11 +264,42 @@ async def _over_reversed(session: AsyncSession, shop_id: int | None) -> list[Fin
             "reversals_within_credit",
             shop,
             f"order {order}",
-            f"reversal {entry} does not reverse a credit of its own order and customer",
+            f"{kind} {entry} does not take from a credit of its own order and customer",
         )
-        for shop, order, entry in strays
+        for shop, order, entry, kind in strays
     ]
     return found
+
+
+async def _overdue_expiries(
+    session: AsyncSession, shop_id: int | None, cutoff: datetime
+) -> list[Finding]:
+    """Credits of ledger-only shops past their expiry (by the window) with something left:
+    the sweeper writes their expiry each minute. Pushing shops' credits expire on Shopify."""
+    credit, taken = aliased(LedgerEntry), aliased(LedgerEntry)
+    left = credit.amount + func.coalesce(func.sum(taken.amount), 0)
+    rows = await session.execute(
+        select(credit.shop_id, credit.id, credit.expires_at, left)
+        .join(Shop, Shop.id == credit.shop_id)
+        .outerjoin(taken, taken.reverses_entry_id == credit.id)
+        .where(
+            credit.kind == EntryKind.credit,
+            credit.expires_at < cutoff,
+            ~and_(Shop.push_store_credit.is_(True), Shop.uninstalled_at.is_(None)),
+            _in_shop(credit.shop_id, shop_id),
+        )
+        .group_by(credit.id)
+        .having(left > 0)
+    )
+    return [
+        Finding(
+            "no_expiry_overdue",
+            shop,
+            f"ledger entry {entry}",
+            f"expired at {at} with {amount} left",
+        )
+        for shop, entry, at, amount in rows
+    ]
 
 
 async def _double_credits(session: AsyncSession, shop_id: int | None) -> list[Finding]:

@@ -2,10 +2,11 @@
 
 from app.audit.models import AuditEvent
 from app.catalog.models import Product
+from app.expiry.models import ExpiryReminder
 from app.kit.db import Base
 from app.kit.idempotency import IdempotencyKey
 from app.kit.operations import Operation
-from app.ledger.models import Customer, LedgerEntry
+from app.ledger.models import Customer, LedgerEntry, Redemption
 from app.metrics.models import OrderStatsHourly
 from app.notifications.models import OutboxMessage
 from app.orders.models import Order, OrderLine
@@ -22,6 +23,7 @@ __all__ = [
     "Base",
     "CreditSync",
     "Customer",
+    "ExpiryReminder",
     "IdempotencyKey",
     "LedgerEntry",
     "OAuthState",
@@ -32,6 +34,7 @@ __all__ = [
     "OutboxMessage",
     "Product",
     "ProgramVersion",
+    "Redemption",
     "Refund",
     "Shop",
     "ShopifyGrant",

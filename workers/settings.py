@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import tasks as audit_tasks
 from app.config import Settings
+from app.expiry import tasks as expiry_tasks
 from app.kit import idempotency_tasks
 from app.kit.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
 from app.kit.operations import Operation
@@ -65,6 +66,7 @@ DOMAIN_TASKS = (
     idempotency_tasks,
     audit_tasks,
     shopify_tasks,
+    expiry_tasks,
 )
 STALE_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 5000

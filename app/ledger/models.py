@@ -14,6 +14,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,7 +38,14 @@ class Customer(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
 
 class EntryKind(StrEnum):
     credit = "credit"
-    reversal = "reversal"
+    reversal = "reversal"  # a refund or cancellation took part of a credit back
+    expiry = "expiry"  # what was left of a credit when it expired
+    redemption = "redemption"  # the customer spent part of a credit (ledger-only shops)
+
+
+# Entries that take from one credit (`reverses_entry_id`): what is left of a credit is its
+# amount plus theirs (they are negative).
+CONSUMING = (EntryKind.reversal, EntryKind.expiry, EntryKind.redemption)
 
 
 class LedgerEntry(IdMixin, TimestampMixin, Base):
@@ -47,11 +55,23 @@ class LedgerEntry(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "idempotency_key"),
         CheckConstraint(
-            "(kind = 'credit' AND amount > 0) OR (kind = 'reversal' AND amount < 0)",
+            "(kind = 'credit' AND amount > 0) OR "
+            "(kind IN ('reversal', 'expiry', 'redemption') AND amount < 0)",
             name="amount_sign",
+        ),
+        CheckConstraint(
+            "kind = 'credit' OR reverses_entry_id IS NOT NULL", name="consumes_a_credit"
         ),
         Index("ix_ledger_entries_customer_id_id", "customer_id", "id"),
         Index("ix_ledger_entries_shop_id_created_at", "shop_id", "created_at"),
+        Index("ix_ledger_entries_reverses_entry_id", "reverses_entry_id"),
+        # The sweeper's and the dashboard's window of credits that expire.
+        Index(
+            "ix_ledger_entries_expiring",
+            "shop_id",
+            "expires_at",
+            postgresql_where=text("kind = 'credit' AND expires_at IS NOT NULL"),
+        ),
     )
 
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
@@ -64,6 +84,25 @@ class LedgerEntry(IdMixin, TimestampMixin, Base):
     idempotency_key: Mapped[str] = mapped_column(String(255), nullable=False)
     reverses_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
     description: Mapped[str | None] = mapped_column(Text)
+    # A credit's expiry, fixed when it is written (the program's `credit_expiry_days` then).
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A redemption entry's redemption (one entry per credit it spent).
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"), index=True)
+
+
+class Redemption(IdMixin, TimestampMixin, Base):
+    """Credit a customer spent, once per (shop, reference): the merchant's own reference
+    (e.g. their order or POS receipt) makes a retried request a no-op. Its ledger entries
+    (`kind = redemption`) say which credits it spent."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (UniqueConstraint("shop_id", "reference"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(255), nullable=False)
+    amount: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
 
 
 class LedgerErasure(IdMixin, Base):

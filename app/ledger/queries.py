@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -7,9 +9,10 @@ from app.kit.errors import NotFound
 from app.kit.money import format_minor
 from app.kit.pagination import decode_cursor, next_cursor
 from app.ledger import service
-from app.ledger.models import Customer, LedgerEntry
+from app.ledger.models import Customer, EntryKind, LedgerEntry
 from app.ledger.schemas import (
     CustomerRead,
+    ExpiringCredit,
     LedgerEntryList,
     LedgerEntryRead,
     StorefrontBalance,
@@ -18,7 +21,8 @@ from app.ledger.schemas import (
 from app.orders.models import Order
 
 
-async def _customer(session: AsyncSession, shop_id: int, customer_id: int) -> Customer:
+async def customer_of_shop(session: AsyncSession, shop_id: int, customer_id: int) -> Customer:
+    """The shop's customer (another shop's id answers 404, like an unknown one)."""
     customer = await session.scalar(
         select(Customer).where(Customer.id == customer_id, Customer.shop_id == shop_id)
     )
@@ -30,7 +34,7 @@ async def _customer(session: AsyncSession, shop_id: int, customer_id: int) -> Cu
 async def get_customer(
     session: AsyncSession, shop_id: int, currency: str, customer_id: int
 ) -> CustomerRead:
-    customer = await _customer(session, shop_id, customer_id)
+    customer = await customer_of_shop(session, shop_id, customer_id)
     return CustomerRead(
         id=str(customer.id),
         external_id=customer.external_id,
@@ -39,14 +43,44 @@ async def get_customer(
         last_name=customer.last_name,
         balance=format_minor(await service.balance(session, customer.id), currency),
         currency=currency,
+        expiring_soon=await _expiring_soon(session, customer.id, currency),
         created_at=customer.created_at,
     )
+
+
+EXPIRING_SOON = timedelta(days=30)
+
+
+async def _expiring_soon(
+    session: AsyncSession, customer_id: int, currency: str
+) -> ExpiringCredit | None:
+    """What is left of the customer's credits that expire first (within 30 days)."""
+    now = datetime.now(UTC)
+    credits = list(
+        await session.scalars(
+            select(LedgerEntry)
+            .where(
+                LedgerEntry.customer_id == customer_id,
+                LedgerEntry.kind == EntryKind.credit,
+                LedgerEntry.expires_at > now,
+                LedgerEntry.expires_at <= now + EXPIRING_SOON,
+            )
+            .order_by(LedgerEntry.expires_at, LedgerEntry.id)
+        )
+    )
+    live = [c for c in await service.credits_left(session, credits) if c.left > 0]
+    if not live:
+        return None
+    first = live[0].expires_at
+    assert first is not None
+    left = sum(c.left for c in live if c.expires_at == first)
+    return ExpiringCredit(amount=format_minor(left, currency), expires_at=first)
 
 
 async def list_ledger(
     session: AsyncSession, shop_id: int, customer_id: int, *, cursor: str | None, limit: int
 ) -> LedgerEntryList:
-    customer = await _customer(session, shop_id, customer_id)
+    customer = await customer_of_shop(session, shop_id, customer_id)
     stmt = select(LedgerEntry).where(LedgerEntry.customer_id == customer.id)
     after = decode_cursor(cursor)
     if after is not None:
@@ -63,6 +97,8 @@ async def list_ledger(
                 currency=e.currency,
                 order_id=str(e.order_id) if e.order_id else None,
                 reverses_entry_id=str(e.reverses_entry_id) if e.reverses_entry_id else None,
+                expires_at=e.expires_at,
+                redemption_id=str(e.redemption_id) if e.redemption_id else None,
                 description=e.description,
                 created_at=e.created_at,
             )

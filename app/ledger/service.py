@@ -4,11 +4,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.ledger.models import Customer, EntryKind, LedgerEntry
+from app.ledger.credits import CreditLeft
+from app.ledger.models import CONSUMING, Customer, EntryKind, LedgerEntry
 from app.orders.domain import PlatformCustomer
 from app.shops.models import Shop
 
@@ -176,6 +177,7 @@ async def credit(
     currency: str,
     idempotency_key: str,
     description: str | None = None,
+    expires_at: datetime | None = None,
 ) -> int | None:
     """Append a credit entry; returns its id, or None when the key was already written."""
     return await _append(
@@ -188,6 +190,7 @@ async def credit(
         currency=currency,
         idempotency_key=idempotency_key,
         description=description,
+        expires_at=expires_at,
     )
 
 
@@ -201,6 +204,8 @@ _ENTRY_FIELDS = (
     "idempotency_key",
     "reverses_entry_id",
     "description",
+    "expires_at",
+    "redemption_id",
 )
 _entries = cast(Table, LedgerEntry.__table__)  # Core, not the ORM's bulk insert: the hot path
 # Built once: a statement built per call costs more client CPU than its round trip.
@@ -258,15 +263,92 @@ async def reverse(
     description: str | None = None,
 ) -> int | None:
     """Append a reversal of part of `credit`; returns its id, or None if already written."""
+    return await consume(
+        session,
+        credit,
+        EntryKind.reversal,
+        amount,
+        idempotency_key=idempotency_key,
+        description=description,
+    )
+
+
+async def consume(
+    session: AsyncSession,
+    credit: LedgerEntry,
+    kind: EntryKind,
+    amount: int,
+    *,
+    idempotency_key: str,
+    description: str | None = None,
+    redemption_id: int | None = None,
+) -> int | None:
+    """Append a negative entry of `kind` taking `amount` from `credit` (lock it first with
+    `lock_credits` and take at most what `credits_left` says); None if already written."""
+    assert kind in CONSUMING and amount > 0
     return await _append(
         session,
-        shop_id=shop.id,
+        shop_id=credit.shop_id,
         customer_id=credit.customer_id,
         order_id=credit.order_id,
-        kind=EntryKind.reversal,
+        kind=kind,
         amount=-amount,
         currency=credit.currency,
         idempotency_key=idempotency_key,
         reverses_entry_id=credit.id,
         description=description,
+        redemption_id=redemption_id,
     )
+
+
+async def expire(
+    session: AsyncSession, credit: LedgerEntry, amount: int, *, description: str
+) -> int | None:
+    """Append the credit's expiry entry: one per credit, ever (its idempotency key)."""
+    return await consume(
+        session,
+        credit,
+        EntryKind.expiry,
+        amount,
+        idempotency_key=f"expiry:{credit.id}",
+        description=description,
+    )
+
+
+async def lock_credits(session: AsyncSession, where: ColumnElement[bool]) -> list[LedgerEntry]:
+    """The credit entries matching `where`, row-locked in id order: whoever takes from a
+    credit (reversal, expiry, redemption) holds its row, so two of them never both take what
+    is left. FOR NO KEY UPDATE: new entries pointing at the credit are not held up."""
+    stmt = (
+        select(LedgerEntry)
+        .where(LedgerEntry.kind == EntryKind.credit, where)
+        .order_by(LedgerEntry.id)
+        .with_for_update(key_share=True)
+    )
+    return list(await session.scalars(stmt))
+
+
+async def credits_left(session: AsyncSession, credits: Sequence[LedgerEntry]) -> list[CreditLeft]:
+    """What each credit's reversals, expiry and redemptions took, and so what is left."""
+    if not credits:
+        return []
+    E = LedgerEntry
+    taken = {
+        (row[0], row[1]): int(row[2])
+        for row in await session.execute(
+            select(E.reverses_entry_id, E.kind, func.sum(-E.amount))
+            .where(E.reverses_entry_id.in_([c.id for c in credits]))
+            .group_by(E.reverses_entry_id, E.kind)
+        )
+    }
+    return [
+        CreditLeft(
+            entry_id=c.id,
+            amount=c.amount,
+            expires_at=c.expires_at,
+            reversed=taken.get((c.id, EntryKind.reversal), 0),
+            expired=taken.get((c.id, EntryKind.expiry), 0),
+            redeemed=taken.get((c.id, EntryKind.redemption), 0),
+        )
+        for c in credits
+    ]

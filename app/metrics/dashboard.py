@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.kit.money import format_minor
 from app.ledger.models import Customer, EntryKind, LedgerEntry
@@ -26,6 +27,10 @@ class Dashboard(BaseModel):
     processed_today: int
     cashback_issued_today: str
     reversed_today: str
+    expired_today: str = Field(description="Credit that expired today, unspent.")
+    expiring_next_30_days: str = Field(
+        description="What is left of credits that expire in the next 30 days."
+    )
     cashback_issued_total: str
     pending_count: int
     held_count: int
@@ -51,6 +56,7 @@ class DailyRow(BaseModel):
     rejected: int
     cashback_issued: str
     reversed: str
+    expired: str = Field(description="Credit that expired that day, unspent.")
     approval_time_median_seconds: float | None
 
 
@@ -91,9 +97,11 @@ async def dashboard(session: AsyncSession, shop: Shop, tz: ZoneInfo) -> Dashboar
                 func.coalesce(func.sum(S.processed), 0),
                 func.coalesce(func.sum(S.cashback_issued), 0),
                 func.coalesce(func.sum(S.reversed), 0),
+                func.coalesce(func.sum(S.expired), 0),
             ).where(S.shop_id == shop.id, S.hour >= today)
         )
     ).one()
+    expiring = await expiring_within(session, shop.id, now, now + EXPIRING_WINDOW)
     issued_total = await session.scalar(
         select(func.coalesce(func.sum(S.cashback_issued), 0)).where(S.shop_id == shop.id)
     )
@@ -164,6 +172,8 @@ async def dashboard(session: AsyncSession, shop: Shop, tz: ZoneInfo) -> Dashboar
         processed_today=int(today_row[0]),
         cashback_issued_today=format_minor(int(today_row[1]), cur),
         reversed_today=format_minor(int(today_row[2]), cur),
+        expired_today=format_minor(int(today_row[3]), cur),
+        expiring_next_30_days=format_minor(expiring, cur),
         cashback_issued_total=format_minor(int(issued_total or 0), cur),
         pending_count=int(counts.get(OrderStatus.pending, 0)),
         held_count=int(counts.get(OrderStatus.held, 0)),
@@ -177,6 +187,32 @@ async def dashboard(session: AsyncSession, shop: Shop, tz: ZoneInfo) -> Dashboar
         sync_failures=int(sync_failures or 0),
         oldest_pending_seconds=(now - oldest).total_seconds() if oldest else None,
     )
+
+
+EXPIRING_WINDOW = timedelta(days=30)
+
+
+async def expiring_within(
+    session: AsyncSession, shop_id: int, start: datetime, end: datetime
+) -> int:
+    """What is left of the shop's credits expiring in [start, end): the credits come from the
+    partial index on (shop, expires_at), what took from them from the index on the credit."""
+    credit, taken = aliased(LedgerEntry), aliased(LedgerEntry)
+    consumed = (
+        select(func.coalesce(func.sum(taken.amount), 0))
+        .where(taken.reverses_entry_id == credit.id)
+        .scalar_subquery()
+    )
+    left = await session.scalar(
+        select(func.coalesce(func.sum(func.greatest(credit.amount + consumed, 0)), 0)).where(
+            credit.shop_id == shop_id,
+            credit.kind == EntryKind.credit,
+            credit.expires_at.is_not(None),
+            credit.expires_at >= start,
+            credit.expires_at < end,
+        )
+    )
+    return int(left or 0)
 
 
 def _duration(value: object) -> float | None:
@@ -200,6 +236,7 @@ async def daily(
                 func.sum(S.rejected).label("rejected"),
                 func.sum(S.cashback_issued).label("issued"),
                 func.sum(S.reversed).label("reversed"),
+                func.sum(S.expired).label("expired"),
             )
             .where(S.shop_id == shop.id, S.hour >= start, S.hour < end)
             .group_by(local_day)
@@ -234,6 +271,7 @@ async def daily(
                 rejected=int(row.rejected) if row else 0,
                 cashback_issued=format_minor(int(row.issued) if row else 0, cur),
                 reversed=format_minor(int(row.reversed) if row else 0, cur),
+                expired=format_minor(int(row.expired) if row else 0, cur),
                 approval_time_median_seconds=_duration(medians.get(day)),
             )
         )

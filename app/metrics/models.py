@@ -27,3 +27,5 @@ class OrderStatsHourly(Base):
         BigInteger, default=0, server_default="0", nullable=False
     )
     reversed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", nullable=False)
+    expired: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", nullable=False)
+    redeemed: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", nullable=False)

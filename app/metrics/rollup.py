@@ -12,7 +12,7 @@ from app.events.publish import defer_dashboard_update
 from app.metrics.models import OrderStatsHourly
 
 SHARDS = 4
-COUNTERS = ("orders", "processed", "rejected", "cashback_issued", "reversed")
+COUNTERS = ("orders", "processed", "rejected", "cashback_issued", "reversed", "expired", "redeemed")
 _DEFERRED = "cashback.rollup_deferred"
 
 

@@ -19,6 +19,7 @@ from app.audit import service as audit_service
 from app.audit.service import SYSTEM
 from app.kit.money import format_minor
 from app.ledger import service as ledger_service
+from app.ledger.credits import CreditLeft, reversal_within
 from app.ledger.models import EntryKind, LedgerEntry
 from app.metrics import rollup
 from app.notifications import service as notification_service
@@ -110,14 +111,12 @@ def _refunded_quantities(refund: Refund) -> dict[str, int]:
     return quantities
 
 
-async def _credit_entry(session: AsyncSession, order: Order) -> LedgerEntry:
-    entry = await session.scalar(
-        select(LedgerEntry).where(
-            LedgerEntry.order_id == order.id, LedgerEntry.kind == EntryKind.credit
-        )
-    )
-    assert entry is not None, "a credited order has its credit entry"
-    return entry
+async def _credit_entry(session: AsyncSession, order: Order) -> tuple[LedgerEntry, CreditLeft]:
+    """The order's credit, locked against a redemption or expiry taking from it meanwhile,
+    and what is left of it."""
+    [entry] = await ledger_service.lock_credits(session, LedgerEntry.order_id == order.id)
+    [left] = await ledger_service.credits_left(session, [entry])
+    return entry, left
 
 
 async def _reversed_so_far(session: AsyncSession, order: Order) -> int:
@@ -244,7 +243,7 @@ async def _reverse(
     session: AsyncSession, shop: Shop, order: Order, refund: Refund
 ) -> dict[str, Any]:
     """Take back credit: by line, cumulatively, and in proportion for amount-only refunds."""
-    credit_entry = await _credit_entry(session, order)
+    credit_entry, left = await _credit_entry(session, order)
     credit = credit_entry.amount
     lines = await _lines(session, order)
     shares = allocate(
@@ -263,7 +262,9 @@ async def _reverse(
         so_far["amount_only_reversed"],
     )
     remaining = credit - await _reversed_so_far(session, order)
-    amount = min(amount + shipping + amount_only, remaining)  # never beyond what was credited
+    wanted = min(amount + shipping + amount_only, remaining)  # never beyond what was credited
+    # What expired or was spent is not taken back: a balance never goes below zero.
+    amount = reversal_within(left, wanted)
     if amount > 0:
         await _take_back(
             session,
@@ -273,15 +274,16 @@ async def _reverse(
             amount,
             idempotency_key=f"refund:{refund.external_id}",
             description=f"Refund {refund.external_id} of order {order.name or order.external_id}",
-            target=OrderStatus.reversed if amount == remaining else OrderStatus.partially_reversed,
+            target=OrderStatus.reversed if wanted == remaining else OrderStatus.partially_reversed,
             reason=f"refund {refund.external_id}",
         )
+    kept = {"kept_expired_or_spent": wanted - amount} if wanted > amount else {}
     return await _effect(
         session,
         shop,
         order,
         refund,
-        {"reversed": amount},
+        {"reversed": amount} | kept,
         refunded=refunded,
         amount_only=amount_only,
         shipping=shipping,
@@ -378,15 +380,14 @@ async def cancel(session: AsyncSession, shop: Shop, order: Order) -> None:
     """A cancelled order: everything credited is taken back; an undecided one is rejected."""
     status = OrderStatus(order.status)
     if status in CREDITED:
-        credit_entry = await _credit_entry(session, order)
-        remaining = credit_entry.amount - await _reversed_so_far(session, order)
-        if remaining > 0:
+        credit_entry, left = await _credit_entry(session, order)
+        if left.left > 0:  # what expired or was spent stays so
             await _take_back(
                 session,
                 shop,
                 order,
                 credit_entry,
-                remaining,
+                left.left,
                 idempotency_key=f"order:{order.id}:cancel",
                 description=f"Order {order.name or order.external_id} cancelled",
                 target=OrderStatus.reversed,

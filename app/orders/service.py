@@ -20,6 +20,7 @@ from app.catalog import service as catalog_service
 from app.events.publish import defer_dashboard_update, defer_event, order_status_changed
 from app.kit.money import format_minor
 from app.kit.queue import defer_job
+from app.ledger import credits
 from app.ledger import service as ledger_service
 from app.metrics import rollup
 from app.notifications import service as notification_service
@@ -677,6 +678,13 @@ async def credit_order(
                 reversed_amount=0,
             )
         )
+    _, program = await _program(session, shop.id)
+    expiry_days = program.credit_expiry_days  # the program's when credited, kept for good
+    expires_at = (
+        None
+        if expiry_days is None
+        else credits.expires_at(datetime.now(UTC), expiry_days, ZoneInfo(shop.timezone))
+    )
     entry_id = await ledger_service.credit(
         session,
         shop_id=order.shop_id,
@@ -686,11 +694,12 @@ async def credit_order(
         currency=order.currency,
         idempotency_key=f"order:{order.id}:credit",
         description=f"Cashback for order {order.name or order.external_id}",
+        expires_at=expires_at,
     )
     if entry_id is None:
         logger.warning("order %s already had its credit; not writing it twice", order.id)
     else:
-        await ledger_entry_written(session, shop, order, entry_id, amount)
+        await ledger_entry_written(session, shop, order, entry_id, amount, expires_at=expires_at)
         await rollup.bump(session, shop.id, order.id, processed=1, cashback_issued=amount)
     await transition(
         session, order, OrderStatus.processed, actor=actor, action=action, details=details
@@ -720,10 +729,17 @@ async def due_awards(session: AsyncSession, now: datetime, limit: int) -> list[i
 
 
 async def ledger_entry_written(
-    session: AsyncSession, shop: Shop, order: Order, entry_id: int, amount: int
+    session: AsyncSession,
+    shop: Shop,
+    order: Order,
+    entry_id: int,
+    amount: int,
+    *,
+    expires_at: datetime | None = None,
 ) -> None:
     """What follows every credit and reversal: the push to the shop's store credit (or a
-    skipped sync row for a ledger-only shop), and the customer's notice."""
+    skipped sync row for a ledger-only shop), and the customer's notice (a credit's with its
+    expiry, when it has one)."""
     await platform_service.schedule_sync(session, shop, entry_id)
     if notification_service.endpoint(shop, OutboxKind.customer_notice) is None:
         return
@@ -741,7 +757,8 @@ async def ledger_entry_written(
             "amount": format_minor(abs(amount), cur),
             "currency": cur,
             "balance": format_minor(balance, cur),
-        },
+        }
+        | ({"expires_at": expires_at.astimezone(UTC).isoformat()} if expires_at else {}),
     )
 
 

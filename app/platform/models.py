@@ -28,6 +28,10 @@ class CreditSync(TimestampMixin, UpdatedAtMixin, Base):
             "updated_at",
             postgresql_where=text("status IN ('pending', 'in_flight')"),
         ),
+        # Finding the credit a Shopify transaction (an expiration's credit) belongs to.
+        Index(
+            "ix_credit_syncs_shop_id_platform_transaction_id", "shop_id", "platform_transaction_id"
+        ),
     )
 
     ledger_entry_id: Mapped[int] = mapped_column(ForeignKey("ledger_entries.id"), primary_key=True)

@@ -1,5 +1,6 @@
-"""Reconciliation with Shopify: catch paid orders the webhooks missed, and report customers
-whose store credit pushed to Shopify differs from the ledger.
+"""Reconciliation with Shopify: catch paid orders the webhooks missed, read back the credit
+Shopify expired (`platform.expirations`), and report customers whose store credit pushed to
+Shopify differs from the ledger.
 
 Missed orders are listed through the GraphQL Admin API (`orders(query: "updated_at:>=…")`, by
 cursor, throttle-aware), put in the webhook's REST shape, and fed to the normal ingestion as a
@@ -19,6 +20,7 @@ import orjson
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.expiry import service as expiry_service
 from app.kit.money import format_minor
 from app.kit.resources import Resources
 from app.kit.uow import unit_of_work
@@ -26,7 +28,7 @@ from app.ledger.models import Customer, LedgerEntry
 from app.orders.models import Order
 from app.platform import shopify_admin
 from app.platform.models import CreditSync, SyncStatus
-from app.platform.service import admin_api
+from app.platform.service import admin_api, pushes_store_credit
 from app.shopify import subscriptions
 from app.shopify import tokens as shopify_tokens
 from app.shopify.app_config import app_of
@@ -61,6 +63,7 @@ class ReconcileSummary:
     mismatches: list[CustomerMismatch] = field(default_factory=list)
     # Topics the service handles that the shop does not deliver to us (app installs only).
     missing_subscriptions: list[str] = field(default_factory=list)
+    expired: int = 0  # expiry entries written for credits Shopify expired
 
     def lines(self) -> list[str]:
         lines = [
@@ -68,6 +71,7 @@ class ReconcileSummary:
             f"paid orders on Shopify: {self.orders_seen}",
             f"missed orders ingested: {len(self.ingested)}",
             *(f"  order {order_id}" for order_id in self.ingested),
+            f"credits expired on Shopify, read back: {self.expired}",
             f"customers whose Shopify credit differs from the ledger: {len(self.mismatches)}",
         ]
         if self.missing_subscriptions:
@@ -93,7 +97,10 @@ async def reconcile_domain(res: Resources, domain: str, *, since: date) -> Recon
     return await reconcile_shop(res, shop_id, since=since)
 
 
-async def reconcile_shop(res: Resources, shop_id: int, *, since: date) -> ReconcileSummary:
+async def reconcile_shop(
+    res: Resources, shop_id: int, *, since: date, now: datetime | None = None
+) -> ReconcileSummary:
+    """`now`: when expired credit is looked for (for tests)."""
     await shopify_tokens.refresh(res, shop_id)  # only when it is about to expire
     async with res.sessionmaker() as session:
         shop = await session.get_one(Shop, shop_id)
@@ -116,6 +123,10 @@ async def reconcile_shop(res: Resources, shop_id: int, *, since: date) -> Reconc
         summary.orders_seen += len(page)
         async with unit_of_work(res.sessionmaker, res.doorbell) as session:
             summary.ingested += await _ingest_missing(session, shop, page)
+    if pushes_store_credit(shop):  # before comparing: Shopify's expirations in the ledger
+        summary.expired = await expiry_service.read_shopify_expirations(
+            res, shop.id, now or datetime.now(UTC), look_back=expiry_service.LOOKBACK
+        )
     async with res.sessionmaker() as session:
         summary.mismatches = await customer_mismatches(session, shop.id)
     if summary.ingested or summary.mismatches or summary.missing_subscriptions:

@@ -42,7 +42,7 @@ from app.ledger.models import Customer, EntryKind, LedgerEntry
 from app.notifications import service as notifications
 from app.orders.domain import snapshot_from_json
 from app.orders.models import Order
-from app.platform import shopify_admin
+from app.platform import expirations, shopify_admin
 from app.platform.models import CreditSync, SyncStatus
 from app.platform.shopify_admin import (
     AccountTransaction,
@@ -175,6 +175,7 @@ class Push:
     attempt: int
     attempted_at: datetime
     check_first: bool  # an earlier attempt's outcome is unknown
+    expires_at: datetime | None = None  # a credit's expiry: Shopify expires it then
 
     @property
     def note(self) -> str:
@@ -211,6 +212,8 @@ async def sync_entry(res: Resources, ledger_entry_id: int) -> SyncStatus | None:
         account = await _read_account(res, step, since=step.attempted_at - CLOCK_SKEW)
         async with unit_of_work(res.sessionmaker, res.doorbell) as session:
             adopted = await _adopt(session, step, account)
+            if account is not None:  # the account is read anyway: learn what expired there
+                await expirations.record(session, step.shop_id, account)
         if adopted is not None:
             return adopted
         wait = (step.attempted_at + _settle_time(res) - datetime.now(UTC)).total_seconds()
@@ -373,7 +376,7 @@ async def _begin(
         ledger_entry_id=entry.id,
         shop_id=shop.id,
         api=api,
-        owner_id=await _owner_id(session, entry),
+        owner_id=await owner_of(session, entry),
         kind="credit" if entry.kind == EntryKind.credit else "debit",
         amount=abs(entry.amount) - sync.shortfall,
         total=abs(entry.amount),
@@ -382,6 +385,7 @@ async def _begin(
         attempt=sync.attempts,
         attempted_at=sync.attempted_at or sync.created_at,
         check_first=True,
+        expires_at=entry.expires_at if entry.kind == EntryKind.credit else None,
     )
     if sync.status == SyncStatus.in_flight and sync.attempts != checked_attempt:
         return push
@@ -392,7 +396,7 @@ async def _begin(
     return replace(push, attempt=sync.attempts, attempted_at=now, check_first=False)
 
 
-async def _owner_id(session: AsyncSession, entry: LedgerEntry) -> str:
+async def owner_of(session: AsyncSession, entry: LedgerEntry) -> str:
     """B2B credit belongs to the company location that bought (never to the company itself);
     else, and for a B2B order without a location that a reviewer released, to the customer."""
     if entry.order_id is not None:
@@ -453,6 +457,7 @@ async def _send(res: Resources, push: Push) -> MutationOutcome:
             push.currency,
             notify=push.notify,
             note=push.note,
+            expires_at=push.expires_at,
         )
     return await shopify_admin.debit(
         res.http, push.api, push.owner_id, push.amount, push.currency, note=push.note

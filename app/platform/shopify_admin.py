@@ -116,12 +116,13 @@ class AdminApiError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class AccountTransaction:
-    id: str
-    kind: str  # credit | debit | other
+    id: str  # "" for an expiration (it has no id of its own: its credit names it)
+    kind: str  # credit | debit | expiration | other
     amount: int  # minor units, always positive; `kind` says the direction
     created_at: datetime
     event: str | None
     note: str | None
+    expired_credit_id: str | None = None  # an expiration's credit transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,7 @@ query StoreCreditActivity($owner: ID!, $accounts: String!, $after: String) {
               amount { amount currencyCode }
               createdAt
               event%(note)s
+              ... on StoreCreditAccountExpirationTransaction { creditTransaction { id } }
             }
           }
         }
@@ -225,6 +227,7 @@ async def order_payments(
 _TRANSACTION_KINDS = {
     "StoreCreditAccountCreditTransaction": "credit",
     "StoreCreditAccountDebitTransaction": "debit",
+    "StoreCreditAccountExpirationTransaction": "expiration",
 }
 
 
@@ -237,8 +240,11 @@ async def credit(
     *,
     notify: bool,
     note: str | None,
+    expires_at: datetime | None = None,
 ) -> MutationOutcome:
     credit_input: dict[str, Any] = {"creditAmount": _money(amount, currency)}
+    if expires_at is not None:  # Shopify expires what is left of it then, and shows the date
+        credit_input["expiresAt"] = expires_at.isoformat()
     if api.supports(NOTIFY_SINCE):
         credit_input["notify"] = notify
     if note is not None and api.supports(NOTE_SINCE):
@@ -384,6 +390,7 @@ async def store_credit_account(
 
 
 def _transaction(node: dict[str, Any], currency: str) -> AccountTransaction:
+    expired_credit = node.get("creditTransaction") or {}
     return AccountTransaction(
         id=str(node.get("id", "")),
         kind=_TRANSACTION_KINDS.get(str(node.get("__typename")), "other"),
@@ -391,7 +398,33 @@ def _transaction(node: dict[str, Any], currency: str) -> AccountTransaction:
         created_at=datetime.fromisoformat(str(node["createdAt"])),
         event=node.get("event"),
         note=node.get("note"),
+        expired_credit_id=expired_credit.get("id"),
     )
+
+
+_CREDIT_REMAINING = """
+query CreditRemaining($id: ID!) {
+  node(id: $id) {
+    ... on StoreCreditAccountCreditTransaction {
+      id
+      expiresAt
+      remainingAmount { amount currencyCode }
+    }
+  }
+}
+"""
+
+
+async def credit_remaining(
+    http: httpx.AsyncClient, api: AdminApi, credit_transaction_id: str, currency: str
+) -> int:
+    """What is left of one of our credits on Shopify (spent at checkout, debited, expired:
+    all counted). Raises AdminApiError when Shopify cannot answer now."""
+    data = await _query(http, api, _CREDIT_REMAINING, {"id": credit_transaction_id})
+    node = data.get("node")
+    if not node or "remainingAmount" not in node:
+        raise AdminApiError(f"credit transaction {credit_transaction_id} not found")
+    return _minor(node["remainingAmount"], currency)
 
 
 def _minor(money: dict[str, Any], currency: str) -> int:

@@ -134,3 +134,22 @@ class Program(_Strict):
     rules: list[ProductRule] = Field(default_factory=list, max_length=1000)
     tiers: list[Tier] = Field(default_factory=list, max_length=100)
     campaigns: list[Campaign] = Field(default_factory=list, max_length=100)
+    credit_expiry_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Credit expires at the end of the shop's local day this many days after it "
+        "is credited; none: it never expires. Credits keep the expiry they were given.",
+    )
+    reminder_days_before: list[Annotated[int, Field(ge=1, le=365)]] = Field(
+        default_factory=list,
+        max_length=5,
+        description="Days before a credit expires to remind the customer "
+        "(`cashback.expiring`), e.g. `[7, 1]`.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_reminders(self) -> Self:
+        if len(set(self.reminder_days_before)) != len(self.reminder_days_before):
+            raise ValueError("`reminder_days_before` lists a day twice")
+        return self

@@ -42,6 +42,7 @@ STATE_CHANGING_POSTS = {
     "bulkRejectOrders",
     "createApiKey",
     "createShop",
+    "redeemCredit",
 }
 
 

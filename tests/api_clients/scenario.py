@@ -185,6 +185,20 @@ async def drive(stack: Stack) -> list[Exchange]:
     await call("getCustomer", f"GET /v1/customers/{customer_id}", headers=auth)
     await call("getCustomer", "GET /v1/customers/999999", headers=auth, expect=404)
     await call(
+        "redeemCredit",
+        f"POST /v1/customers/{customer_id}/redemptions",
+        headers=auth,
+        json={"amount": "0.50", "reference": "till-1"},
+        expect=201,
+    )
+    await call(
+        "redeemCredit",
+        f"POST /v1/customers/{customer_id}/redemptions",
+        headers=auth,
+        json={"amount": "99999.00", "reference": "till-2"},
+        expect=409,
+    )
+    await call(
         "listCustomerLedger",
         f"GET /v1/customers/{customer_id}/ledger",
         headers=auth,

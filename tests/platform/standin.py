@@ -1,8 +1,10 @@
 """A local stand-in for the Shopify Admin API: store credit accounts, an order's transactions
 and the orders list (GraphQL), and the legacy REST orders list.
 
-It keeps per-account balances and transactions, checks the access token and which input fields
-the requested API version accepts, and can be told to misbehave for the next mutations:
+It keeps per-account balances and transactions (credits with their `expiresAt` and remaining
+amount, spent soonest-expiring first; `expire()` writes Shopify's expiration transactions),
+checks the access token and which input fields the requested API version accepts, and can be
+told to misbehave for the next mutations:
 `throttle` (GraphQL THROTTLED), `http_429`, `http_503` (not applied), `timeout` (applied, then
 answered after the client gave up), `applies_late` (applied only after the client gave up) or
 `user_error:CODE`.
@@ -42,12 +44,15 @@ NOTE_SINCE = "2027-01"
 
 @dataclass
 class Transaction:
-    id: str
-    kind: str  # credit | debit
+    id: str  # "" for an expiration: Shopify gives those no id
+    kind: str  # credit | debit | expiration
     amount: int  # minor units, positive
     created_at: datetime
     event: str = "ADJUSTMENT"
     note: str | None = None
+    expires_at: datetime | None = None  # a credit's `expiresAt`
+    remaining: int = 0  # a credit's `remainingAmount`
+    credit: Transaction | None = None  # an expiration's `creditTransaction`
 
 
 @dataclass
@@ -108,8 +113,10 @@ class FakeShopify:
         event: str = "ADJUSTMENT",
         note: str | None = None,
         created_at: datetime | None = None,
+        expires_at: datetime | None = None,
     ) -> Transaction:
-        """Move credit as Shopify would (also used to play a checkout spending credit)."""
+        """Move credit as Shopify would (also used to play a checkout spending credit): a
+        debit spends the soonest-expiring credit first, credits without expiry last."""
         key = (owner, currency)
         account = self.accounts.get(key)
         if account is None:
@@ -123,10 +130,36 @@ class FakeShopify:
             created_at or datetime.now(UTC),
             event,
             note,
+            expires_at=expires_at,
+            remaining=amount if kind == "credit" else 0,
         )
+        if kind == "debit":
+            left = amount
+            for credit in _soonest_expiring_first(account):
+                spent = min(credit.remaining, left)
+                credit.remaining -= spent
+                left -= spent
         account.balance += amount if kind == "credit" else -amount
         account.transactions.append(transaction)
         return transaction
+
+    def expire(self, now: datetime | None = None) -> list[Transaction]:
+        """Expire, as Shopify does, every credit whose `expiresAt` has passed: an expiration
+        transaction for what remained of each (none for a credit spent out)."""
+        now = now or datetime.now(UTC)
+        written = []
+        for account in self.accounts.values():
+            for credit in _soonest_expiring_first(account):
+                if credit.expires_at is None or credit.expires_at > now:
+                    continue
+                expiration = Transaction(
+                    "", "expiration", credit.remaining, now, "ADJUSTMENT", credit=credit
+                )
+                account.balance -= credit.remaining
+                credit.remaining = 0
+                account.transactions.append(expiration)
+                written.append(expiration)
+        return written
 
     # GraphQL.
 
@@ -160,6 +193,8 @@ class FakeShopify:
             return await self._mutation(version, "debit", owner, variables["debitInput"])
         if "storeCreditAccounts(" in query:
             return self._account_query(version, query, variables)
+        if "remainingAmount" in query:
+            return self._credit_query(variables)
         if "order(id:" in query:
             return self._order_query(variables)
         if "orders(first:" in query:
@@ -223,7 +258,10 @@ class FakeShopify:
             self.sends_in_flight += 1
             await asyncio.sleep(self.late_apply_s)
             self.sends_in_flight -= 1
-        transaction = self.apply(owner, kind, amount, currency, note=data.get("note"))
+        expires_at = datetime.fromisoformat(data["expiresAt"]) if data.get("expiresAt") else None
+        transaction = self.apply(
+            owner, kind, amount, currency, note=data.get("note"), expires_at=expires_at
+        )
         if fault == "timeout":
             await asyncio.sleep(self.late_answer_s)  # applied; the answer comes too late
         return JSONResponse(
@@ -259,14 +297,15 @@ class FakeShopify:
         nodes = [
             {
                 "__typename": f"StoreCreditAccount{t.kind.capitalize()}Transaction",
-                "id": t.id,
+                **({"id": t.id} if t.id else {}),
                 "amount": {
                     "amount": format_minor(t.amount if t.kind == "credit" else -t.amount, currency),
                     "currencyCode": currency,
                 },
-                "createdAt": t.created_at.isoformat().replace("+00:00", "Z"),
+                "createdAt": _time(t.created_at),
                 "event": t.event,
                 **({"note": t.note} if version >= NOTE_SINCE else {}),
+                **({"creditTransaction": {"id": t.credit.id}} if t.credit else {}),
             }
             for t in page
         ]
@@ -280,6 +319,19 @@ class FakeShopify:
             },
         }
         return JSONResponse({"data": {"node": {"storeCreditAccounts": {"nodes": [node]}}}})
+
+    def _credit_query(self, variables: dict[str, Any]) -> Response:
+        for account in self.accounts.values():
+            for t in account.transactions:
+                if t.id == variables["id"] and t.kind == "credit":
+                    money = {"amount": format_minor(t.remaining, account.currency)}
+                    node = {
+                        "id": t.id,
+                        "expiresAt": _time(t.expires_at) if t.expires_at else None,
+                        "remainingAmount": money | {"currencyCode": account.currency},
+                    }
+                    return JSONResponse({"data": {"node": node}})
+        return JSONResponse({"data": {"node": None}})
 
     async def _alert(self, request: Request) -> Response:
         self.alerts.append(await request.json())
@@ -428,6 +480,16 @@ def graphql_order(
             ]
         },
     }
+
+
+def _time(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _soonest_expiring_first(account: Account) -> list[Transaction]:
+    credits = [t for t in account.transactions if t.kind == "credit" and t.remaining > 0]
+    never = datetime.max.replace(tzinfo=UTC)
+    return sorted(credits, key=lambda t: (t.expires_at is None, t.expires_at or never))
 
 
 def _check(schema: GraphQLSchema, query: str, variables: dict[str, Any]) -> list[GraphQLError]:

@@ -73,6 +73,11 @@ def probes(b: ShopWorld, a: ShopHandle) -> dict[str, Callable[[], Probe]]:
         ),
         "getCustomer": lambda: Probe("GET", f"/v1/customers/{b.customer_id}"),
         "listCustomerLedger": lambda: Probe("GET", f"/v1/customers/{b.customer_id}/ledger"),
+        "redeemCredit": lambda: Probe(
+            "POST",
+            f"/v1/customers/{b.customer_id}/redemptions",
+            json={"amount": "0.01", "reference": "A's till"},
+        ),
         "getProgram": lambda: Probe("GET", "/v1/program", expect=(200,)),
         "replaceProgram": lambda: Probe("PUT", "/v1/program", json=program, expect=(200,)),
         "previewCashback": lambda: Probe(

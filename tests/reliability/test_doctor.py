@@ -121,7 +121,7 @@ async def test_a_reversal_beyond_its_credit_is_reported(stack: Stack) -> None:
         "every_entry_has_sync",
     }
     [over] = [f for f in report.findings if f.check == "reversals_within_credit"]
-    assert over.detail.endswith("of 438 reversed by 618")
+    assert "of 438 taken 618: reversed 618, expired 0" in over.detail
 
 
 async def test_stuck_and_lost_work_is_reported_after_the_window_only(stack: Stack) -> None:

@@ -99,6 +99,7 @@ BUSINESS_RULES = {
     "createApiKey": "an Idempotency-Key not used before for another request",
     "bulkApproveOrders": "an Idempotency-Key not used before for another request",
     "bulkRejectOrders": "an Idempotency-Key not used before for another request",
+    "redeemCredit": "an Idempotency-Key not used before, an amount within the currency's digits",
     "getWeeklyAudit": "an ISO week that exists (week 53 only in long years)",
 }
 # The same key with another body is 422 `idempotency_key_reused`, and an If-Match that is a

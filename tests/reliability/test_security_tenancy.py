@@ -68,6 +68,7 @@ LEAST_ROLE: dict[str, ApiKeyRole] = {
     "getWeeklyAudit": ApiKeyRole.viewer,
     "streamEvents": ApiKeyRole.viewer,
     "approveOrder": ApiKeyRole.reviewer,
+    "redeemCredit": ApiKeyRole.reviewer,
     "rejectOrder": ApiKeyRole.reviewer,
     "holdOrder": ApiKeyRole.reviewer,
     "releaseOrder": ApiKeyRole.reviewer,
