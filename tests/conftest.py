@@ -19,6 +19,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -30,6 +31,12 @@ from app.main import create_app
 from tests.support import ADMIN_TOKEN, Stack
 
 TEMPLATE_DB = f"cashback_test_template_{os.getpid()}"
+
+# Under mutmut (`make mutation`) every function goes through a trampoline: slower, and each
+# mutant must meet the same examples, so no deadline and a fixed search.
+hypothesis.settings.register_profile("mutation", deadline=None, derandomize=True)
+if "MUTANT_UNDER_TEST" in os.environ:
+    hypothesis.settings.load_profile("mutation")
 
 
 def libpq_url(url: str) -> str:
