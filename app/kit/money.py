@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 # ISO 4217 active codes. Exponents other than 2 are listed in _EXPONENTS.
@@ -209,12 +209,6 @@ class Rounding(StrEnum):
     half_even = "half_even"
     down = "down"
 
-    @property
-    def decimal_mode(self) -> str:
-        return {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "down": ROUND_DOWN}[
-            self.value
-        ]
-
 
 def is_currency(code: str) -> bool:
     return code in _CODES
@@ -245,8 +239,3 @@ def format_minor(minor: int, currency: str) -> str:
     """Minor units to the decimal string the API shows: 438 USD -> "4.38", 5 JPY -> "5"."""
     exp = exponent(currency)
     return f"{Decimal(minor).scaleb(-exp):.{exp}f}"
-
-
-def round_to_minor(value: Decimal, rounding: Rounding) -> int:
-    """Round an exact amount already expressed in minor units to a whole minor unit."""
-    return int(value.to_integral_value(rounding=rounding.decimal_mode))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.kit.money import UnknownCurrency, exponent, format_minor, to_minor
+from app.kit.money import UnknownCurrency, exponent, format_minor, is_currency, to_minor
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,28 @@ def test_format_and_parse_round_trip(minor: int, currency: str) -> None:
     text = format_minor(minor, currency)
     assert to_minor(text, currency) == minor
     assert Decimal(text) == Decimal(minor).scaleb(-exponent(currency))
+
+
+def test_errors_say_what_is_wrong() -> None:
+    with pytest.raises(UnknownCurrency) as unknown:
+        exponent("XXX")
+    assert unknown.value.code == "XXX"
+    assert str(unknown.value) == "unknown currency 'XXX': expected an ISO 4217 code"
+    with pytest.raises(ValueError, match=r"^not a decimal amount: 'forty'$"):
+        to_minor("forty", "USD")
+    with pytest.raises(ValueError, match=r"^not a finite amount: 'Infinity'$"):
+        to_minor("Infinity", "USD")
+    with pytest.raises(ValueError, match=r"^'1.005' has more decimals than USD allows$"):
+        to_minor("1.005", "USD")
+
+
+@pytest.mark.parametrize(
+    ("currency", "decimals"), [("USD", 2), ("GBP", 2), ("JPY", 0), ("KRW", 0), ("KWD", 3)]
+)
+def test_each_currency_has_its_iso_decimals(currency: str, decimals: int) -> None:
+    assert exponent(currency) == decimals
+
+
+def test_only_iso_4217_codes_are_currencies() -> None:
+    assert is_currency("USD") and is_currency("JPY") and is_currency("KWD")
+    assert not is_currency("usd") and not is_currency("XXX") and not is_currency("")

@@ -25,8 +25,10 @@ def test_terminal_statuses_go_nowhere(terminal: OrderStatus) -> None:
 
 
 def test_an_illegal_move_names_both_statuses() -> None:
-    with pytest.raises(InvalidTransition, match="from processed to pending"):
+    with pytest.raises(InvalidTransition, match="from processed to pending") as refused:
         check_transition(S.processed, S.pending)
+    assert (refused.value.current, refused.value.target) == (S.processed, S.pending)
+    assert str(refused.value) == "an order cannot go from processed to pending"
 
 
 @given(st.lists(st.sampled_from(list(OrderStatus)), max_size=40))
