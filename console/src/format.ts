@@ -49,13 +49,8 @@ export function since(iso: string | null | undefined): string {
 }
 
 export function percent(rate: string): string {
-  // Rates are decimal fractions ("0.05"): shift the point two places, as text, no float noise.
-  const negative = rate.startsWith("-");
-  const [whole = "0", fraction = ""] = rate.replace("-", "").split(".");
-  const padded = fraction.padEnd(2, "0");
-  const units = (whole + padded.slice(0, 2)).replace(/^0+(?=\d)/, "");
-  const rest = padded.slice(2).replace(/0+$/, "");
-  return `${negative ? "-" : ""}${units}${rest ? `.${rest}` : ""}%`;
+  // Rates are percents as decimal strings ("5", "2.5"): shown as they are, with a % sign.
+  return `${rate}%`;
 }
 
 /** The calendar date (YYYY-MM-DD) in the shop's timezone, `daysAgo` days before now. */

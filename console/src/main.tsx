@@ -174,4 +174,6 @@ function App() {
   );
 }
 
-render(<App />, document.getElementById("app") as HTMLElement);
+const root = document.getElementById("app") as HTMLElement;
+root.textContent = ""; // the "Loading the console…" shown until this script ran
+render(<App />, root);

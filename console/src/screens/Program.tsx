@@ -12,8 +12,8 @@ type Program = Schemas["Program"];
 type Errors = Record<string, string>;
 
 const TEXT_FIELDS: [keyof Program, string][] = [
-  ["base_rate", "Base rate (a fraction: 0.05 is 5%)"],
-  ["b2b_rate", "B2B rate"],
+  ["base_rate", "Base rate (percent)"],
+  ["b2b_rate", "B2B rate (percent)"],
   ["minimum_eligible_amount", "Minimum eligible amount"],
   ["maximum_cashback_per_order", "Cap per order"],
 ];
@@ -66,7 +66,7 @@ export function Program() {
     }
     for (const [key] of TEXT_FIELDS) {
       const value = program[key];
-      if (value === "") (program as Record<string, unknown>)[key] = key === "base_rate" ? "0" : null;
+      if (value === "" && key !== "base_rate") (program as Record<string, unknown>)[key] = null;
     }
     setErrors(bad);
     return Object.keys(bad).length ? null : program;
