@@ -40,7 +40,7 @@ DIST = Path(__file__).resolve().parents[2] / "console" / "dist" / "index.html"
 
 
 @pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
+async def chromium() -> AsyncIterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (see .ci/run)")
     if not DIST.exists():
@@ -102,8 +102,8 @@ class Console:
 
 
 @pytest.fixture
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    made = await browser.new_context(
+async def tab_context(chromium: Browser) -> AsyncIterator[BrowserContext]:
+    made = await chromium.new_context(
         locale="en-US", timezone_id="UTC", viewport={"width": 1200, "height": 800}
     )
     made.set_default_timeout(10_000)
@@ -120,6 +120,6 @@ async def served(stack: Stack) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def console(served: str, context: BrowserContext, stack: Stack) -> Console:
+async def console(served: str, tab_context: BrowserContext, stack: Stack) -> Console:
     # Served first, so the browser closes (ending its event stream) before the service stops.
-    return Console(await context.new_page(), served, stack)
+    return Console(await tab_context.new_page(), served, stack)

@@ -128,7 +128,7 @@ function Actions({ order, onDone }: { order: Order; onDone: (outcome: Outcome) =
         setOpen(null);
         onDone({
           kind: "error",
-          text: `${label} was not applied: ${error.message}. The page now shows the order as it is.`,
+          text: `${label} was not applied: ${error.problem.title ?? "someone else acted first"} (${error.message}). The page now shows the order as it is.`,
         });
       } else {
         setProblem(error.message);

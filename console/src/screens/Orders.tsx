@@ -70,7 +70,7 @@ export function Orders() {
         </label>
         <label>
           Customer id
-          <input name="customer_id" value={customer} onChange={(e) => reset(setCustomer)(e.currentTarget.value)} />
+          <input name="customer_id" value={customer} onInput={(e) => reset(setCustomer)(e.currentTarget.value)} />
         </label>
         <label>
           Order number
@@ -79,7 +79,7 @@ export function Orders() {
             type="search"
             placeholder="Shopify order id"
             value={search}
-            onChange={(e) => reset(setSearch)(e.currentTarget.value)}
+            onInput={(e) => reset(setSearch)(e.currentTarget.value)}
           />
         </label>
       </form>
