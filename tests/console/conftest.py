@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from app.main import create_app
 from tests.support import ShopHandle, Stack
@@ -39,12 +39,16 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DIST = Path(__file__).resolve().parents[2] / "console" / "dist" / "index.html"
 
 
-@pytest.fixture(scope="session")
-async def chromium() -> AsyncIterator[Browser]:
+def _require_browser_and_build() -> None:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (see .ci/run)")
     if not DIST.exists():
         pytest.fail("the console is not built: cd console && npm ci && npm run build")
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[Browser]:
+    _require_browser_and_build()
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -97,6 +101,7 @@ class Console:
 
     async def screenshot(self, name: str) -> None:
         """docs/screenshots/<name>.png, shown in the README."""
+        await expect(self.page.locator(".loading")).to_have_count(0)  # everything shown
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 

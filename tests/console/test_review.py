@@ -88,7 +88,8 @@ async def test_switching_to_automatic_asks_about_pending_orders_and_shows_progre
     await expect(operation).to_be_visible()
     await stack.run_worker()
     await expect(page.locator("[data-operation=done]")).to_contain_text("2 of 2 approved")
-    listing = await stack.client.get("/v1/orders", headers=shop.auth, params={"status": "processed"})
+    processed = {"status": "processed"}
+    listing = await stack.client.get("/v1/orders", headers=shop.auth, params=processed)
     assert len(listing.json()["items"]) == 2
 
 
@@ -116,7 +117,8 @@ async def test_a_viewer_sees_no_buttons_and_a_reviewer_sees_review_buttons(
 
     page = await console.sign_in(viewer, f"/orders/{order['id']}")
     await expect(page.locator("h1")).to_contain_text("⏳ Pending")
-    await expect(page.get_by_text("Your key is a viewer key: you can look, not act.")).to_be_visible()
+    look_only = "Your key is a viewer key: you can look, not act."
+    await expect(page.get_by_text(look_only)).to_be_visible()
     await expect(page.locator("[data-action]")).to_have_count(0)
     await page.goto(f"{console.url}/console/review")
     await expect(page.locator("table.queue tbody tr")).to_have_count(1)

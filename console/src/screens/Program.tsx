@@ -161,7 +161,7 @@ export function Program() {
       </Show>
       {draft && <Preview draft={built} />}
       {draft && <WhatIf draft={built} />}
-      <Versions />
+      <Versions version={read.state === "ready" ? read.data.version : 0} />
     </section>
   );
 }
@@ -252,13 +252,13 @@ function WhatIf({ draft }: { draft: () => Program | null }) {
   );
 }
 
-function Versions() {
+function Versions({ version }: { version: number }) {
   const [events] = useLoad(
     async () =>
       (await must(
         api.GET("/v1/audit-events", { params: { query: { action: "program.updated", limit: 20 } } }),
       )) as Schemas["AuditEventList"],
-    [],
+    [version],
   );
   return (
     <div class="versions">
