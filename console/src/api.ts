@@ -93,3 +93,19 @@ export async function must<T>(
 
 /** A fresh Idempotency-Key per intended action: a retried click never acts twice. */
 export const intent = (): string => crypto.randomUUID();
+
+// Requests started before the screen that needs them is rendered (the dashboard's, while
+// GET /v1/me is still on its way): the screen takes the answer instead of asking again.
+const early = new Map<string, Promise<unknown>>();
+
+export function prefetch(key: string, load: () => Promise<unknown>): void {
+  const started = load();
+  started.catch(() => undefined); // a failure is shown by the screen that takes it
+  early.set(key, started);
+}
+
+export function takeEarly<T>(key: string, load: () => Promise<T>): Promise<T> {
+  const started = early.get(key);
+  early.delete(key);
+  return (started as Promise<T> | undefined) ?? load();
+}

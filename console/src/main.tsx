@@ -10,7 +10,7 @@ import { api, embedded, type Me, must, rememberKey, storedKey } from "./api";
 import { setTimezone } from "./format";
 import { onLiveStatus, startLive } from "./live";
 import { Audit } from "./screens/Audit";
-import { Dashboard } from "./screens/Dashboard";
+import { Dashboard, prefetchDashboard } from "./screens/Dashboard";
 import { Mode } from "./screens/Mode";
 import { OrderPage } from "./screens/Order";
 import { Orders } from "./screens/Orders";
@@ -147,7 +147,10 @@ function App() {
     }
   };
   useEffect(() => {
-    if (checking) void check();
+    if (!checking) return;
+    // Opening on the dashboard: ask for its figures now, not after GET /v1/me answers.
+    if (location.pathname.replace(/\/+$/, "") === "/console") prefetchDashboard();
+    void check();
   }, []);
 
   if (me) {
