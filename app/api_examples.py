@@ -17,6 +17,7 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "product_id": "632910392",
     "status": "pending,held",
     "external_id": "820982911946154508",
+    "name": "#1042",
     "created_from": "2026-11-01T00:00:00Z",
     "created_to": "2026-12-01T00:00:00Z",
     "date_from": "2026-11-01T00:00:00Z",

@@ -10,6 +10,12 @@ function initial(name: string): string {
   return new URLSearchParams(location.search).get(name) ?? "";
 }
 
+function searchQuery(search: string): { name?: string; external_id?: string } {
+  const wanted = search.trim();
+  if (!wanted) return {};
+  return /^\d+$/.test(wanted) ? { external_id: wanted } : { name: wanted };
+}
+
 /** "2026-11-01" in a date input, as the start of that day in UTC for the API. */
 const isoDay = (value: string) => (value ? `${value}T00:00:00Z` : undefined);
 
@@ -29,7 +35,8 @@ export function Orders() {
             query: {
               status: status || undefined,
               customer_id: customer || undefined,
-              external_id: search.replace(/^#/, "").trim() || undefined,
+              // "#1042" is the order's name as the store shows it; digits are Shopify's order id.
+              ...searchQuery(search),
               created_from: isoDay(from),
               created_to: isoDay(to),
               cursor,
@@ -77,7 +84,7 @@ export function Orders() {
           <input
             name="search"
             type="search"
-            placeholder="Shopify order id"
+            placeholder="#1042 or Shopify order id"
             value={search}
             onInput={(e) => reset(setSearch)(e.currentTarget.value)}
           />
