@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import gzip
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.support import Stack
 
@@ -22,6 +26,18 @@ def test_index_loads_only_files_the_build_ships_within_the_budget() -> None:
     scripts = sorted((DIST / "assets").glob("*.js"))
     packed = sum(len(gzip.compress(f.read_bytes(), compresslevel=9)) for f in scripts)
     assert packed <= JS_BUDGET, f"{packed} gzipped bytes of JavaScript"
+
+
+def test_the_build_is_committed() -> None:
+    """A fresh checkout serves /console with no npm step only if git has the build."""
+    root = DIST.parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    tracked = subprocess.run(
+        ["git", "ls-files", "console/dist"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    built = sorted(str(f.relative_to(root)) for f in DIST.rglob("*") if f.is_file())
+    assert sorted(tracked) == built, "commit console/dist as `npm run build` made it"
 
 
 async def test_the_service_serves_the_console_and_its_client_routes(stack: Stack) -> None:
