@@ -909,6 +909,21 @@ RESPONSES: dict[str, Any] = {
         "id": "632910392",
         "updated_at": "2026-11-25T22:42:14.840897Z",
     },
+    "getMe": {
+        "shop": "acme.myshopify.com",
+        "actor": "Ana",
+        "role": "reviewer",
+        "currency": "USD",
+        "timezone": "America/New_York",
+        "shopify": {
+            "installed_at": "2026-11-20T09:00:00Z",
+            "scopes": ["read_orders", "read_customers", "write_store_credit_account_transactions"],
+            "token_state": "usable",
+            "needs_reauth": False,
+            "reauth_reason": None,
+            "reauth_url": "https://cashback.example.com/shopify/install?shop=acme.myshopify.com",
+        },
+    },
     "getOperation": {
         "id": "1",
         "kind": "approve_pending",

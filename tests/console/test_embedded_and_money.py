@@ -4,6 +4,7 @@ standalone when App Bridge is absent, and money and time in the shop's currency 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -23,6 +24,7 @@ from tests.shopify.helpers import (
     install,
     installed_shop,
     session_token,
+    signed_query,
 )
 from tests.shopify.standin import ShopifyStandin
 
@@ -52,7 +54,10 @@ async def test_embedded_the_console_signs_in_with_session_tokens(
 
     await console.page.route(APP_BRIDGE, serve_app_bridge)
     page = console.page
-    await page.goto(f"{console.url}/console/?shop={SHOP}&host=YWRtaW4&embedded=1")
+    # Shopify opens the app URL, signed, inside the admin: an installed shop gets the console.
+    opened = signed_query({"shop": SHOP, "host": "YWRtaW4", "embedded": "1", "timestamp": "1"})
+    await page.goto(f"{console.url}/shopify/install?{urlencode(opened)}")
+    assert page.url == f"{console.url}/console/?shop={SHOP}&host=YWRtaW4&embedded=1"
     await expect(page.locator("header")).to_contain_text(SHOP)
     await expect(page.locator("header .role")).to_have_text("shopify staff 42 · admin")
     await expect(page.get_by_role("button", name="Sign out")).to_have_count(0)
@@ -84,6 +89,23 @@ async def test_embedded_the_console_signs_in_with_session_tokens(
     # Opening the app in the admin again renews the grant by token exchange.
     await page.reload()
     await expect(page.locator("[data-connection=installed]")).to_contain_text("token usable")
+
+
+async def test_opening_the_app_for_a_shop_without_it_still_installs(
+    console: Console,
+    shopify: ShopifyStandin,  # noqa: F811 (the fixture imported above)
+) -> None:
+    opened = signed_query({"shop": SHOP, "host": "YWRtaW4", "embedded": "1", "timestamp": "1"})
+    answer = await console.stack.client.get("/shopify/install", params=opened)
+    assert answer.status_code == 302
+    assert answer.headers["location"].startswith(f"{shopify.url}/shops/{SHOP}/admin/oauth/")
+    unsigned = {k: v for k, v in opened.items() if k != "hmac"}
+    assert (await install(console.stack, shopify.url, SHOP)).status_code == 302
+    # Installed: only a link Shopify signed opens the console; an unsigned one asks Shopify.
+    answer = await console.stack.client.get("/shopify/install", params=unsigned)
+    assert answer.headers["location"].startswith(f"{shopify.url}/shops/{SHOP}/admin/oauth/")
+    answer = await console.stack.client.get("/shopify/install", params=opened)
+    assert answer.headers["location"] == f"/console/?shop={SHOP}&host=YWRtaW4&embedded=1"
 
 
 async def test_without_app_bridge_the_console_asks_for_a_key(console: Console) -> None:
