@@ -3,6 +3,27 @@
 import type { Order, Schemas } from "./api";
 import { duration, money, when } from "./format";
 
+const REASONS: Record<string, string> = {
+  gift_card: "gift cards earn no cashback",
+  tip: "a tip is not a purchase",
+  removed: "an order edit took the line off",
+  paid_with_credit: "paid with gift cards or store credit",
+  test_order: "test orders earn nothing",
+  nothing_paid: "nothing was paid for it",
+  zero_rate: "its rate is 0%",
+  below_minimum: "the order is below the program's minimum eligible amount",
+};
+
+/** A line's reason for earning nothing, in words; an exclusion names its rule. */
+export function lineReason(reason: string | null, rateSource: string): string | null {
+  if (!reason) return null;
+  if (reason === "excluded") {
+    const rule = rateSource.startsWith("excluded:") ? rateSource.slice("excluded:".length) : "";
+    return rule ? `excluded by the rule “${rule}”` : "excluded by a program rule";
+  }
+  return REASONS[reason] ?? reason;
+}
+
 export type Why = { title: string; detail: string; action?: { label: string; to: string } };
 
 export function whyNotCredited(
@@ -11,7 +32,9 @@ export function whyNotCredited(
   dashboard: Schemas["Dashboard"] | null,
 ): Why | null {
   const reason = order.status_reason ? ` (${order.status_reason})` : "";
-  const lineReasons = [...new Set(order.lines.map((line) => line.reason).filter(Boolean))];
+  const lineReasons = [
+    ...new Set(order.lines.map((line) => lineReason(line.reason, line.rate_source)).filter(Boolean)),
+  ];
   switch (order.status) {
     case "processed":
     case "partially_reversed":

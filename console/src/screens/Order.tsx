@@ -9,7 +9,7 @@ import { api, intent, must, type Order, ProblemError } from "../api";
 import { money, percent, when } from "../format";
 import { canReview, useMe } from "../session";
 import { Badge, Link, Notice, Show, STATUS, useLoad } from "../ui";
-import { whyNotCredited } from "../why";
+import { lineReason, whyNotCredited } from "../why";
 
 type Outcome = { kind: "ok" | "error" | "info"; text: string } | null;
 
@@ -314,7 +314,7 @@ function Lines({ order }: { order: Order }) {
                 {[
                   Number(line.discount_amount) > 0 ? `discount ${money(line.discount_amount, order.currency)}` : "",
                   line.campaigns.length ? `campaign ${line.campaigns.join(", ")}` : "",
-                  line.reason ?? "",
+                  lineReason(line.reason, line.rate_source) ?? "",
                 ]
                   .filter(Boolean)
                   .join("; ") || "—"}
