@@ -35,7 +35,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The README's screenshots: refreshed with CASHBACK_CONSOLE_SCREENSHOTS=1 (else each test's
+# screenshots go to its tmp dir, so a test run leaves the checkout as it was).
+DOC_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DIST = Path(__file__).resolve().parents[2] / "console" / "dist" / "index.html"
 
 
@@ -86,6 +88,7 @@ class Console:
     page: Page
     url: str
     stack: Stack
+    screenshots: Path = DOC_SCREENSHOTS
 
     async def open(self, path: str = "/", api_key: str | None = None) -> Page:
         await self.page.goto(f"{self.url}/console{path}")
@@ -100,10 +103,9 @@ class Console:
         return await self.open(path, key)
 
     async def screenshot(self, name: str) -> None:
-        """docs/screenshots/<name>.png, shown in the README."""
+        """<name>.png of the whole page once nothing is loading (docs/screenshots: the README's)."""
         await expect(self.page.locator(".loading")).to_have_count(0)  # everything shown
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        await self.page.screenshot(path=str(self.screenshots / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture
@@ -125,6 +127,9 @@ async def served(stack: Stack) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def console(served: str, tab_context: BrowserContext, stack: Stack) -> Console:
+async def console(
+    served: str, tab_context: BrowserContext, stack: Stack, tmp_path: Path
+) -> Console:
     # Served first, so the browser closes (ending its event stream) before the service stops.
-    return Console(await tab_context.new_page(), served, stack)
+    shots = DOC_SCREENSHOTS if os.environ.get("CASHBACK_CONSOLE_SCREENSHOTS") == "1" else tmp_path
+    return Console(await tab_context.new_page(), served, stack, shots)

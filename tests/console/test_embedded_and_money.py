@@ -79,7 +79,7 @@ async def test_embedded_the_console_signs_in_with_session_tokens(
         )
         await session.commit()
     # Standalone (an API key), the merchant is told to authorise the app again.
-    standalone = Console(await page.context.new_page(), console.url, stack)
+    standalone = Console(await page.context.new_page(), console.url, stack, console.screenshots)
     await standalone.sign_in(shop.api_key, "/settings")
     reauth = standalone.page.get_by_role("link", name="Re-authenticate")
     await expect(reauth).to_have_attribute("href", f"{PUBLIC_URL}/shopify/install?shop={SHOP}")

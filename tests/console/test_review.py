@@ -25,14 +25,16 @@ async def test_the_queue_is_reviewed_with_the_keyboard(console: Console) -> None
     await console.screenshot("review")
 
     await page.keyboard.press("j")
-    await expect(rows.nth(1)).to_have_attribute("aria-current", "true")
-    await page.keyboard.press("a")  # approve the second
+    current = page.locator("table.queue tbody tr[aria-current=true]")
+    await expect(current).to_have_attribute("data-order", queue[1] or "")
+    await page.keyboard.press("a")  # approve the current (highlighted) order
     await expect(page.locator("[data-result=ok]")).to_have_count(1)
     await expect(rows).to_have_count(2)
-    second = await stack.order(shop, queue[1] or "")
-    assert second["status"] == "processed"
+    approved = await stack.order(shop, queue[1] or "")
+    assert approved["status"] == "processed", approved["history"]
 
     await page.keyboard.press("k")
+    await expect(current).to_have_attribute("data-order", queue[0] or "")
     await page.keyboard.press("r")
     await expect(page.get_by_label("Reason (required)")).to_be_focused()
     await page.keyboard.type("test order")

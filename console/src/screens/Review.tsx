@@ -2,7 +2,7 @@
 // review deadline and the customer's history. Bulk approve and reject answer per order.
 // Keyboard: j / k move, x selects, a approves and r rejects the selection (or the current
 // order when nothing is selected).
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useLayoutEffect, useRef, useState } from "preact/hooks";
 
 import { api, intent, must, type OrderSummary, type Schemas } from "../api";
 import { money, since, when } from "../format";
@@ -34,9 +34,14 @@ export function Review() {
   const items = queue.state === "ready" ? queue.data.items : [];
   const reviewer = canReview(me);
 
+  // What the keys act on, as rendered now: read through a ref, so a key pressed right after
+  // a move acts on the row the screen highlights (never on a closure's older state).
+  const now = useRef({ items, current, selected });
+  now.current = { items, current, selected };
   const targets = (): string[] => {
-    if (selected.size) return [...selected];
-    const order = items[current];
+    const { items: shown, current: at, selected: picked } = now.current;
+    if (picked.size) return [...picked];
+    const order = shown[at];
     return order ? [order.id] : [];
   };
   const finish = (answer: Schemas["BulkResult"]) => {
@@ -78,15 +83,16 @@ export function Review() {
     }
   };
 
-  useEffect(() => {
+  useLayoutEffect(() => {
     const onKey = (event: KeyboardEvent) => {
       const target = event.target as HTMLElement;
       if (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return;
       if (event.metaKey || event.ctrlKey || event.altKey) return;
-      if (event.key === "j") setCurrent((i) => Math.min(i + 1, Math.max(items.length - 1, 0)));
+      const { items: shown, current: at } = now.current;
+      if (event.key === "j") setCurrent((i) => Math.min(i + 1, Math.max(shown.length - 1, 0)));
       else if (event.key === "k") setCurrent((i) => Math.max(i - 1, 0));
       else if (event.key === "x") {
-        const order = items[current];
+        const order = shown[at];
         if (order) toggle(order.id);
       } else if (reviewer && event.key === "a") void approve();
       else if (reviewer && event.key === "r") {
