@@ -76,7 +76,7 @@ async def test_an_order_page_explains_the_amount_line_by_line(console: Console) 
             f"{line['rate']}% ({line['rate_source']})"
         )
     await expect(page.locator(".history")).to_contain_text("→ Processed")
-    await expect(page.get_by_text("Customer's ledger")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Customer's ledger")).to_be_visible()
     await expect(page.locator(".order table").last).to_contain_text("$4.38")
     await expect(page.locator(".why")).to_have_count(0)  # credited: nothing to explain
     await console.screenshot("order")
