@@ -10,6 +10,7 @@ COPY alembic.ini ./
 COPY app ./app
 COPY workers ./workers
 COPY migrations ./migrations
+COPY console/dist ./console/dist
 RUN uv sync --frozen --no-default-groups
 
 FROM python:3.11-slim

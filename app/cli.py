@@ -125,6 +125,8 @@ Send it a signed orders/paid webhook, then read the customer's balance:
     -H 'X-Shopify-Topic: orders/paid' -H 'X-Shopify-Shop-Domain: {shop["domain"]}' \\
     -H "X-Shopify-Webhook-Id: $id" -H "X-Shopify-Event-Id: $id"
   curl -s {base}/v1/orders -H 'Authorization: Bearer {shop["api_key"]}'
+
+Or open the merchant console at {base}/console and sign in with the API key.
 """
     )
 

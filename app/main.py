@@ -16,6 +16,8 @@ from app import api_docs
 from app.audit.routes import router as audit_router
 from app.catalog.routes import router as catalog_router
 from app.config import Settings, get_settings
+from app.console.routes import console_router
+from app.console.routes import router as me_router
 from app.events.routes import router as events_router
 from app.health.routes import router as health_router
 from app.kit.bodylimit import BodyLimitMiddleware
@@ -64,11 +66,13 @@ ROUTERS = (
     metrics_router,
     catalog_router,
     account_router,
+    me_router,
     audit_router,
     events_router,
     shops_router,
     health_router,
     observability_router,
+    console_router,  # the merchant console's files at /console
 )
 
 

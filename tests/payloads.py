@@ -20,6 +20,28 @@ def paid_order(**overrides: Any) -> dict[str, Any]:
     return payload
 
 
+def one_line(price: str, currency: str) -> dict[str, Any]:
+    """Overrides of the sample order: one line at `price` in `currency`, nothing else."""
+    line = {
+        "id": new_order_id(),
+        "title": "Kettle",
+        "quantity": 1,
+        "price": price,
+        "product_id": 11,
+        "variant_id": 12,
+        "discount_allocations": [],
+        "tax_lines": [],
+        "gift_card": False,
+    }
+    return {
+        "currency": currency,
+        "line_items": [line],
+        "total_price": price,
+        "shipping_lines": [],
+        "total_shipping_price_set": None,
+    }
+
+
 def new_order_id() -> int:
     return next(_ids)
 

@@ -127,9 +127,12 @@ def test_serve_with_nothing_configured_runs_the_readme_walk(tmp_path: Path) -> N
                 break
             time.sleep(0.1)
         assert [(o["status"], o["credited_amount"]) for o in orders] == [("processed", "4.38")]
+        console = httpx.get(f"{base}/console/", timeout=5)  # shipped built: no npm step
+        assert console.status_code == 200 and "/console/assets/" in console.text
     finally:
         first_output = stop(proc)
     assert "Demo shop created" in first_output and shop.api_key in first_output
+    assert f"{base}/console" in first_output
 
     proc = start()
     try:

@@ -32,6 +32,7 @@ class Order(IdMixin, TimestampMixin, UpdatedAtMixin, Base):
         Index("ix_orders_shop_id_status_id", "shop_id", "status", "id"),
         Index("ix_orders_shop_id_customer_id_id", "shop_id", "customer_id", "id"),
         Index("ix_orders_shop_id_created_at", "shop_id", "created_at"),
+        Index("ix_orders_shop_id_name", "shop_id", "name"),  # search by order name (#1042)
         Index("ix_orders_received", "updated_at", postgresql_where=text("status = 'received'")),
         Index("ix_orders_award_due", "award_at", postgresql_where=text("status = 'scheduled'")),
         # Dashboard: approval times (last 30 days) and processing latency (last 24 hours)

@@ -149,6 +149,7 @@ async def list_orders(
     *,
     statuses: Sequence[OrderStatus] = (),
     external_id: str | None = None,
+    name: str | None = None,
     customer_id: int | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
@@ -161,6 +162,8 @@ async def list_orders(
         stmt = stmt.where(Order.status.in_(statuses))
     if external_id is not None:
         stmt = stmt.where(Order.external_id == external_id)
+    if name is not None:
+        stmt = stmt.where(Order.name == name)
     if customer_id is not None:
         stmt = stmt.where(Order.customer_id == customer_id)
     if created_from is not None:

@@ -82,6 +82,10 @@ async def list_orders(
     caller: CallerDep,
     status: Annotated[str | None, Query(description=STATUS_FILTER)] = None,
     external_id: Annotated[str | None, Query(description="The platform's order id.")] = None,
+    name: Annotated[
+        str | None,
+        Query(description="The order's name as the store shows it, e.g. `#1042`.", max_length=255),
+    ] = None,
     customer_id: Annotated[Id | None, Query(description="Our customer id.")] = None,
     created_from: Annotated[datetime | None, Query(description="Created at or after.")] = None,
     created_to: Annotated[datetime | None, Query(description="Created before.")] = None,
@@ -96,6 +100,7 @@ async def list_orders(
         caller.shop.id,
         statuses=parse_statuses(status),
         external_id=external_id,
+        name=name,
         customer_id=customer_id,
         created_from=created_from,
         created_to=created_to,

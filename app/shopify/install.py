@@ -68,11 +68,23 @@ def _param(params: Params, name: str) -> str | None:
     return next((v for k, v in params if k == name), None)
 
 
+CONSOLE_PATH = "/console/"
+
+
 async def begin_install(session: AsyncSession, app: ShopifyApp, params: Params) -> str:
-    """The URL of Shopify's authorize page for this install, with a new single-use state."""
+    """The URL of Shopify's authorize page for this install, with a new single-use state; or,
+    when Shopify opens the app (its app URL, signed, `embedded=1`) in the admin of a shop that
+    has it installed, the merchant console, which signs in with App Bridge session tokens (and
+    renews a lost grant by token exchange)."""
     shop = shop_domain(_param(params, "shop"))
     if _param(params, "hmac") is not None and not verify_oauth(params, app.secrets):
         raise InvalidSignature("the install link's hmac does not verify")
+    if _param(params, "hmac") is not None and _param(params, "embedded") == "1":
+        installed = await session.scalar(select(Shop).where(Shop.domain == shop))
+        live = installed is not None and installed.uninstalled_at is None
+        if live and installed and await tokens.grant_of(session, installed.id) is not None:
+            keep = [(k, v) for k, v in params if k in ("shop", "host", "embedded")]
+            return f"{CONSOLE_PATH}?{urlencode(keep)}"
     now = datetime.now(UTC)
     await session.execute(delete(OAuthState).where(OAuthState.expires_at < now))
     state = secrets.token_urlsafe(32)

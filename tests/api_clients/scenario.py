@@ -74,6 +74,8 @@ async def drive(stack: Stack) -> list[Exchange]:
         json={"processing_mode": "manual", "approval_ceiling": "50.00"},
     )
     await call("getShopSettings", "GET /v1/shop/settings", headers=auth)
+    await call("getMe", "GET /v1/me", headers=auth)
+    await call("getMe", "GET /v1/me", expect=401)
 
     guest = new_order_id()
     external_ids = [new_order_id() for _ in range(5)]

@@ -20,7 +20,7 @@ from app.kit.schedule import slot_on, week_label
 from app.shops.models import ApiKeyRole, ProcessingMode
 from tests.notifications.helpers import configure, outbox
 from tests.notifications.receiver import Receiver, verify_signature
-from tests.payloads import customer_account, new_order_id, paid_order, refund
+from tests.payloads import customer_account, new_order_id, one_line, paid_order, refund
 from tests.support import ShopHandle, Stack
 
 
@@ -48,24 +48,7 @@ async def act(
 
 def jpy_order(price: str) -> dict[str, Any]:
     """One line at `price` yen, nothing else."""
-    line = {
-        "id": new_order_id(),
-        "title": "Kettle",
-        "quantity": 1,
-        "price": price,
-        "product_id": 11,
-        "variant_id": 12,
-        "discount_allocations": [],
-        "tax_lines": [],
-        "gift_card": False,
-    }
-    return {
-        "currency": "JPY",
-        "line_items": [line],
-        "total_price": price,
-        "shipping_lines": [],
-        "total_shipping_price_set": None,
-    }
+    return one_line(price, "JPY")
 
 
 async def test_the_week_in_figures_for_new_york_and_tokyo(stack: Stack, receiver: Receiver) -> None:

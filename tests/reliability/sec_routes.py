@@ -106,6 +106,7 @@ def probes(b: ShopWorld, a: ShopHandle) -> dict[str, Callable[[], Probe]]:
             "PUT", f"/v1/catalog/products/{b.product_id}", json={"title": "A's"}, expect=(200,)
         ),
         "getShopSettings": lambda: Probe("GET", "/v1/shop/settings", expect=(200,)),
+        "getMe": lambda: Probe("GET", "/v1/me", expect=(200,)),
         "updateShopSettings": lambda: Probe(
             "PATCH", "/v1/shop/settings", json={"award_delay_days": 3}, expect=(200,)
         ),

@@ -64,6 +64,7 @@ LEAST_ROLE: dict[str, ApiKeyRole] = {
     "getTopCustomers": ApiKeyRole.viewer,
     "getCatalogProduct": ApiKeyRole.viewer,
     "getShopSettings": ApiKeyRole.viewer,
+    "getMe": ApiKeyRole.viewer,
     "getOperation": ApiKeyRole.viewer,
     "getWeeklyAudit": ApiKeyRole.viewer,
     "streamEvents": ApiKeyRole.viewer,
