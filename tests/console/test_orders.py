@@ -22,14 +22,16 @@ async def test_the_list_shows_badges_filters_searches_and_pages(console: Console
     await expect(rows).to_have_count(25)
     await expect(page.locator("[data-status=pending]").first).to_have_text("⏳ Pending")
     await page.get_by_role("button", name="Next →").click()
-    await expect(rows).to_have_count(1)
-    await expect(rows.first).to_contain_text("✅ Processed")  # newest first: the first made
+    await expect(rows).to_have_count(1)  # 26 orders: 25 a page
     await page.get_by_role("button", name="← Previous").click()
     await expect(rows).to_have_count(25)
 
     await page.get_by_label("Status").select_option("processed")
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_have_attribute("data-order", made[0]["external_id"])
+    # Which page the approved order lands on depends on the order the worker's two drain loops
+    # stored them in; its badge does not.
+    await expect(rows.first).to_contain_text("✅ Processed")
     await page.get_by_label("Status").select_option("")
     await page.get_by_label("Order number").fill(made[5]["external_id"])
     await expect(rows).to_have_count(1)
