@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import embedded, migrate
 from app.config import Settings, get_settings
-from app.kit.db import create_engine, create_sessionmaker
-from app.kit.resources import Resources
+from app.core.db import create_engine, create_sessionmaker
+from app.core.resources import Resources
 from app.shops import service as shop_service
 from app.shops.models import ProcessingMode
 
@@ -338,7 +338,7 @@ def main() -> None:
 async def _reconcile(settings: Settings, domain: str, since: str) -> list[str]:
     from datetime import date
 
-    from app.platform import reconcile
+    from app.shopify import reconcile
 
     resources = Resources.open(settings)
     try:
@@ -357,9 +357,9 @@ def reconcile_command(
 ) -> None:
     """Ingest paid orders the webhooks missed since a day, and report customers whose store
     credit on Shopify differs from the ledger."""
-    from app.platform.reconcile import UnknownShop
-    from app.platform.service import NoAdminAccess
-    from app.platform.shopify_admin import AdminApiError
+    from app.credit_sync.service import NoAdminAccess
+    from app.shopify.admin import AdminApiError
+    from app.shopify.reconcile import UnknownShop
 
     _configure_logging(get_settings())
     with resolved_settings() as settings:

@@ -12,11 +12,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
-from app.kit.errors import Forbidden, Unauthorized
-from app.kit.ratelimit import client_address, failed_auth_limiter
-from app.kit.resources import Resources
-from app.kit.uow import unit_of_work
-from app.observability.context import bind
+from app.core.context import bind
+from app.core.errors import Forbidden, Unauthorized
+from app.core.ratelimit import client_address, failed_auth_limiter
+from app.core.resources import Resources
+from app.core.uow import unit_of_work
 from app.shopify.install import staff_shop
 from app.shopify.session_tokens import looks_like_session_token
 from app.shops import service as shop_service
@@ -32,7 +32,7 @@ ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
 async def get_session(res: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         yield session
 
 
@@ -70,7 +70,7 @@ class Caller:
 
 async def guard_failed_auth(request: Request, res: ResourcesDep) -> AsyncIterator[None]:
     """Refuse a client that failed authentication too often (429); count its failures."""
-    limiter = failed_auth_limiter(res.doorbell.redis, res.settings)
+    limiter = failed_auth_limiter(res.broker.redis, res.settings)
     client = client_address(request, res.settings)
     await limiter.check(client)
     try:

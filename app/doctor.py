@@ -27,14 +27,14 @@ from sqlalchemy import ColumnElement, and_, func, literal, or_, select, true, tu
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
+from app.credit_sync.models import CreditSync
+from app.inbox.models import EventStatus, WebhookEvent
 from app.ledger.models import EntryKind, LedgerEntry
 from app.metrics.models import OrderStatsHourly
 from app.orders.models import Order
 from app.orders.state import CREDITED, OrderStatus
-from app.platform.models import CreditSync
+from app.shopify.topics import ORDER_TOPICS
 from app.shops.models import Shop
-from app.webhooks.models import EventStatus, WebhookEvent
-from app.webhooks.shopify import ORDER_TOPICS
 
 # A little more than the sweeper's one minute: work younger than this may still be on its way.
 DEFAULT_WINDOW = timedelta(minutes=5)

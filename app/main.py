@@ -18,10 +18,8 @@ from app.catalog.routes import router as catalog_router
 from app.config import Settings, get_settings
 from app.console.routes import console_router
 from app.console.routes import router as me_router
-from app.events.routes import router as events_router
-from app.health.routes import router as health_router
-from app.kit.bodylimit import BodyLimitMiddleware
-from app.kit.errors import (
+from app.core.bodylimit import BodyLimitMiddleware
+from app.core.errors import (
     PROBLEM_MEDIA_TYPE,
     PayloadTooLarge,
     Problem,
@@ -29,9 +27,11 @@ from app.kit.errors import (
     install_error_handlers,
     problem_responses,
 )
-from app.kit.idempotency import REPLAYED_HEADER, IdempotencyMiddleware, document_idempotency
-from app.kit.ratelimit import TooManyRequests
-from app.kit.resources import Resources
+from app.core.idempotency import REPLAYED_HEADER, IdempotencyMiddleware, document_idempotency
+from app.core.ratelimit import TooManyRequests
+from app.core.resources import Resources
+from app.events.routes import router as events_router
+from app.health.routes import router as health_router
 from app.ledger.routes import router as customers_router
 from app.metrics.routes import router as metrics_router
 from app.observability.metrics import ApiMetrics
@@ -41,9 +41,9 @@ from app.orders.routes import review_router
 from app.orders.routes import router as orders_router
 from app.program.routes import router as program_router
 from app.shopify.routes import router as shopify_router
+from app.shopify.webhooks import router as webhooks_router
 from app.shops.account_routes import router as account_router
 from app.shops.routes import router as shops_router
-from app.webhooks.routes import router as webhooks_router
 
 API_VERSION = "1.0.0"  # semver of the HTTP contract: see docs/api/CHANGELOG.md
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -177,7 +177,7 @@ def describe_validation_as_problems(schema: dict[str, Any]) -> dict[str, Any]:
 
 def describe_limits(schema: dict[str, Any]) -> dict[str, Any]:
     """Answers every route may give: 400 for a body that is not text, 413 past the body limit,
-    429 after too many failed authentications (app.kit.ratelimit)."""
+    429 after too many failed authentications (app.core.ratelimit)."""
     limits = problem_responses(UnreadableBody, PayloadTooLarge, TooManyRequests)
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
@@ -196,7 +196,7 @@ INT64 = (-(2**63), 2**63 - 1)
 
 def _bound_integers(node: Any) -> None:
     """Ids are PostgreSQL BIGINTs: say so for id parameters and id lists (a value past them is
-    answered 422 `invalid_value`, see app.kit.errors)."""
+    answered 422 `invalid_value`, see app.core.errors)."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in ("parameters",) and isinstance(value, list):

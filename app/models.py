@@ -2,20 +2,20 @@
 
 from app.audit.models import AuditEvent
 from app.catalog.models import Product
+from app.core.db import Base
+from app.core.idempotency import IdempotencyKey
+from app.core.operations import Operation
+from app.credit_sync.models import CreditSync
 from app.expiry.models import ExpiryReminder
-from app.kit.db import Base
-from app.kit.idempotency import IdempotencyKey
-from app.kit.operations import Operation
+from app.inbox.models import WebhookEvent
 from app.ledger.models import Customer, LedgerEntry, Redemption
 from app.metrics.models import OrderStatsHourly
 from app.notifications.models import OutboxMessage
 from app.orders.models import Order, OrderLine
 from app.orders.refund_models import Refund
-from app.platform.models import CreditSync
 from app.program.models import ProgramVersion
 from app.shopify.models import OAuthState, ShopifyGrant
 from app.shops.models import ApiKey, Shop
-from app.webhooks.models import WebhookEvent
 
 __all__ = [
     "ApiKey",

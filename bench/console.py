@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from app import migrate
 from app.config import Settings
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.main import create_app
 from app.shops import service as shop_service
 from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, serving

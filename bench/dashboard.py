@@ -23,7 +23,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app import migrate
-from app.kit.db import create_engine, create_sessionmaker
+from app.core.db import create_engine, create_sessionmaker
 from app.metrics import dashboard, rollup
 from app.shops import service as shop_service
 from app.shops.models import Shop

@@ -35,8 +35,8 @@ import asyncpg
 from redis.asyncio import Redis
 
 from app import migrate
-from app.kit.queue import Doorbell, Job, create_redis
-from app.webhooks import service as webhook_service
+from app.core.broker import Broker, Job, create_redis
+from app.inbox import service as webhook_service
 from bench.cpu import TICK_S, processes
 from bench.payloads import API_VERSION, OrderFactory
 from bench.procs import Process, Processes, cashback_command
@@ -149,12 +149,12 @@ async def store_backlog(
 
 
 async def ring(env: Env, jobs: list[Job]) -> None:
-    doorbell = Doorbell(create_redis(env.redis), env.queue)
+    broker = Broker(create_redis(env.redis), env.queue)
     try:
         for at in range(0, len(jobs), 500):
-            await doorbell.ring(jobs[at : at + 500])
+            await broker.enqueue(jobs[at : at + 500])
     finally:
-        await doorbell.close()
+        await broker.close()
 
 
 def start_workers(env: Env, procs: Processes, count: int, logdir: Path) -> list[Process]:

@@ -35,7 +35,7 @@ import orjson
 from redis.asyncio import Redis
 
 from app.events.publish import channel
-from app.webhooks.shopify import sign
+from app.shopify.payloads import sign
 from bench import rawhttp
 from bench.cpu import TICK_S, processes
 from bench.drain import REPO, BenchShop, Env, check_credits, create_shop, setup

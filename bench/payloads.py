@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from app.webhooks.shopify import sign
+from app.shopify.payloads import sign
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "examples" / "orders-paid.json"
 WEBHOOK_PATH = "/webhooks/shopify"

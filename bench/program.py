@@ -23,8 +23,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app import migrate
-from app.kit.db import create_engine, create_sessionmaker
-from app.orders.domain import PlatformCustomer, PlatformLine, PlatformOrder, snapshot_to_json
+from app.core.db import create_engine, create_sessionmaker
+from app.core.snapshots import PlatformCustomer, PlatformLine, PlatformOrder, snapshot_to_json
 from app.program import service as program_service
 from app.program.calculator import calculate, compile_program
 from app.program.rules import Campaign, MatchField, ProductRule, Program, Tier
@@ -120,7 +120,7 @@ def bench_calculation(iterations: int) -> dict[str, float]:
 
 def sample_snapshot() -> dict[str, object]:
     example = Path(__file__).resolve().parent.parent / "examples" / "orders-paid.json"
-    from app.webhooks.shopify import parse_order
+    from app.shopify.payloads import parse_order
 
     return snapshot_to_json(parse_order(json.loads(example.read_text()), "orders/paid"))
 

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from app import embedded, migrate
 from app.config import Environment, Settings
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.main import create_app
 from tests.support import ADMIN_TOKEN, Stack
 
@@ -121,5 +121,5 @@ async def stack(settings: Settings) -> AsyncIterator[Stack]:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield Stack(settings, resources, client)
     finally:
-        await resources.doorbell.redis.delete(settings.queue_name)
+        await resources.broker.redis.delete(settings.queue_name)
         await resources.close()

@@ -8,9 +8,9 @@ import asyncio
 
 from sqlalchemy import select
 
-from app.kit.uow import unit_of_work
-from app.webhooks import service
-from app.webhooks.models import EventStatus, WebhookEvent
+from app.core.uow import unit_of_work
+from app.inbox import drain
+from app.inbox.models import EventStatus, WebhookEvent
 from tests.support import Stack
 
 # Each racer holds a connection at the barrier: stay below the pool (10, no overflow).
@@ -24,7 +24,7 @@ async def race_events(stack: Stack, event_ids: list[int]) -> list[EventStatus | 
     res = stack.resources
 
     async def racer(event_id: int) -> EventStatus | None:
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        async with unit_of_work(res.sessionmaker, res.broker) as session:
             event = await session.scalar(
                 select(WebhookEvent)
                 .where(WebhookEvent.id == event_id, WebhookEvent.status == EventStatus.received)
@@ -32,7 +32,7 @@ async def race_events(stack: Stack, event_ids: list[int]) -> list[EventStatus | 
             )
             assert event is not None, f"event {event_id} is not waiting to be handled"
             await barrier.wait()  # every transaction is open; none has touched its order yet
-            return await service.handle_claimed(session, event)
+            return await drain.handle_claimed(session, event)
 
     return list(await asyncio.gather(*(racer(i) for i in event_ids)))
 

@@ -15,12 +15,12 @@ import httpx
 from sqlalchemy import func, select
 
 from app.config import Settings
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.ledger.models import LedgerEntry
 from app.main import create_app
+from app.shopify.payloads import sign
 from app.shops import service as shop_service
 from app.shops.models import ApiKeyRole, ProcessingMode, Shop
-from app.webhooks.shopify import sign
 from workers.settings import build_worker
 
 ADMIN_TOKEN = "test-admin-token"

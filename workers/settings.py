@@ -18,17 +18,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import tasks as audit_tasks
 from app.config import Settings
+from app.core import idempotency_tasks
+from app.core.broker import Job, redis_settings
+from app.core.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
+from app.core.operations import Operation
+from app.core.resources import Resources
+from app.core.uow import unit_of_work
+from app.credit_sync import service as credit_sync
+from app.credit_sync import tasks as credit_sync_tasks
+from app.credit_sync.service import SYNC_JOB
 from app.expiry import tasks as expiry_tasks
-from app.kit import idempotency_tasks
-from app.kit.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
-from app.kit.operations import Operation
-from app.kit.queue import Job, redis_settings
-from app.kit.resources import Resources
-from app.kit.uow import unit_of_work
+from app.inbox import service as webhook_service
+from app.inbox.drain import DRAINERS, drain_continuously
+from app.inbox.models import EventStatus, WebhookEvent
+from app.inbox.tasks import WAKE, drain_webhook_events, handle_webhook_event
 from app.notifications import service as notification_service
 from app.notifications import tasks as notification_tasks
 from app.observability.metrics import WorkerMetrics
 from app.observability.worker import instrument
+from app.orders import lifecycle as order_lifecycle
 from app.orders import service as order_service
 from app.orders.state import OrderStatus
 from app.orders.tasks import (
@@ -41,27 +49,15 @@ from app.orders.tasks import (
     order_job_id,
     read_order_payments,
 )
-from app.platform import service as platform_service
-from app.platform import tasks as platform_tasks
-from app.platform.service import SYNC_JOB
 from app.shopify import tasks as shopify_tasks
 from app.shops.models import Shop
 from app.shops.settings import APPROVE_PENDING_JOB
-from app.webhooks import service as webhook_service
-from app.webhooks.models import EventStatus, WebhookEvent
-from app.webhooks.tasks import (
-    DRAINERS,
-    WAKE,
-    drain_continuously,
-    drain_webhook_events,
-    handle_webhook_event,
-)
 
 logger = logging.getLogger(__name__)
 
 # Domains that declare jobs, crons and sweeper re-drives of their own.
 DOMAIN_TASKS = (
-    platform_tasks,
+    credit_sync_tasks,
     notification_tasks,
     idempotency_tasks,
     audit_tasks,
@@ -136,7 +132,7 @@ async def redrive(res: Resources, cutoff: datetime) -> dict[str, int]:
     await _free_orphaned(res, jobs)
     rung: list[Job] = []
     for start in range(0, len(jobs), RING_CHUNK):  # a backlog's jobs in rings Redis takes in time
-        rung += await res.doorbell.ring_each(jobs[start : start + RING_CHUNK])
+        rung += await res.broker.enqueue_each(jobs[start : start + RING_CHUNK])
     await _count_redrives(res, rung)
     counts = {
         "events": len(event_ids),
@@ -172,7 +168,7 @@ async def _give_up_worn(res: Resources, jobs: list[Job]) -> tuple[list[Job], int
         job.job_id: (job, n) for job, n in zip(capped, counts, strict=True) if n >= MAX_REDRIVES
     }
     for job, attempts in worn.values():
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        async with unit_of_work(res.sessionmaker, res.broker) as session:
             await _give_up_job(session, job, GAVE_UP.format(n=attempts))
     if worn:
         logger.error("sweeper gave up on %s", sorted(worn))
@@ -183,11 +179,11 @@ async def _give_up_job(session: AsyncSession, job: Job, error: str) -> None:
     subject = job.args[0]
     assert isinstance(subject, int)
     if job.function == SYNC_JOB:
-        await platform_service.give_up(session, subject, error)
+        await credit_sync.give_up(session, subject, error)
     elif job.function == AWARD_DUE_JOB:
-        order = await order_service.lock_order(session, subject)
+        order = await order_lifecycle.lock_order(session, subject)
         if order is not None and order.status == OrderStatus.scheduled:
-            await order_service.mark_failed(session, order, error)
+            await order_lifecycle.mark_failed(session, order, error)
     elif job.function == APPROVE_PENDING_JOB:
         operation = await session.get(Operation, subject, with_for_update=True)
         if operation is not None and operation.status == "running":
@@ -217,13 +213,13 @@ async def _give_up_endless(
     order_counts = await _order_redrives(res, order_ids)
     worn_orders = {i: n for i, n in zip(order_ids, order_counts, strict=True) if n >= MAX_REDRIVES}
     for event_id, attempts in worn_events.items():
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        async with unit_of_work(res.sessionmaker, res.broker) as session:
             await _give_up_event(session, event_id, GAVE_UP.format(n=attempts))
     for order_id, attempts in worn_orders.items():
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
-            order = await order_service.lock_order(session, order_id)
+        async with unit_of_work(res.sessionmaker, res.broker) as session:
+            order = await order_lifecycle.lock_order(session, order_id)
             if order is not None and order.status == OrderStatus.received:
-                await order_service.mark_failed(session, order, GAVE_UP.format(n=attempts))
+                await order_lifecycle.mark_failed(session, order, GAVE_UP.format(n=attempts))
     if worn_events or worn_orders:
         logger.error(
             "sweeper gave up on events %s and orders %s", sorted(worn_events), sorted(worn_orders)
@@ -248,7 +244,7 @@ async def _redrive_counts(res: Resources, job_ids: list[str]) -> list[int]:
     if not job_ids:
         return []
     try:
-        values = await res.doorbell.redis.mget([_redrive_key(res, i) for i in job_ids])
+        values = await res.broker.redis.mget([_redrive_key(res, i) for i in job_ids])
     except Exception as exc:  # Redis away: nothing can be rung either
         logger.warning("sweeper could not read re-drive counts: %r", exc)
         return [0] * len(job_ids)
@@ -265,7 +261,7 @@ async def _free_orphaned(res: Resources, jobs: list[Job]) -> None:
     short_ms = (JOB_TIMEOUT_S + 10) * 1000
     oldest_live_ms = (JOB_TIMEOUT_S + ORPHAN_GRACE_S) * 1000
     try:
-        async with res.doorbell.redis.pipeline(transaction=False) as pipe:
+        async with res.broker.redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.pttl(key)
             ttls: list[int] = await pipe.execute()
@@ -275,7 +271,7 @@ async def _free_orphaned(res: Resources, jobs: list[Job]) -> None:
             if ttl > short_ms and mark_ms - ttl > oldest_live_ms
         ]
         if orphaned:
-            await res.doorbell.redis.delete(*orphaned)
+            await res.broker.redis.delete(*orphaned)
             logger.warning("sweeper freed %d job(s) a dead worker left in progress", len(orphaned))
     except Exception as exc:  # Redis away: nothing can be rung either
         logger.warning("sweeper could not check for orphaned jobs: %r", exc)
@@ -296,7 +292,7 @@ async def _count_redrives(res: Resources, queued: list[Job]) -> None:
             await session.commit()
     if counted:
         try:
-            async with res.doorbell.redis.pipeline(transaction=False) as pipe:
+            async with res.broker.redis.pipeline(transaction=False) as pipe:
                 for job_id in counted:
                     key = _redrive_key(res, job_id)
                     pipe.incr(key)

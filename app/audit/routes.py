@@ -16,11 +16,11 @@ from sqlalchemy import Select, select
 from app.audit import weekly
 from app.audit.models import AuditEvent
 from app.audit.weekly import WeeklyAuditReport
+from app.core.errors import Forbidden, InvalidCursor, ProblemError, Unauthorized, problem_responses
+from app.core.ids import Id
+from app.core.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
+from app.core.schedule import parse_week, week_before
 from app.deps import CallerDep, ResourcesDep, ReviewerCallerDep, SessionDep
-from app.kit.errors import Forbidden, InvalidCursor, ProblemError, Unauthorized, problem_responses
-from app.kit.ids import Id
-from app.kit.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
-from app.kit.schedule import parse_week, week_before
 
 router = APIRouter(tags=["Audit"])
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam
@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
+from app.core.uow import Part, Stage, uow_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +32,9 @@ def record(
     after: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> None:
-    deferred: list[dict[str, Any]] | None = session.info.get(_DEFERRED)
-    if deferred is not None:  # a batch: written at once by `write_deferred`
-        deferred.append(
+    held = uow_of(session).get(AuditRows)
+    if held is not None:  # a batch: inserted at once before the commit
+        held.rows.append(
             {
                 "audit_shop": shop_id,
                 "audit_actor": actor.name,
@@ -62,7 +63,6 @@ def record(
     )
 
 
-_DEFERRED = "cashback.deferred_audit"
 _events = cast(Table, AuditEvent.__table__)
 _INSERT = insert(_events).values(
     shop_id=bindparam("audit_shop"),
@@ -77,14 +77,17 @@ _INSERT = insert(_events).values(
 )
 
 
-def defer(session: AsyncSession) -> None:
-    """Hold this transaction's audit events and insert them at once, in the order recorded,
-    before it commits (`write_deferred`): nothing in the transaction reads them back. An ORM
-    object per event cost a batch more client CPU than the rest of the event's bookkeeping."""
-    session.info.setdefault(_DEFERRED, [])
+@dataclass
+class AuditRows(Part):
+    """A batch's audit events, inserted at once in the order recorded before it commits:
+    nothing in the batch reads them back, and an ORM object per event cost a batch more client
+    CPU than the rest of the event's bookkeeping."""
 
+    stage = Stage.AUDIT
+    batched = True
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
-async def write_deferred(session: AsyncSession) -> None:
-    rows: list[dict[str, Any]] = session.info.pop(_DEFERRED, [])
-    if rows:
-        await session.execute(_INSERT, rows)
+    async def flush(self, session: AsyncSession) -> None:
+        rows, self.rows = self.rows, []
+        if rows:
+            await session.execute(_INSERT, rows)

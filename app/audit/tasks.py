@@ -12,15 +12,15 @@ from arq.typing import WorkerCoroutine
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import weekly
-from app.kit.jobs import resources
-from app.kit.queue import Job
-from app.kit.uow import unit_of_work
+from app.core.broker import Job
+from app.core.jobs import resources
+from app.core.uow import unit_of_work
 
 
 async def send_weekly_audits(ctx: dict[str, Any], now: datetime | None = None) -> int:
     """`now`: for tests."""
     res = resources(ctx)
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         return await weekly.send_due_audits(session, now or datetime.now(UTC))
 
 

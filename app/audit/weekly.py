@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import doctor
 from app.audit.models import AuditEvent
-from app.kit.money import exponent, format_minor
-from app.kit.schedule import due_slot, week_before, week_bounds, week_label
+from app.core.money import exponent, format_minor
+from app.core.schedule import due_slot, week_before, week_bounds, week_label
 from app.ledger.models import Customer, EntryKind, LedgerEntry
 from app.notifications import service as notification_service
 from app.notifications.models import OutboxMessage

@@ -4,7 +4,7 @@ from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
+from app.core.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
 
 
 class Product(IdMixin, TimestampMixin, UpdatedAtMixin, Base):

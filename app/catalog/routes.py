@@ -5,8 +5,8 @@ from fastapi import APIRouter
 from app.catalog import service
 from app.catalog.models import Product
 from app.catalog.schemas import ProductRead, ProductWrite
+from app.core.errors import Forbidden, NotFound, Unauthorized, problem_responses
 from app.deps import AdminCallerDep, CallerDep, SessionDep
-from app.kit.errors import Forbidden, NotFound, Unauthorized, problem_responses
 
 router = APIRouter(prefix="/v1/catalog/products", tags=["Program"])
 

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from app.kit.schemas import RequestModel
+from app.core.schemas import RequestModel
 
 
 class ProductWrite(RequestModel):

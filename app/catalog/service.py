@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Product
-from app.orders.domain import PlatformOrder
+from app.core.snapshots import PlatformOrder
+from app.core.uow import Part, uow_of
 
 
 async def upsert_product(
@@ -26,7 +28,8 @@ async def upsert_product(
 ) -> Product:
     """Create or update a product. `collections=None` keeps the ones already known (product
     webhooks do not carry collections)."""
-    session.info.get(_PRODUCTS, {}).pop(shop_id, None)  # what a batch read is stale now
+    if (read := uow_of(session).get(BatchProducts)) is not None:
+        read.by_shop.pop(shop_id, None)  # what a batch read is stale now
     values: dict[str, object] = {
         "title": title,
         "product_type": product_type or None,
@@ -58,7 +61,8 @@ async def load_products(
 ) -> dict[str, Product]:
     if not product_ids:
         return {}
-    batch: dict[int, tuple[set[str], dict[str, Product]]] | None = session.info.get(_PRODUCTS)
+    read = uow_of(session).get(BatchProducts)
+    batch = None if read is None else read.by_shop
     if batch is not None and shop_id in batch and product_ids <= batch[shop_id][0]:
         found = batch[shop_id][1]
         return {pid: found[pid] for pid in product_ids if pid in found}
@@ -71,14 +75,18 @@ _LOAD_PRODUCTS = select(Product).where(  # built once: it runs for every batch o
 )
 
 
-_PRODUCTS = "cashback.batch_products"
+@dataclass
+class BatchProducts(Part):
+    """A batch's products read once, per shop: (the ids asked for, the products found)."""
+
+    by_shop: dict[int, tuple[set[str], dict[str, Product]]] = field(default_factory=dict)
 
 
 async def prefetch_products(session: AsyncSession, shop_id: int, product_ids: set[str]) -> None:
     """Read the catalog facts of a batch's products once; `load_products` answers from them
     for the rest of the transaction, until a product of the shop is written."""
     products = await load_products(session, shop_id, product_ids)
-    session.info.setdefault(_PRODUCTS, {})[shop_id] = (set(product_ids), products)
+    uow_of(session).open(BatchProducts).by_shop[shop_id] = (set(product_ids), products)
 
 
 def product_ids(order: PlatformOrder) -> set[str]:

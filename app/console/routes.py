@@ -19,8 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from app.core.errors import NotFound, Unauthorized, problem_responses
 from app.deps import CallerDep, ResourcesDep, SessionDep
-from app.kit.errors import NotFound, Unauthorized, problem_responses
 from app.shopify import tokens
 from app.shops.models import ApiKeyRole
 

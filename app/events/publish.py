@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +15,11 @@ import orjson
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.broker import Broker
+from app.core.uow import Part, uow_of
+
 logger = logging.getLogger(__name__)
 
-_PENDING_KEY = "cashback.pending_events"
 PUBLISH_TIMEOUT_S = 1.0
 
 ORDER_STATUS_CHANGED = "order.status_changed"
@@ -42,11 +45,21 @@ def order_status_changed(
     }
 
 
+@dataclass
+class LiveEvents(Part):
+    """Events to publish once the transaction commits, (shop id, event) in order."""
+
+    held: list[tuple[int, Event]] = field(default_factory=list)
+
+    async def send(self, broker: Broker) -> None:
+        await publish(self.held, broker.redis, broker.queue_name)
+
+
 def defer_event(session: AsyncSession, shop_id: int, event: Event) -> None:
     """Hold `event` (a dict with a `type`) until `session` commits; rollback discards it."""
     if not isinstance(event.get("type"), str):
         raise ValueError("an event needs a string `type`, e.g. 'order.status_changed'")
-    session.info.setdefault(_PENDING_KEY, []).append((shop_id, event))
+    uow_of(session).open(LiveEvents).held.append((shop_id, event))
 
 
 DASHBOARD_UPDATED: Event = {"type": "dashboard.updated"}
@@ -55,14 +68,15 @@ DASHBOARD_UPDATED: Event = {"type": "dashboard.updated"}
 def defer_dashboard_update(session: AsyncSession, shop_id: int) -> None:
     """Tell the shop's frontend its dashboard figures changed: once per transaction, however
     many orders it touched (the frontend refetches GET /v1/metrics/dashboard)."""
-    pending = session.info.setdefault(_PENDING_KEY, [])
-    if (shop_id, DASHBOARD_UPDATED) not in pending:
-        pending.append((shop_id, DASHBOARD_UPDATED))
+    held = uow_of(session).open(LiveEvents).held
+    if (shop_id, DASHBOARD_UPDATED) not in held:
+        held.append((shop_id, DASHBOARD_UPDATED))
 
 
 def take_deferred_events(session: AsyncSession) -> list[tuple[int, Event]]:
-    pending: list[tuple[int, Event]] = session.info.pop(_PENDING_KEY, [])
-    return pending
+    """The events `session` holds, no longer held."""
+    events = uow_of(session).take(LiveEvents)
+    return [] if events is None else events.held
 
 
 def envelope(event: Event) -> bytes:
@@ -72,7 +86,11 @@ def envelope(event: Event) -> bytes:
 
 async def publish_deferred(session: AsyncSession, redis: Redis, channel_prefix: str) -> None:
     """Publish the events held by `session`; call only after its commit. Never raises."""
-    pending = take_deferred_events(session)
+    await publish(take_deferred_events(session), redis, channel_prefix)
+
+
+async def publish(pending: list[tuple[int, Event]], redis: Redis, channel_prefix: str) -> None:
+    """Publish (shop id, event) pairs of a committed transaction. Never raises."""
     if not pending:
         return
     try:

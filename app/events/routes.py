@@ -7,10 +7,10 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 
+from app.core.errors import ServiceUnavailable, Unauthorized, problem_responses
 from app.deps import CallerDep, ResourcesDep
 from app.events.publish import channel
 from app.events.stream import event_stream
-from app.kit.errors import ServiceUnavailable, Unauthorized, problem_responses
 
 router = APIRouter(tags=["Events"])
 
@@ -53,7 +53,7 @@ async def stream_events(
         Header(alias="Last-Event-ID", description="Sent by `EventSource` when reconnecting."),
     ] = None,
 ) -> StreamingResponse:
-    pubsub = res.doorbell.redis.pubsub()
+    pubsub = res.broker.redis.pubsub()
     try:
         # Subscribed before the 200 goes out: an open stream never misses a later event.
         with anyio.fail_after(SUBSCRIBE_TIMEOUT_S):

@@ -27,11 +27,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app.core.money import format_minor
+from app.core.resources import Resources
+from app.core.uow import defer_job, unit_of_work
+from app.credit_sync import expirations
+from app.credit_sync import service as credit_sync
+from app.credit_sync.models import CreditSync, SyncStatus
 from app.expiry.models import ExpiryReminder
-from app.kit.money import format_minor
-from app.kit.queue import defer_job
-from app.kit.resources import Resources
-from app.kit.uow import unit_of_work
 from app.ledger import service as ledger_service
 from app.ledger.credits import expiry_due
 from app.ledger.models import Customer, EntryKind, LedgerEntry
@@ -39,10 +41,8 @@ from app.metrics import rollup
 from app.notifications import service as notification_service
 from app.notifications.service import OutboxKind
 from app.orders.models import Order
-from app.platform import expirations, shopify_admin
-from app.platform import service as platform_service
-from app.platform.models import CreditSync, SyncStatus
 from app.program.service import current_program, rules_of
+from app.shopify import admin as shopify_admin
 from app.shops.models import Shop
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ async def expire_ledger_credits(session: AsyncSession, now: datetime, limit: int
         shop = shops.get(credit.shop_id)
         if shop is None:
             shop = shops[credit.shop_id] = await session.get_one(Shop, credit.shop_id)
-        await platform_service.schedule_sync(session, shop, entry_id)  # skipped: ledger only
+        await credit_sync.schedule_sync(session, shop, entry_id)  # skipped: ledger only
         await rollup.bump(session, shop.id, credit.order_id or credit.id, expired=amount)
         written += 1
     return written
@@ -141,7 +141,7 @@ async def remind(session: AsyncSession, now: datetime, limit: int = BATCH) -> in
         if not days:
             continue
         for credit_id, days_before in await _due_reminders(session, shop.id, days, now, limit):
-            if platform_service.pushes_store_credit(shop):
+            if credit_sync.pushes_store_credit(shop):
                 job_id = f"expiring:{credit_id}:{days_before}"
                 defer_job(session, REMIND_ON_SHOPIFY_JOB, credit_id, days_before, job_id=job_id)
                 done += 1
@@ -253,10 +253,10 @@ async def remind_on_shopify(res: Resources, credit_id: int, days_before: int) ->
             return await shopify_admin.credit_remaining(res.http, api, transaction_id, currency)
 
         try:
-            remaining = await platform_service.read_admin(res, shop_id, read)
-        except platform_service.NoAdminAccess:
+            remaining = await credit_sync.read_admin(res, shop_id, read)
+        except credit_sync.NoAdminAccess:
             remaining = None  # no way into Shopify (any more): the ledger says what is left
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         credit = await session.get_one(LedgerEntry, credit_id)
         shop = await session.get_one(Shop, credit.shop_id)
         if notification_service.endpoint(shop, OutboxKind.customer_notice) is None:
@@ -290,7 +290,7 @@ async def read_shopify_expirations(
         owners: dict[tuple[str, str], datetime] = defaultdict(lambda: now)
         for credit in credits:
             assert credit.expires_at is not None
-            key = (await platform_service.owner_of(session, credit), credit.currency)
+            key = (await credit_sync.owner_of(session, credit), credit.currency)
             owners[key] = min(owners[key], credit.expires_at)
     written = 0
     for (owner, currency), since in owners.items():
@@ -302,13 +302,13 @@ async def read_shopify_expirations(
             since: datetime = since,
         ) -> shopify_admin.StoreCreditAccount | None:
             return await shopify_admin.store_credit_account(
-                res.http, api, owner, currency, since=since - platform_service.CLOCK_SKEW
+                res.http, api, owner, currency, since=since - credit_sync.CLOCK_SKEW
             )
 
-        account = await platform_service.read_admin(res, shop_id, read)
+        account = await credit_sync.read_admin(res, shop_id, read)
         if account is None:
             continue
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        async with unit_of_work(res.sessionmaker, res.broker) as session:
             written += await expirations.record(session, shop_id, account)
     return written
 

@@ -13,10 +13,10 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.broker import Job
+from app.core.jobs import resources
+from app.core.uow import unit_of_work
 from app.expiry import service
-from app.kit.jobs import resources
-from app.kit.queue import Job
-from app.kit.uow import unit_of_work
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +25,9 @@ async def sweep_expiring_credit(ctx: dict[str, Any], now: datetime | None = None
     """Expiries then reminders, each in its own transaction (`now`: for tests)."""
     res = resources(ctx)
     now = now or datetime.now(UTC)
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         expired = await service.expire_ledger_credits(session, now)
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         reminded = await service.remind(session, now)
     return {"expired": expired, "reminded": reminded}
 

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from app.core.errors import ServiceUnavailable, problem_responses
 from app.deps import ResourcesDep
-from app.kit.errors import ServiceUnavailable, problem_responses
 from app.migrate import head_revision
 
 router = APIRouter(tags=["Health"])
@@ -58,7 +58,7 @@ async def readyz(res: ResourcesDep) -> Readiness:
             raise SchemaBehind(f"schema at {version}, code expects {head_revision()}")
 
     failures = []
-    for name, check in (("database", database), ("redis", res.doorbell.redis.ping)):
+    for name, check in (("database", database), ("redis", res.broker.redis.ping)):
         try:
             await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
         except Exception as exc:

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
+from app.core.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
 
 
 class Customer(IdMixin, TimestampMixin, UpdatedAtMixin, Base):

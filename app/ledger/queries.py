@@ -5,9 +5,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.errors import NotFound
-from app.kit.money import format_minor
-from app.kit.pagination import decode_cursor, next_cursor
+from app.core.errors import NotFound
+from app.core.money import format_minor
+from app.core.pagination import decode_cursor, next_cursor
 from app.ledger import service
 from app.ledger.models import Customer, EntryKind, LedgerEntry
 from app.ledger.schemas import (

@@ -17,15 +17,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.errors import ProblemError
-from app.kit.money import format_minor, to_minor
+from app.core.errors import ProblemError
+from app.core.money import format_minor, to_minor
+from app.credit_sync import service as credit_sync
 from app.ledger import queries
 from app.ledger import service as ledger_service
 from app.ledger.credits import NotEnoughCredit, spend
 from app.ledger.models import EntryKind, LedgerEntry, Redemption
 from app.ledger.schemas import RedeemedCredit, RedemptionRead, RedemptionRequest
 from app.metrics import rollup
-from app.platform import service as platform_service
 from app.shops.models import Shop
 
 
@@ -50,7 +50,7 @@ async def redeem(
     session: AsyncSession, shop: Shop, customer_id: int, request: RedemptionRequest
 ) -> RedemptionRead:
     customer = await queries.customer_of_shop(session, shop.id, customer_id)
-    if platform_service.pushes_store_credit(shop):
+    if credit_sync.pushes_store_credit(shop):
         raise SpentOnPlatform(
             "credit of this shop lives in Shopify's store credit: customers spend it at checkout"
         )
@@ -97,7 +97,7 @@ async def redeem(
             redemption_id=redemption_id,
         )
         assert entry_id is not None, "a new redemption's entries are new"
-        await platform_service.schedule_sync(session, shop, entry_id)  # skipped: ledger only
+        await credit_sync.schedule_sync(session, shop, entry_id)  # skipped: ledger only
     await rollup.bump(session, shop.id, customer.id, redeemed=amount)
     return await _read(session, shop, redemption_id)
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.core.errors import Forbidden, InvalidCursor, NotFound, Unauthorized, problem_responses
+from app.core.ids import Id
+from app.core.pagination import CursorQuery, LimitQuery
 from app.deps import CallerDep, ReviewerCallerDep, SessionDep
-from app.kit.errors import Forbidden, InvalidCursor, NotFound, Unauthorized, problem_responses
-from app.kit.ids import Id
-from app.kit.pagination import CursorQuery, LimitQuery
 from app.ledger import queries, redemptions
 from app.ledger.schemas import CustomerRead, LedgerEntryList, RedemptionRead, RedemptionRequest
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from app.kit.decimals import decimal_string
-from app.kit.schemas import RequestModel
+from app.core.decimals import decimal_string
+from app.core.schemas import RequestModel
 from app.ledger.models import EntryKind
 
 

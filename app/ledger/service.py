@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -8,9 +9,10 @@ from sqlalchemy import ColumnElement, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.snapshots import PlatformCustomer
+from app.core.uow import Part, uow_of
 from app.ledger.credits import CreditLeft
 from app.ledger.models import CONSUMING, Customer, EntryKind, LedgerEntry
-from app.orders.domain import PlatformCustomer
 from app.shops.models import Shop
 
 
@@ -20,7 +22,8 @@ async def upsert_customer(session: AsyncSession, shop_id: int, customer: Platfor
     A known customer whose details are unchanged is only read: no row lock, so transactions
     crediting orders of the same customer side by side do not wait for each other. An account
     standing the payload does not give (None) keeps the one stored."""
-    batch: dict[tuple[int, str], tuple[int, CustomerDetails]] | None = session.info.get(_CUSTOMERS)
+    read = uow_of(session).get(BatchCustomers)
+    batch = None if read is None else read.known
     key = (shop_id, customer.external_id)
     if batch is not None and key in batch:
         known_id, stored = batch[key]
@@ -48,12 +51,18 @@ async def upsert_customer(session: AsyncSession, shop_id: int, customer: Platfor
 
 # email, first name, last name, verified email, account state
 CustomerDetails = tuple[str | None, str | None, str | None, bool | None, str | None]
-_CUSTOMERS = "cashback.batch_customers"
 _c = cast(Table, Customer.__table__).c
 _DETAIL_COLUMNS = (_c.email, _c.first_name, _c.last_name, _c.verified_email, _c.account_state)
 _READ_CUSTOMERS = select(_c.id, _c.external_id, *_DETAIL_COLUMNS).where(
     _c.shop_id == bindparam("shop"), _c.external_id.in_(bindparam("ids", expanding=True))
 )
+
+
+@dataclass
+class BatchCustomers(Part):
+    """A batch's customers as read or written: (shop, external id) -> (our id, details)."""
+
+    known: dict[tuple[int, str], tuple[int, CustomerDetails]] = field(default_factory=dict)
 
 
 def _details(customer: PlatformCustomer, stored: CustomerDetails | None) -> CustomerDetails:
@@ -80,9 +89,7 @@ async def prefetch_customers(
         return
     ids = [x.external_id for x in customers]
     rows = await session.execute(_READ_CUSTOMERS, {"shop": shop_id, "ids": ids})
-    batch: dict[tuple[int, str], tuple[int, CustomerDetails]] = session.info.setdefault(
-        _CUSTOMERS, {}
-    )
+    batch = uow_of(session).open(BatchCustomers).known
     for row in rows:
         batch[shop_id, row.external_id] = (
             int(row.id),

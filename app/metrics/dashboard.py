@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from app.kit.money import format_minor
+from app.core.money import format_minor
+from app.credit_sync.models import CreditSync, SyncStatus
 from app.ledger.models import Customer, EntryKind, LedgerEntry
 from app.metrics.models import OrderStatsHourly
 from app.orders.models import Order
 from app.orders.state import OrderStatus
-from app.platform.models import CreditSync, SyncStatus
 from app.shops.models import Shop
 
 S = OrderStatsHourly

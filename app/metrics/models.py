@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, SmallInteger
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base
+from app.core.db import Base
 
 
 class OrderStatsHourly(Base):

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.uow import Part, Stage, uow_of
 from app.events.publish import defer_dashboard_update
 from app.metrics.models import OrderStatsHourly
 
 SHARDS = 4
 COUNTERS = ("orders", "processed", "rejected", "cashback_issued", "reversed", "expired", "redeemed")
-_DEFERRED = "cashback.rollup_deferred"
 
 
 async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int) -> None:
@@ -21,8 +22,9 @@ async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int
     unknown = set(deltas) - set(COUNTERS)
     if unknown:
         raise ValueError(f"not a rollup counter: {sorted(unknown)}")
-    deferred: dict[tuple[int, int], dict[str, int]] | None = session.info.get(_DEFERRED)
-    if deferred is not None:  # a batch: summed now, written once by `apply_deferred`
+    held = uow_of(session).get(FigureBumps)
+    if held is not None:  # a batch: summed now, written once before the commit
+        deferred = held.sums
         key = (shop_id, order_id % SHARDS)
         summed = dict(deferred.get(key, {}))  # replaced, never changed: savepoints copy
         for name, delta in deltas.items():
@@ -44,13 +46,6 @@ async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int
     defer_dashboard_update(session, shop_id)  # the frontend refetches, after the commit
 
 
-def defer_bumps(session: AsyncSession) -> None:
-    """Sum this transaction's bumps instead of writing each; `apply_deferred` writes them. The
-    figure rows are then locked only at the end, for the commit, in one order: batches running
-    side by side do not queue behind each other's rows for their whole length."""
-    session.info.setdefault(_DEFERRED, {})
-
-
 def _upsert_figures() -> Any:
     table = OrderStatsHourly.__table__
     stmt = insert(OrderStatsHourly).values(
@@ -69,12 +64,26 @@ def _upsert_figures() -> Any:
 _UPSERT_FIGURES = _upsert_figures()
 
 
-async def apply_deferred(session: AsyncSession) -> None:
-    """Write the summed bumps (one upsert per figure row, sent together), before the
-    transaction commits."""
-    deferred: dict[tuple[int, int], dict[str, int]] = session.info.pop(_DEFERRED, {})
-    if not deferred:
-        return
+@dataclass
+class FigureBumps(Part):
+    """A batch's bumps, summed per figure row instead of written each, and written at the end
+    (one upsert per row, sent together). The figure rows are then locked only for the commit,
+    in one order: batches running side by side do not queue behind each other's rows for their
+    whole length."""
+
+    stage = Stage.FIGURES
+    batched = True
+    sums: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
+
+    async def flush(self, session: AsyncSession) -> None:
+        deferred, self.sums = self.sums, {}
+        if deferred:
+            await _write_sums(session, deferred)
+
+
+async def _write_sums(
+    session: AsyncSession, deferred: dict[tuple[int, int], dict[str, int]]
+) -> None:
     rows = [
         {"figure_shop": shop_id, "figure_shard": shard}
         | {f"figure_{name}": deferred[shop_id, shard].get(name, 0) for name in COUNTERS}

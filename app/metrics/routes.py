@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query
 
+from app.core.errors import ProblemError, Unauthorized, problem_responses
 from app.deps import CallerDep, SessionDep
-from app.kit.errors import ProblemError, Unauthorized, problem_responses
 from app.metrics import dashboard
 from app.shops.models import Shop
 

@@ -8,7 +8,7 @@ from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, Uniqu
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base, IdMixin, TimestampMixin
+from app.core.db import Base, IdMixin, TimestampMixin
 
 
 class OutboxStatus(StrEnum):

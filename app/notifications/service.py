@@ -19,8 +19,8 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-from app.kit.queue import defer_job
-from app.kit.schedule import due_slot
+from app.core.schedule import due_slot
+from app.core.uow import defer_job
 from app.notifications import delivery
 from app.notifications.models import OutboxMessage, OutboxStatus
 from app.orders.models import Order

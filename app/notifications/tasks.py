@@ -10,9 +10,9 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.jobs import resources
-from app.kit.queue import Job
-from app.kit.uow import unit_of_work
+from app.core.broker import Job
+from app.core.jobs import resources
+from app.core.uow import unit_of_work
 from app.notifications import delivery, service
 from app.notifications import retention as retention_module
 
@@ -23,7 +23,7 @@ async def send_outbox_message(ctx: dict[str, Any], message_id: int) -> str | Non
     """Claim, send with no transaction open, record. A crash between sending and recording
     leaves the claim to expire and the message is sent again, with the same webhook-id."""
     res = resources(ctx)
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         claim = await service.claim(session, message_id)
     if claim is None:
         return None
@@ -34,21 +34,21 @@ async def send_outbox_message(ctx: dict[str, Any], message_id: int) -> str | Non
         webhook_id=claim.webhook_id,
         body=claim.body,
     )
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         status = await service.record(session, claim, result)
     return status.value if status else None
 
 
 async def check_review_deadlines(ctx: dict[str, Any]) -> int:
     res = resources(ctx)
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         return await service.alert_overdue_reviews(session)
 
 
 async def call_review_queues(ctx: dict[str, Any], now: datetime | None = None) -> int:
     """The daily review call of every shop whose slot has come (`now`: for tests)."""
     res = resources(ctx)
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         return await service.call_due_reviews(
             session, now or datetime.now(UTC), public_url=res.settings.public_url
         )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from app.config import Environment, Settings
-from app.observability.context import bound_fields
+from app.core.context import bound_fields
 
 REDACTED = "[redacted]"
 SENSITIVE_KEY = re.compile(

@@ -11,13 +11,12 @@ from arq.connections import ArqRedis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from app.shopify.deprecations import SHOPIFY_DEPRECATED_CALLS
-from app.webhooks.service import PRIVACY_TOPICS
-from app.webhooks.shopify import CUSTOMER_TOPICS, ORDER_TOPICS, PRODUCT_TOPICS
+from app.shopify.topics import TOPICS
 
 logger = logging.getLogger(__name__)
 
 # Topic labels come from a header anyone can send: only known topics become label values.
-KNOWN_TOPICS = ORDER_TOPICS | CUSTOMER_TOPICS | PRODUCT_TOPICS | PRIVACY_TOPICS | {"refunds/create"}
+KNOWN_TOPICS = frozenset(TOPICS)
 OTHER_TOPIC = "other"
 QUEUE_READ_TIMEOUT_S = 1.0
 

@@ -9,7 +9,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.observability.context import REQUEST_ID_HEADER, bind, request_id_from, unbind
+from app.core.context import REQUEST_ID_HEADER, bind, request_id_from, unbind
 from app.observability.metrics import ApiMetrics
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
-# The webhook route's answers (see app.webhooks.routes), known without parsing them.
+# The webhook route's answers (see app.shopify.webhooks), known without parsing them.
 _KNOWN_RESULTS = {
     f'{{"result":"{result}"}}'.encode(): result for result in ("accepted", "duplicate", "malformed")
 }

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select
 
+from app.credit_sync.models import CreditSync, SyncStatus
 from app.deps import AdminDep, ResourcesDep
 from app.observability.metrics import ApiMetrics
-from app.platform.models import CreditSync, SyncStatus
 
 router = APIRouter()
 
@@ -17,7 +17,7 @@ router = APIRouter()
 async def metrics(request: Request, res: ResourcesDep) -> Response:
     api_metrics: ApiMetrics = request.app.state.prometheus
     # Queue gauges are read at scrape time: Redis holds the truth, not this process.
-    await api_metrics.read_queue(res.doorbell.redis, res.settings.queue_name)
+    await api_metrics.read_queue(res.broker.redis, res.settings.queue_name)
     async with res.sessionmaker() as session:  # failed syncs stay failed: the database knows
         failed = await session.scalar(
             select(func.count()).where(CreditSync.status == SyncStatus.failed)

@@ -17,8 +17,8 @@ from arq.worker import Function, RetryJob
 from prometheus_client import start_http_server
 
 from app.config import Settings
-from app.kit.queue import create_redis
-from app.observability.context import CORRELATION_KWARG, bound
+from app.core.broker import create_redis
+from app.core.context import CORRELATION_KWARG, bound
 from app.observability.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)

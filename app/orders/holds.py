@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from pydantic import ConfigDict, Field
 
-from app.kit.money import format_minor, to_minor
-from app.kit.schemas import RequestModel
-from app.orders.domain import PlatformLine
+from app.core.money import format_minor, to_minor
+from app.core.schemas import RequestModel
+from app.core.snapshots import PlatformLine
 from app.program.rules import Amount
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
+from app.core.db import Base, IdMixin, TimestampMixin, UpdatedAtMixin
 from app.orders.state import OrderStatus
 
 

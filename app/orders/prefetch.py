@@ -12,6 +12,7 @@ the batch only answers their questions ahead of time, within the same transactio
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import cast
 
 from sqlalchemy import Table, bindparam, select
@@ -19,14 +20,22 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog_service
+from app.core.snapshots import PlatformOrder
+from app.core.uow import Part, uow_of
 from app.ledger import service as ledger_service
-from app.orders.domain import PlatformOrder
 from app.orders.models import Order
 from app.orders.refund_models import Refund
 from app.orders.state import OrderStatus
 from app.shops.models import Shop
 
-_ORDERS = "cashback.batch_orders"
+
+@dataclass
+class BatchOrders(Part):
+    """What a batch found for its orders: each locked order and whether the batch inserted it,
+    by (shop, external id); and whether refunds wait for it."""
+
+    locked: dict[tuple[int, str], tuple[Order, bool]] = field(default_factory=dict)
+    waiting: dict[tuple[int, str], bool] = field(default_factory=dict)
 
 
 async def prefetch(session: AsyncSession, shop: Shop, snapshots: Sequence[PlatformOrder]) -> None:
@@ -41,7 +50,7 @@ async def prefetch(session: AsyncSession, shop: Shop, snapshots: Sequence[Platfo
     external_ids = sorted({s.external_id for s in valid})
     fresh = await _insert_orders(session, shop, external_ids)
     locked = await session.scalars(_LOCK_ORDERS, {"shop": shop.id, "ids": external_ids})
-    known: dict[tuple[int, str], tuple[Order, bool]] = session.info.setdefault(_ORDERS, {})
+    known = uow_of(session).open(BatchOrders).locked
     for order in locked:
         known[shop.id, order.external_id] = (order, order.external_id in fresh)
     await catalog_service.prefetch_products(
@@ -96,7 +105,8 @@ async def _insert_orders(session: AsyncSession, shop: Shop, external_ids: list[s
 def take_order(session: AsyncSession, shop_id: int, external_id: str) -> tuple[Order, bool] | None:
     """The locked order this batch prefetched, and whether this transaction inserted it; the
     insert is reported once, to the first snapshot of the order that asks."""
-    known: dict[tuple[int, str], tuple[Order, bool]] | None = session.info.get(_ORDERS)
+    batch = uow_of(session).get(BatchOrders)
+    known = None if batch is None else batch.locked
     if known is None or (shop_id, external_id) not in known:
         return None
     order, fresh = known[shop_id, external_id]
@@ -105,26 +115,23 @@ def take_order(session: AsyncSession, shop_id: int, external_id: str) -> tuple[O
     return order, fresh
 
 
-_WAITING = "cashback.batch_waiting_refunds"
-
-
 async def _prefetch_waiting_refunds(
     session: AsyncSession, shop_id: int, external_ids: list[str]
 ) -> None:
     waiting = set(await session.scalars(_WAITING_REFUNDS, {"shop": shop_id, "ids": external_ids}))
-    checked: dict[tuple[int, str], bool] = session.info.setdefault(_WAITING, {})
+    checked = uow_of(session).open(BatchOrders).waiting
     for external_id in external_ids:
         checked[shop_id, external_id] = external_id in waiting
 
 
 def known_waiting(session: AsyncSession, shop_id: int, order_external_id: str) -> bool | None:
     """Whether refunds wait for the order, as this batch found; None when it did not look."""
-    checked: dict[tuple[int, str], bool] | None = session.info.get(_WAITING)
-    return None if checked is None else checked.get((shop_id, order_external_id))
+    batch = uow_of(session).get(BatchOrders)
+    return None if batch is None else batch.waiting.get((shop_id, order_external_id))
 
 
 def refund_stored(session: AsyncSession, shop_id: int, order_external_id: str) -> None:
     """A refund was stored in this transaction: its order has a waiting refund now."""
-    checked: dict[tuple[int, str], bool] | None = session.info.get(_WAITING)
-    if checked is not None:
-        checked[shop_id, order_external_id] = True
+    batch = uow_of(session).get(BatchOrders)
+    if batch is not None:
+        batch.waiting[shop_id, order_external_id] = True

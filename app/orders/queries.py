@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent
-from app.kit.errors import NotFound
-from app.kit.money import format_minor
-from app.kit.pagination import decode_cursor, next_cursor
+from app.core.errors import NotFound
+from app.core.money import format_minor
+from app.core.pagination import decode_cursor, next_cursor
 from app.ledger.models import Customer, EntryKind, LedgerEntry
 from app.orders.holds import account_problem
 from app.orders.models import Order, OrderLine

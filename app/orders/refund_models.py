@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, String, UniqueConstrain
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base, IdMixin, TimestampMixin
+from app.core.db import Base, IdMixin, TimestampMixin
 
 
 class Refund(IdMixin, TimestampMixin, Base):

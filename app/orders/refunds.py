@@ -17,24 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit_service
 from app.audit.service import SYSTEM
-from app.kit.money import format_minor
+from app.core.money import format_minor
+from app.core.snapshots import PlatformRefund
 from app.ledger import service as ledger_service
 from app.ledger.credits import CreditLeft, reversal_within
 from app.ledger.models import EntryKind, LedgerEntry
 from app.metrics import rollup
 from app.notifications import service as notification_service
-from app.orders import prefetch
-from app.orders import service as order_service
-from app.orders.domain import PlatformRefund
+from app.orders import lifecycle, prefetch
 from app.orders.models import Order, OrderLine
 from app.orders.refund_models import Refund
 from app.orders.reversal import LineState, line_reversals, proportional_reversal, round_half_up
-from app.orders.state import CREDITED, OrderStatus
+from app.orders.state import CREDITED, REDUCIBLE, OrderStatus
 from app.program.calculator import SHIPPING_LINE_ID, allocate
 from app.shops.models import Shop
-
-# Before credit, a refund changes what will be credited.
-REDUCIBLE = frozenset({OrderStatus.pending, OrderStatus.held, OrderStatus.scheduled})
 
 
 async def record_refund(session: AsyncSession, shop: Shop, refund: PlatformRefund) -> bool:
@@ -57,7 +53,7 @@ async def record_refund(session: AsyncSession, shop: Shop, refund: PlatformRefun
     if inserted.scalar_one_or_none() is None:
         return False  # a redelivery: already stored, and applied if it could be
     prefetch.refund_stored(session, shop.id, refund.order_external_id)
-    order = await order_service.find_order(session, shop.id, refund.order_external_id, lock=True)
+    order = await lifecycle.find_order(session, shop.id, refund.order_external_id, lock=True)
     if order is not None:
         await apply_pending_refunds(session, shop, order)
     return True
@@ -227,9 +223,9 @@ async def _take_back(
         description=description,
     )
     if entry_id is not None:
-        await order_service.ledger_entry_written(session, shop, order, entry_id, -amount)
+        await lifecycle.ledger_entry_written(session, shop, order, entry_id, -amount)
         await rollup.bump(session, shop.id, order.id, reversed=amount)
-    await order_service.transition(
+    await lifecycle.transition(
         session,
         order,
         target,
@@ -314,7 +310,7 @@ async def _reduce(
     if order.award_amount is not None:
         order.award_amount = max(order.award_amount - removed, 0)
     if order.cashback_amount == 0 or order.award_amount == 0:
-        await order_service.transition(
+        await lifecycle.transition(
             session, order, OrderStatus.rejected, reason="order refunded", action="order.rejected"
         )
     return await _effect(
@@ -394,7 +390,7 @@ async def cancel(session: AsyncSession, shop: Shop, order: Order) -> None:
                 reason="order cancelled",
             )
     elif status not in (OrderStatus.rejected, OrderStatus.reversed):
-        await order_service.transition(
+        await lifecycle.transition(
             session, order, OrderStatus.rejected, reason="order cancelled", action="order.rejected"
         )
 

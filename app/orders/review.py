@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import Actor
-from app.kit.errors import Conflict, NotFound, ProblemError
-from app.kit.money import format_minor, to_minor
+from app.core.errors import Conflict, NotFound, ProblemError
+from app.core.money import format_minor, to_minor
+from app.core.snapshots import snapshot_from_json
+from app.orders import lifecycle as order_lifecycle
 from app.orders import service
-from app.orders.domain import snapshot_from_json
 from app.orders.models import Order
 from app.orders.state import OrderStatus, can_transition
 from app.program.service import current_program
@@ -146,7 +147,7 @@ async def reject(
 ) -> Order:
     order = await locked_order(session, shop, order_id, if_match)
     _require(order, REJECTABLE, "reject")
-    await service.transition(
+    await order_lifecycle.transition(
         session, order, OrderStatus.rejected, reason=reason, actor=actor, action="order.rejected"
     )
     return order
@@ -164,7 +165,7 @@ async def hold(
     order = await locked_order(session, shop, order_id, if_match)
     _require(order, HOLDABLE, "hold")
     order.hold_reasons = [*order.hold_reasons, reason]
-    await service.transition(
+    await order_lifecycle.transition(
         session, order, OrderStatus.held, reason=reason, actor=actor, action="order.held"
     )
     return order

@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app.deps import CallerDep, ReviewerCallerDep, SessionDep
-from app.kit.errors import (
+from app.core.errors import (
     Forbidden,
     InvalidCursor,
     NotFound,
@@ -16,10 +15,11 @@ from app.kit.errors import (
     problem_responses,
     refuse_methods,
 )
-from app.kit.etags import IfMatch, InvalidIfMatch, etag, parse_version_if_match
-from app.kit.ids import Id
-from app.kit.money import format_minor
-from app.kit.pagination import CursorQuery, LimitQuery
+from app.core.etags import IfMatch, InvalidIfMatch, etag, parse_version_if_match
+from app.core.ids import Id
+from app.core.money import format_minor
+from app.core.pagination import CursorQuery, LimitQuery
+from app.deps import CallerDep, ReviewerCallerDep, SessionDep
 from app.orders import queries, review
 from app.orders.models import Order
 from app.orders.schemas import (

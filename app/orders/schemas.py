@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from app.kit.decimals import decimal_string
-from app.kit.ids import Id
-from app.kit.schemas import RequestModel
+from app.core.decimals import decimal_string
+from app.core.ids import Id
+from app.core.schemas import RequestModel
 from app.orders.state import OrderStatus
 from app.program.schemas import LINE_REASON
 

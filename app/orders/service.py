@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -17,23 +17,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit_service
 from app.audit.service import SYSTEM, Actor
 from app.catalog import service as catalog_service
-from app.events.publish import defer_dashboard_update, defer_event, order_status_changed
-from app.kit.money import format_minor
-from app.kit.queue import defer_job
-from app.ledger import credits
-from app.ledger import service as ledger_service
-from app.metrics import rollup
-from app.notifications import service as notification_service
-from app.notifications.service import OutboxKind
-from app.observability.context import bind
-from app.orders import prefetch
-from app.orders.domain import (
+from app.core.context import bind
+from app.core.money import format_minor
+from app.core.snapshots import (
     PlatformCustomer,
     PlatformLine,
     PlatformOrder,
     snapshot_from_json,
     snapshot_to_json,
 )
+from app.core.uow import Part, defer_job, uow_of
+from app.credit_sync import service as credit_sync
+from app.ledger import credits
+from app.ledger import service as ledger_service
+from app.metrics import rollup
+from app.orders import lifecycle, prefetch, refunds
 from app.orders.holds import (
     HoldFacts,
     HoldRules,
@@ -42,13 +40,12 @@ from app.orders.holds import (
     hold_reasons,
 )
 from app.orders.models import Order, OrderLine
-from app.orders.state import UNDECIDED, OrderStatus, check_transition
-from app.platform import service as platform_service
-from app.platform.shopify_admin import OrderPayments
+from app.orders.state import REDUCIBLE, UNDECIDED, OrderStatus
 from app.program.calculator import SHIPPING_LINE_ID, Breakdown, calculate
 from app.program.models import ProgramVersion
 from app.program.rules import Program
 from app.program.service import current_program, rules_of
+from app.shopify.admin import OrderPayments
 from app.shops.models import ProcessingMode, Shop
 
 logger = logging.getLogger(__name__)
@@ -59,11 +56,8 @@ class InvalidOrder(ValueError):
 
 
 _NO_HOLDS = HoldRules()
-_REDUCIBLE_BEFORE_CREDIT = frozenset({OrderStatus.pending, OrderStatus.held, OrderStatus.scheduled})
 _NOT_CREDITED_FINANCIAL_STATUSES = {"refunded": "order refunded", "voided": "payment voided"}
 
-
-REVIEW_STATUSES = frozenset({OrderStatus.pending, OrderStatus.held})
 
 READ_PAYMENTS_JOB = "read_order_payments"
 # The reason an order stays `received` while its gift card and store credit payments are read.
@@ -83,56 +77,15 @@ def read_payments_job_id(order_id: int) -> str:
     return f"order:{order_id}:payments"
 
 
-async def transition(
-    session: AsyncSession,
-    order: Order,
-    target: OrderStatus,
-    *,
-    reason: str | None = None,
-    actor: Actor = SYSTEM,
-    action: str = "order.status_changed",
-    details: dict[str, Any] | None = None,
-) -> None:
-    """The one place an order's status changes: checked by the state machine and kept in the
-    audit log, which is also the order's history."""
-    current = OrderStatus(order.status)
-    if current == target and order.status_reason == reason and details is None:
-        return
-    check_transition(current, target)
-    audit_service.record(
-        session,
-        shop_id=order.shop_id,
-        actor=actor,
-        action=action,
-        subject_type="order",
-        subject_id=order.id,
-        before={"status": current},
-        after={"status": target, **(details or {})},
-        reason=reason,
-    )
-    now = datetime.now(UTC)
-    if target in REVIEW_STATUSES and current not in REVIEW_STATUSES:
-        order.review_started_at = now
-    elif current in REVIEW_STATUSES and target not in REVIEW_STATUSES:
-        order.decided_at = now
-    if target == OrderStatus.rejected:
-        await rollup.bump(session, order.shop_id, order.id, rejected=1)
-    order.status = target
-    order.status_reason = reason
-    if current != target:  # the frontend's badges and figures, live (sent after the commit)
-        defer_event(
-            session,
-            order.shop_id,
-            order_status_changed(order.id, order.external_id, current, target, now),
-        )
-        defer_dashboard_update(session, order.shop_id)
-    if target == OrderStatus.processed:
-        order.processed_at = now
-
-
-async def lock_order(session: AsyncSession, order_id: int) -> Order | None:
-    result = await session.execute(select(Order).where(Order.id == order_id).with_for_update())
-    return result.scalar_one_or_none()
+async def take_snapshot(
+    session: AsyncSession, shop: Shop, snapshot: PlatformOrder, *, received_at: datetime
+) -> Order:
+    """A platform's snapshot of an order (created, paid, updated or cancelled): ingested and
+    evaluated, and a cancelled order's credit taken back."""
+    order = await ingest_order(session, shop, snapshot, received_at=received_at)
+    if snapshot.cancelled_at is not None:
+        await refunds.cancel(session, shop, order)
+    return order
 
 
 async def ingest_order(
@@ -165,7 +118,7 @@ async def ingest_order(
             session, shop, order, snapshot, received_at=received_at, fresh=fresh
         )
         await evaluate(session, shop, order, zero_reason=", ".join(breakdown.reasons) or None)
-    elif order.status in _REDUCIBLE_BEFORE_CREDIT and _is_newer(order, snapshot):
+    elif order.status in REDUCIBLE and _is_newer(order, snapshot):
         await _recalculate_edited(session, shop, order, snapshot, received_at=received_at)
     return order
 
@@ -191,7 +144,7 @@ async def _insert_and_lock(
         .returning(orders.c.id)
     )
     new_id = inserted.scalar_one_or_none()
-    order = await find_order(session, shop.id, snapshot.external_id, lock=True)
+    order = await lifecycle.find_order(session, shop.id, snapshot.external_id, lock=True)
     assert order is not None  # inserted above, or by a transaction that committed first
     return order, new_id is not None
 
@@ -220,18 +173,18 @@ async def _recalculate_edited(
         # Paid with credit again, by an amount not read yet: a person looks before credit.
         reason = WAITING_FOR_PAYMENTS
         if payments_readable is None:
-            payments_readable = platform_service.has_admin_access(shop)
+            payments_readable = credit_sync.has_admin_access(shop)
         if payments_readable:
             defer_job(session, READ_PAYMENTS_JOB, order.id, job_id=read_payments_job_id(order.id))
         else:
             reason = PAYMENTS_NEED_REVIEW
         if reason not in order.hold_reasons:
             order.hold_reasons = [*order.hold_reasons, reason]
-        await transition(session, order, OrderStatus.held, reason=reason)
+        await lifecycle.transition(session, order, OrderStatus.held, reason=reason)
     if order.award_amount == previous:  # not adjusted by a reviewer: follows the calculation
         order.award_amount = order.cashback_amount
     if order.cashback_amount == 0:
-        await transition(
+        await lifecycle.transition(
             session, order, OrderStatus.rejected, reason="no cashback after the order was edited"
         )
     elif order.cashback_amount != previous:
@@ -373,17 +326,17 @@ async def _apply_snapshot(
     return breakdown
 
 
-_PROGRAMS = "cashback.programs"
+@dataclass
+class BatchPrograms(Part):
+    """Each shop's program, read once for a batch of orders rather than once per order."""
 
-
-def cache_programs(session: AsyncSession) -> None:
-    """Read each shop's program once for the rest of this transaction (a batch of orders)
-    rather than once per order."""
-    session.info.setdefault(_PROGRAMS, {})
+    batched = True
+    by_shop: dict[int, tuple[ProgramVersion, Program]] = field(default_factory=dict)
 
 
 async def _program(session: AsyncSession, shop_id: int) -> tuple[ProgramVersion, Program]:
-    cache: dict[int, tuple[ProgramVersion, Program]] | None = session.info.get(_PROGRAMS)
+    held = uow_of(session).get(BatchPrograms)
+    cache = None if held is None else held.by_shop
     if cache is not None and shop_id in cache:
         return cache[shop_id]
     version = await current_program(session, shop_id)
@@ -451,32 +404,36 @@ async def evaluate(
     Shopify's transactions can be read (`payments_readable`) comes from the shop unless the
     caller found out already."""
     if order.cancelled_at is not None:
-        await transition(session, order, OrderStatus.rejected, reason="order cancelled")
+        await lifecycle.transition(session, order, OrderStatus.rejected, reason="order cancelled")
     elif order.paid_received_at is None:
-        await transition(session, order, OrderStatus.awaiting_payment)
+        await lifecycle.transition(session, order, OrderStatus.awaiting_payment)
     elif order.financial_status in _NOT_CREDITED_FINANCIAL_STATUSES:
         why = _NOT_CREDITED_FINANCIAL_STATUSES[order.financial_status]
-        await transition(session, order, OrderStatus.not_eligible, reason=why)
+        await lifecycle.transition(session, order, OrderStatus.not_eligible, reason=why)
     elif order.cashback_amount == 0:
         reason = zero_reason or "no cashback earned"
-        await transition(session, order, OrderStatus.not_eligible, reason=reason)
+        await lifecycle.transition(session, order, OrderStatus.not_eligible, reason=reason)
     elif await _payments_unknown(session, shop, order):
         if payments_readable is None:
-            payments_readable = platform_service.has_admin_access(shop)
+            payments_readable = credit_sync.has_admin_access(shop)
         if not payments_readable:  # nobody can read them: a person decides
             order.hold_reasons = [PAYMENTS_NEED_REVIEW]
-            await transition(session, order, OrderStatus.held, reason=PAYMENTS_NEED_REVIEW)
+            await lifecycle.transition(
+                session, order, OrderStatus.held, reason=PAYMENTS_NEED_REVIEW
+            )
         else:  # not credited on a guess: evaluated again once they are read
-            await transition(session, order, OrderStatus.received, reason=WAITING_FOR_PAYMENTS)
+            await lifecycle.transition(
+                session, order, OrderStatus.received, reason=WAITING_FOR_PAYMENTS
+            )
             defer_job(session, READ_PAYMENTS_JOB, order.id, job_id=read_payments_job_id(order.id))
             return  # refunds wait for the decision
     elif order.customer_id is None:
-        await transition(session, order, OrderStatus.awaiting_customer)
+        await lifecycle.transition(session, order, OrderStatus.awaiting_customer)
     elif check_holds and (reasons := await _review_reasons(session, shop, order)):
         order.hold_reasons = reasons
-        await transition(session, order, OrderStatus.held, reason="; ".join(reasons))
+        await lifecycle.transition(session, order, OrderStatus.held, reason="; ".join(reasons))
     elif shop.processing_mode == ProcessingMode.manual:
-        await transition(session, order, OrderStatus.pending, actor=actor)
+        await lifecycle.transition(session, order, OrderStatus.pending, actor=actor)
     else:
         await award(session, shop, order, order.cashback_amount, actor=actor)
         return  # award applied any waiting refunds
@@ -485,8 +442,6 @@ async def evaluate(
 
 async def apply_waiting_refunds(session: AsyncSession, shop: Shop, order: Order) -> None:
     """Refunds that arrived before the order was decided apply once it is."""
-    from app.orders import refunds  # refunds build on this module
-
     if await refunds.has_waiting(session, shop.id, order.external_id):
         await refunds.apply_pending_refunds(session, shop, order)
 
@@ -556,7 +511,7 @@ def waits_for_payments(order: Order) -> bool:
     unknown = (
         order.snapshot is not None and order.snapshot.get("paid_with_credit_amount", 0) is None
     )
-    return unknown and (order.status in UNDECIDED or order.status in _REDUCIBLE_BEFORE_CREDIT)
+    return unknown and (order.status in UNDECIDED or order.status in REDUCIBLE)
 
 
 async def payments_read(
@@ -583,7 +538,7 @@ async def payments_read(
             zero_reason=", ".join(breakdown.reasons) or None,
             payments_readable=payments is not None,
         )
-    elif order.status in _REDUCIBLE_BEFORE_CREDIT:
+    elif order.status in REDUCIBLE:
         await _recalculate_edited(
             session,
             shop,
@@ -599,12 +554,12 @@ async def payments_unreadable(
 ) -> None:
     """Shopify did not answer this time: the order keeps waiting (the sweeper asks again), with
     the error shown, and the merchant is told once (`alert`) when the reads keep failing."""
-    order = await lock_order(session, order_id)
+    order = await lifecycle.lock_order(session, order_id)
     if order is None or not waits_for_payments(order):
         return
     order.last_error = f"cannot read the order's transactions from Shopify: {error}"[:4000]
     if alert:
-        await _alert(session, order, "payments_unreadable", order.last_error)
+        await lifecycle.alert(session, order, "payments_unreadable", order.last_error)
 
 
 async def orders_waiting_for_payments(
@@ -640,7 +595,7 @@ async def award(
         paid_at = order.paid_received_at or datetime.now(UTC)
         order.award_at = paid_at + timedelta(days=shop.award_delay_days)
         if order.award_at > datetime.now(UTC):
-            await transition(
+            await lifecycle.transition(
                 session, order, OrderStatus.scheduled, actor=actor, action=action, details=details
             )
             await apply_waiting_refunds(session, shop, order)
@@ -663,7 +618,7 @@ async def credit_order(
     assert order.customer_id is not None
     amount = order.cashback_amount if order.award_amount is None else order.award_amount
     # Refunds that reduced the cashback before credit: the credit covers what is left.
-    if order.status in _REDUCIBLE_BEFORE_CREDIT:
+    if order.status in REDUCIBLE:
         order.lines_digest = None  # the lines no longer are the calculation's
         await session.execute(
             update(OrderLine)
@@ -699,16 +654,18 @@ async def credit_order(
     if entry_id is None:
         logger.warning("order %s already had its credit; not writing it twice", order.id)
     else:
-        await ledger_entry_written(session, shop, order, entry_id, amount, expires_at=expires_at)
+        await lifecycle.ledger_entry_written(
+            session, shop, order, entry_id, amount, expires_at=expires_at
+        )
         await rollup.bump(session, shop.id, order.id, processed=1, cashback_issued=amount)
-    await transition(
+    await lifecycle.transition(
         session, order, OrderStatus.processed, actor=actor, action=action, details=details
     )
 
 
 async def award_due(session: AsyncSession, order_id: int) -> OrderStatus | None:
     """Credit a scheduled order whose award date has come (the sweeper rings for these)."""
-    order = await lock_order(session, order_id)
+    order = await lifecycle.lock_order(session, order_id)
     now = datetime.now(UTC)
     if order is None or order.status != OrderStatus.scheduled or (order.award_at or now) > now:
         return None
@@ -726,73 +683,6 @@ async def due_awards(session: AsyncSession, now: datetime, limit: int) -> list[i
         .limit(limit)
     )
     return list(result.scalars())
-
-
-async def ledger_entry_written(
-    session: AsyncSession,
-    shop: Shop,
-    order: Order,
-    entry_id: int,
-    amount: int,
-    *,
-    expires_at: datetime | None = None,
-) -> None:
-    """What follows every credit and reversal: the push to the shop's store credit (or a
-    skipped sync row for a ledger-only shop), and the customer's notice (a credit's with its
-    expiry, when it has one)."""
-    await platform_service.schedule_sync(session, shop, entry_id)
-    if notification_service.endpoint(shop, OutboxKind.customer_notice) is None:
-        return
-    assert order.customer_id is not None
-    cur = order.currency
-    balance = await ledger_service.balance(session, order.customer_id)
-    await notification_service.enqueue_customer_notice(
-        session,
-        shop,
-        event_key=f"entry:{entry_id}",
-        event_type="cashback.credited" if amount > 0 else "cashback.reversed",
-        payload={
-            "order": {"id": str(order.id), "external_id": order.external_id, "name": order.name},
-            "customer": {"id": order.customer_external_id, "email": order.email},
-            "amount": format_minor(abs(amount), cur),
-            "currency": cur,
-            "balance": format_minor(balance, cur),
-        }
-        | ({"expires_at": expires_at.astimezone(UTC).isoformat()} if expires_at else {}),
-    )
-
-
-async def mark_failed(session: AsyncSession, order: Order, error: str) -> None:
-    """Out of retries: the order is `failed` with its error, and the merchant is alerted (an
-    undecided order, or a scheduled one whose credit could not be written)."""
-    if order.status in UNDECIDED or order.status == OrderStatus.scheduled:
-        order.last_error = error
-        await transition(session, order, OrderStatus.failed, reason="processing failed")
-        await _alert(session, order, "failed", error)
-
-
-async def _alert(session: AsyncSession, order: Order, what: str, error: str) -> None:
-    """Tell the merchant, once per order and `what` (`order.<what>`), with the error."""
-    shop = await session.get_one(Shop, order.shop_id)
-    await notification_service.enqueue_alert(
-        session,
-        shop,
-        event_key=f"order:{order.id}:{what}",
-        event_type=f"order.{what}",
-        payload={
-            "order": {"id": str(order.id), "external_id": order.external_id, "name": order.name},
-            "error": error[:1000],
-        },
-    )
-
-
-async def find_order(
-    session: AsyncSession, shop_id: int, external_id: str, *, lock: bool = False
-) -> Order | None:
-    stmt = select(Order).where(Order.shop_id == shop_id, Order.external_id == external_id)
-    if lock:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def stale_received_orders(
@@ -813,7 +703,7 @@ async def stale_received_orders(
 
 async def evaluate_order(session: AsyncSession, order_id: int) -> OrderStatus | None:
     """Evaluate a stored order that is still `received` (re-driven by the sweeper)."""
-    order = await lock_order(session, order_id)
+    order = await lifecycle.lock_order(session, order_id)
     if order is None or order.status != OrderStatus.received:
         return None
     shop = await session.get_one(Shop, order.shop_id)

@@ -61,6 +61,10 @@ UNDECIDED = frozenset(
 )
 # Statuses in which credit has been issued to the customer.
 CREDITED = frozenset({S.processed, S.partially_reversed, S.reversed})
+# Statuses decided but not credited yet: a refund or an edit reduces what will be credited.
+REDUCIBLE = frozenset({S.pending, S.held, S.scheduled})
+# Statuses in which a person reviews the order.
+REVIEW = frozenset({S.pending, S.held})
 
 
 class InvalidTransition(Exception):

@@ -10,15 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.service import SYSTEM
-from app.kit.jobs import MAX_TRIES, backoff_seconds, resources, run_job
-from app.kit.operations import Operation
-from app.kit.queue import defer_job
-from app.kit.uow import unit_of_work
+from app.core.jobs import MAX_TRIES, backoff_seconds, resources, run_job
+from app.core.operations import Operation
+from app.core.uow import defer_job, unit_of_work
+from app.credit_sync import service as credit_sync
+from app.orders import lifecycle as order_lifecycle
 from app.orders import review, service
 from app.orders.models import Order
 from app.orders.state import OrderStatus
-from app.platform import service as platform_service
-from app.platform import shopify_admin
+from app.shopify import admin as shopify_admin
 from app.shops.models import Shop
 from app.shops.settings import APPROVE_PENDING_JOB
 
@@ -37,9 +37,9 @@ async def evaluate_order(ctx: dict[str, Any], order_id: int) -> str | None:
         return status.value if status else None
 
     async def give_up(session: AsyncSession, error: str) -> None:
-        order = await service.lock_order(session, order_id)
+        order = await order_lifecycle.lock_order(session, order_id)
         if order is not None:
-            await service.mark_failed(session, order, error)
+            await order_lifecycle.mark_failed(session, order, error)
 
     return await run_job(ctx, work, give_up)
 
@@ -62,22 +62,22 @@ async def read_order_payments(ctx: dict[str, Any], order_id: int) -> str | None:
 
     payments = None
     try:
-        payments = await platform_service.read_admin(res, order.shop_id, read)
-    except platform_service.NoAdminAccess:
+        payments = await credit_sync.read_admin(res, order.shop_id, read)
+    except credit_sync.NoAdminAccess:
         pass  # evaluated without them: held for a person to decide
-    except (shopify_admin.AdminApiError, platform_service.TryAgain) as exc:
+    except (shopify_admin.AdminApiError, credit_sync.TryAgain) as exc:
         final = job_try >= MAX_TRIES
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        async with unit_of_work(res.sessionmaker, res.broker) as session:
             await service.payments_unreadable(session, order_id, str(exc), alert=final)
         logger.warning("order %s: transactions unreadable (try %d): %s", order_id, job_try, exc)
         if final:
             return "waiting"
         after = exc.retry_after_seconds if isinstance(exc, shopify_admin.AdminApiError) else None
-        if isinstance(exc, platform_service.TryAgain):
+        if isinstance(exc, credit_sync.TryAgain):
             after = exc.after_seconds
         raise Retry(defer=after if after is not None else backoff_seconds(job_try)) from exc
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
-        order = await service.lock_order(session, order_id)
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
+        order = await order_lifecycle.lock_order(session, order_id)
         if order is None or not service.waits_for_payments(order):
             return None
         shop = await session.get_one(Shop, order.shop_id)
@@ -113,7 +113,7 @@ async def approve_pending_orders(
     res = resources(ctx)
     started = time.monotonic()
     while time.monotonic() - started < APPROVE_PENDING_BUDGET_S:
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        async with unit_of_work(res.sessionmaker, res.broker) as session:
             op = await session.get(Operation, operation_id, with_for_update=True)
             if op is None or op.status == "done":
                 return {"after_id": after_id}
@@ -142,7 +142,7 @@ async def approve_pending_orders(
             op.succeeded += sum(r["ok"] for r in results)
             op.failed += sum(not r["ok"] for r in results)
             after_id = ids[-1]
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         defer_job(
             session,
             APPROVE_PENDING_JOB,

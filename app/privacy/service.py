@@ -9,12 +9,12 @@ from sqlalchemy import delete, func, literal_column, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.kit.money import format_minor
+from app.core.money import format_minor
+from app.inbox.models import WebhookEvent
 from app.ledger.models import Customer, LedgerEntry
 from app.notifications.models import OutboxMessage
 from app.orders.models import Order
 from app.shops.models import Shop
-from app.webhooks.models import WebhookEvent
 
 REDACTED_BODY = b'{"redacted": true}'
 

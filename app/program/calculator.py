@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from app.kit.money import Rounding, to_minor
-from app.orders.domain import PlatformLine, PlatformOrder
+from app.core.money import Rounding, to_minor
+from app.core.snapshots import PlatformLine, PlatformOrder
 from app.program.rules import SPECIFICITY, Campaign, MatchField, ProductRule, Program
 
 RATE_SCALE = 10**8  # rates carry at most 4 decimals, campaign factors 4 more

@@ -6,7 +6,7 @@ from sqlalchemy import ForeignKey, Integer, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base, IdMixin, TimestampMixin
+from app.core.db import Base, IdMixin, TimestampMixin
 from app.program.rules import Program
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from app.core.errors import Forbidden, Unauthorized, problem_responses
+from app.core.etags import IfMatch, InvalidIfMatch, VersionMismatch, etag, parse_version_if_match
 from app.deps import AdminCallerDep, CallerDep, SessionDep
-from app.kit.errors import Forbidden, Unauthorized, problem_responses
-from app.kit.etags import IfMatch, InvalidIfMatch, VersionMismatch, etag, parse_version_if_match
 from app.program import service
 from app.program.rules import Program
 from app.program.schemas import (

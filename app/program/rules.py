@@ -21,9 +21,9 @@ from typing import Annotated, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from app.kit.decimals import decimal_string
-from app.kit.money import Rounding
-from app.kit.schemas import RequestModel
+from app.core.decimals import decimal_string
+from app.core.money import Rounding
+from app.core.schemas import RequestModel
 
 Percent = Annotated[
     Decimal,

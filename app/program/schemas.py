@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
-from app.kit.schemas import RequestModel
+from app.core.schemas import RequestModel
 from app.program.rules import Program
 
 # A rate as the other answers show it: a plain decimal string (`"10"`, never `"1E+1"`).

@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import service as audit_service
 from app.audit.service import Actor
 from app.catalog import service as catalog_service
-from app.kit.errors import ProblemError
-from app.kit.etags import VersionMismatch
-from app.kit.money import format_minor, to_minor
-from app.orders.domain import PlatformOrder, snapshot_from_json
+from app.core.errors import ProblemError
+from app.core.etags import VersionMismatch
+from app.core.money import format_minor, to_minor
+from app.core.snapshots import PlatformOrder, snapshot_from_json
 from app.orders.models import Order
 from app.program.calculator import Breakdown, calculate
 from app.program.models import ProgramVersion
@@ -28,8 +28,8 @@ from app.program.schemas import (
     SimulationResult,
     SimulationTotals,
 )
+from app.shopify import payloads as shopify
 from app.shops.models import Shop
-from app.webhooks import shopify
 
 SIMULATION_BATCH = 2000
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from app.config import Settings
-from app.kit.errors import ProblemError
+from app.core.errors import ProblemError
 
 # Nothing leaves the service for a shop name that does not match this.
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
@@ -21,7 +21,7 @@ SCOPES = (
     "read_store_credit_account_transactions",
     "write_store_credit_account_transactions",
 )
-# Topics handled by app.webhooks.service, subscribed on install; the compliance topics
+# Topics handled by app.inbox.service, subscribed on install; the compliance topics
 # (customers/data_request, customers/redact, shop/redact) can only be declared in the TOML.
 WEBHOOK_TOPICS = (
     "orders/create",

@@ -26,14 +26,13 @@ from urllib.parse import urlencode
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.errors import ProblemError, Unauthorized
-from app.kit.money import is_currency
-from app.kit.queue import defer_job
-from app.kit.resources import Resources
-from app.kit.uow import unit_of_work
-from app.platform import service as platform_service
-from app.platform.shopify_admin import AdminApi, AdminApiError
+from app.core.errors import ProblemError, Unauthorized
+from app.core.money import is_currency
+from app.core.resources import Resources
+from app.core.uow import defer_job, unit_of_work
+from app.credit_sync import service as credit_sync
 from app.shopify import oauth, session_tokens, subscriptions, tokens
+from app.shopify.admin import AdminApi, AdminApiError
 from app.shopify.app_config import SCOPES, ShopifyApp, app_of, shop_domain
 from app.shopify.models import OAuthState
 from app.shopify.signatures import InvalidSignature, verify_oauth
@@ -105,7 +104,7 @@ async def complete_install(res: Resources, app: ShopifyApp, params: Params) -> s
     shop = shop_domain(_param(params, "shop"))
     if not verify_oauth(params, app.secrets):
         raise InvalidSignature("the callback's hmac does not verify")
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         consumed = await session.scalar(
             delete(OAuthState)
             .where(
@@ -133,7 +132,7 @@ async def complete_install(res: Resources, app: ShopifyApp, params: Params) -> s
         raise ShopifyUnavailable(f"cannot read the shop: {exc}") from exc
     if not is_currency(basics.currency):
         raise ShopifyUnavailable(f"the shop's currency {basics.currency!r} is unknown")
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         await _install(session, res, app, shop, grant, basics)
     return app.home_url(shop)
 
@@ -185,7 +184,7 @@ async def grant_arrived(
     """Keep a new token pair; a shop that waited for it has its pushes rung again."""
     stored = await tokens.store_grant(session, shop, grant, res.secrets)
     if stored.resumed:
-        resumed = await platform_service.resume_pushes(session, shop.id)
+        resumed = await credit_sync.resume_pushes(session, shop.id)
         logger.info("%s authorised again: %d push(es) resumed", shop.domain, resumed)
 
 
@@ -218,6 +217,6 @@ async def _exchange(
         # The staff member is who they say; only the shop's background work keeps waiting.
         logger.warning("token exchange for %s failed: %s", staff.shop, exc)
         return
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         shop = await session.get_one(Shop, shop_id, with_for_update=True)
         await grant_arrived(session, shop, grant, res)

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base, TimestampMixin, UpdatedAtMixin
+from app.core.db import Base, TimestampMixin, UpdatedAtMixin
 
 
 class ShopifyGrant(TimestampMixin, UpdatedAtMixin, Base):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.errors import NotFound, ProblemError
+from app.core.errors import NotFound, ProblemError
 from app.ledger import queries as ledger_queries
 from app.ledger.schemas import StorefrontBalance
 from app.shopify.app_config import ShopifyApp, shop_domain

@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from app.core.errors import problem_responses
 from app.deps import ResourcesDep, SessionDep
-from app.kit.errors import problem_responses
 from app.ledger.schemas import StorefrontBalance
 from app.shopify import install, proxy
 from app.shopify.app_config import AppNotConfigured, InvalidShopDomain, require_app

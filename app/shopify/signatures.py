@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from app.kit.errors import ProblemError
+from app.core.errors import ProblemError
 
 
 class InvalidSignature(ProblemError):

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from app.platform.shopify_admin import AdminApi, AdminApiError, _query
+from app.shopify.admin import AdminApi, AdminApiError, _query
 from app.shopify.app_config import WEBHOOK_TOPICS
 
 PAGE = 100  # as asked for in SUBSCRIPTIONS_QUERY

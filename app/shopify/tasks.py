@@ -12,11 +12,11 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.jobs import MAX_TRIES, backoff_seconds, resources
-from app.kit.queue import Job
-from app.platform.service import NoAdminAccess, admin_api
-from app.platform.shopify_admin import AdminApiError
+from app.core.broker import Job
+from app.core.jobs import MAX_TRIES, backoff_seconds, resources
+from app.credit_sync.service import NoAdminAccess, admin_api
 from app.shopify import subscriptions, tokens
+from app.shopify.admin import AdminApiError
 from app.shopify.app_config import app_of
 from app.shops.models import Shop
 

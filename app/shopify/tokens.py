@@ -22,9 +22,9 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.crypto import SecretBox
-from app.kit.resources import Resources
-from app.kit.uow import unit_of_work
+from app.core.crypto import SecretBox
+from app.core.resources import Resources
+from app.core.uow import unit_of_work
 from app.notifications import service as notifications
 from app.shopify import oauth
 from app.shopify.app_config import app_of
@@ -109,7 +109,7 @@ async def refresh(res: Resources, shop_id: int, *, rejected_token: str | None = 
     (Shopify answered 401 to it), refresh unless the stored token is already another one.
     Raises RefreshUnavailable when Shopify cannot be reached; a refusal pauses the shop."""
     app = app_of(res.settings)
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         grant = await session.scalar(
             select(ShopifyGrant).where(ShopifyGrant.shop_id == shop_id).with_for_update()
         )

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import func, select
 
 from app.audit import service as audit_service
-from app.deps import AdminCallerDep, CallerDep, ResourcesDep, SessionDep
-from app.kit import idempotency
-from app.kit.errors import (
+from app.core import idempotency
+from app.core.errors import (
     Conflict,
     Forbidden,
     InvalidCursor,
@@ -18,9 +17,10 @@ from app.kit.errors import (
     Unauthorized,
     problem_responses,
 )
-from app.kit.etags import IfMatch, InvalidIfMatch, VersionMismatch, parse_if_match
-from app.kit.ids import Id
-from app.kit.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
+from app.core.etags import IfMatch, InvalidIfMatch, VersionMismatch, parse_if_match
+from app.core.ids import Id
+from app.core.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
+from app.deps import AdminCallerDep, CallerDep, ResourcesDep, SessionDep
 from app.shops import service, settings
 from app.shops.models import ApiKey, ApiKeyRole
 from app.shops.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead

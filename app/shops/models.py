@@ -17,7 +17,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.kit.db import Base, IdMixin, TimestampMixin
+from app.core.db import Base, IdMixin, TimestampMixin
 
 # A version Shopify supports today (each is supported for about a year).
 DEFAULT_API_VERSION = "2026-10"

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from app.core.errors import ProblemError, Unauthorized, problem_responses
 from app.deps import AdminDep, SessionDep
-from app.kit.errors import ProblemError, Unauthorized, problem_responses
 from app.shops import service
 from app.shops.schemas import ShopCreate, ShopCreated
 

@@ -1,5 +1,5 @@
 """When the shop's practices happen: the daily review call and the weekly audit, each a local
-time of day in the shop's timezone (slots: `app.kit.schedule`)."""
+time of day in the shop's timezone (slots: `app.core.schedule`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import time
 
 from pydantic import Field, field_validator
 
-from app.kit.schedule import Weekday
-from app.kit.schemas import RequestModel
+from app.core.schedule import Weekday
+from app.core.schemas import RequestModel
 
 TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 WORKING_DAYS = [Weekday.mon, Weekday.tue, Weekday.wed, Weekday.thu, Weekday.fri]

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from app.kit.schemas import RequestModel
+from app.core.schemas import RequestModel
 from app.shops.models import ApiKeyRole, ProcessingMode
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.kit.errors import Conflict
-from app.kit.money import is_currency
+from app.core.errors import Conflict
+from app.core.money import is_currency
 from app.program.models import ProgramVersion
 from app.program.rules import Program
 from app.shops.models import ApiKey, ApiKeyRole, ProcessingMode, Shop

@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import service as audit_service
 from app.audit.service import Actor
-from app.kit.crypto import SecretBox
-from app.kit.errors import Conflict, NotFound, ProblemError
-from app.kit.etags import VersionMismatch, content_tag, etag
-from app.kit.money import format_minor, to_minor
-from app.kit.operations import Operation
-from app.kit.queue import defer_job
-from app.kit.schemas import RequestModel
+from app.core.crypto import SecretBox
+from app.core.errors import Conflict, NotFound, ProblemError
+from app.core.etags import VersionMismatch, content_tag, etag
+from app.core.money import format_minor, to_minor
+from app.core.operations import Operation
+from app.core.schemas import RequestModel
+from app.core.uow import defer_job
 from app.orders.holds import HoldRules
 from app.orders.models import Order
 from app.orders.state import OrderStatus

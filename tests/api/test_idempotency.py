@@ -15,9 +15,9 @@ from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEvent
 from app.config import Settings
-from app.kit import idempotency as idempotency_module
-from app.kit.errors import ServiceUnavailable, install_error_handlers
-from app.kit.idempotency import (
+from app.core import idempotency as idempotency_module
+from app.core.errors import ServiceUnavailable, install_error_handlers
+from app.core.idempotency import (
     HEADER,
     IdempotencyKey,
     IdempotencyMiddleware,
@@ -25,7 +25,7 @@ from app.kit.idempotency import (
     claim,
     request_hash,
 )
-from app.kit.idempotency_tasks import prune_idempotency_keys
+from app.core.idempotency_tasks import prune_idempotency_keys
 from app.main import create_app
 from app.shops.models import ApiKeyRole, ProcessingMode, Shop
 from tests.payloads import paid_order

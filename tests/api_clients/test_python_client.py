@@ -26,7 +26,7 @@ import uvicorn
 from app.config import Settings
 from app.main import create_app
 from app.openapi import SPEC_PATH
-from app.webhooks.shopify import sign
+from app.shopify.payloads import sign
 from tests.payloads import new_order_id, paid_order
 from tests.support import ADMIN_TOKEN
 from workers.settings import build_worker

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.audit import tasks
-from app.kit.schedule import slot_on, week_label
+from app.core.schedule import slot_on, week_label
 from app.shops.models import ApiKeyRole, ProcessingMode
 from tests.notifications.helpers import configure, outbox
 from tests.notifications.receiver import Receiver, verify_signature

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select, update
 
 from app.orders.models import Order
+from tests.credit_sync.helpers import configure_shop
 from tests.payloads import SHOES, money_set, new_order_id, paid_order, refund_2026
-from tests.platform.helpers import configure_shop
-from tests.platform.standin import FakeShopify, running
+from tests.shopify.admin_standin import FakeShopify, running
 from tests.support import ShopHandle, Stack
 from workers.settings import redrive
 

@@ -11,10 +11,10 @@ import pytest
 from arq import Retry
 from sqlalchemy import select
 
-from app.kit.jobs import MAX_TRIES
+from app.core.jobs import MAX_TRIES
+from app.inbox import tasks as webhook_tasks
+from app.inbox.models import EventStatus, WebhookEvent
 from app.shops.models import ProcessingMode
-from app.webhooks import tasks as webhook_tasks
-from app.webhooks.models import EventStatus, WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.races import MAX_RACERS, race_events, stored_event_ids
 from tests.support import NO_REDIS, ShopHandle, Stack, shopify_headers
@@ -201,7 +201,7 @@ async def test_an_event_stored_while_redis_was_down_is_processed_after_the_sweep
         )
     assert response.json() == {"result": "accepted"}
 
-    await stack.run_worker()  # the doorbell never rang: nothing to do yet
+    await stack.run_worker()  # the broker never rang: nothing to do yet
     assert await orders_of(stack, shop) == []
 
     swept = await redrive(stack.resources, datetime.now(UTC))

@@ -11,7 +11,7 @@ from tests.support import Stack
 
 
 async def test_stream_relays_keeps_alive_and_closes_when_client_leaves(stack: Stack) -> None:
-    redis = stack.resources.doorbell.redis
+    redis = stack.resources.broker.redis
     name = channel(stack.settings.queue_name, 1)
     pubsub = redis.pubsub()
     await pubsub.subscribe(name)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from app.core.broker import create_redis
+from app.core.uow import unit_of_work
 from app.events.publish import (
     channel,
     defer_event,
@@ -15,8 +17,6 @@ from app.events.publish import (
     take_deferred_events,
 )
 from app.events.stream import frame_from_message
-from app.kit.queue import create_redis
-from app.kit.uow import unit_of_work
 from tests.support import NO_REDIS, Stack
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -42,7 +42,7 @@ def test_frame_carries_id_type_and_json_data() -> None:
 
 
 async def test_events_wait_for_publish_and_publish_once(stack: Stack) -> None:
-    redis = stack.resources.doorbell.redis
+    redis = stack.resources.broker.redis
     prefix = stack.settings.queue_name
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(channel(prefix, 1))
@@ -74,14 +74,14 @@ async def test_a_unit_of_work_that_fails_announces_nothing(stack: Stack) -> None
     """Through the unit of work's own rollback branch, on a real subscription: the failed
     transaction's event never arrives, the next committed one does."""
     res = stack.resources
-    pubsub = res.doorbell.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub = res.broker.redis.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(channel(stack.settings.queue_name, 1))
     try:
         with pytest.raises(RuntimeError):
-            async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+            async with unit_of_work(res.sessionmaker, res.broker) as session:
                 defer_event(session, 1, {"type": "dashboard.updated", "n": "rolled back"})
                 raise RuntimeError("the change failed")
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        async with unit_of_work(res.sessionmaker, res.broker) as session:
             defer_event(session, 1, {"type": "dashboard.updated", "n": "committed"})
         message = None
         async with asyncio.timeout(5):

@@ -99,7 +99,7 @@ async def publish(stack: Stack, shop: ShopHandle, event: dict[str, Any]) -> None
     async with stack.resources.sessionmaker() as session:
         defer_event(session, shop.id, event)
         await session.commit()
-    await publish_deferred(session, stack.resources.doorbell.redis, stack.settings.queue_name)
+    await publish_deferred(session, stack.resources.broker.redis, stack.settings.queue_name)
 
 
 async def test_a_shop_receives_its_own_order_status_changes_only(stack: Stack) -> None:
@@ -141,7 +141,7 @@ async def test_events_need_an_api_key(stack: Stack, auth: dict[str, str]) -> Non
 async def test_leaving_client_releases_its_subscription(stack: Stack) -> None:
     shop = await stack.create_shop()
     name = channel(stack.settings.queue_name, shop.id)
-    redis = stack.resources.doorbell.redis
+    redis = stack.resources.broker.redis
     async with served(stack) as client:
         async with listening(client, shop.auth):
             assert await redis.pubsub_numsub(name) == [(name.encode(), 1)]

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.notifications.receiver import Receiver, running_receiver
-from tests.platform.standin import FakeShopify, running
+from tests.shopify.admin_standin import FakeShopify, running
 
 
 @pytest.fixture

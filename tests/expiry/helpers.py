@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from app.core.resources import Resources
 from app.expiry import tasks
-from app.kit.resources import Resources
 from tests.payloads import customer_account, new_order_id, paid_order
 from tests.support import ShopHandle, Stack
 

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from app.core.resources import Resources
 from app.expiry.models import ExpiryReminder
-from app.kit.resources import Resources
 from tests.expiry.helpers import credit_order, expiring_shop, ledger, parse, redeem, sweep
 from tests.notifications.helpers import configure
 from tests.notifications.receiver import Receiver, verify_signature

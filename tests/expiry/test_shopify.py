@@ -9,15 +9,15 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from app import doctor
+from app.credit_sync.models import CreditSync, SyncStatus
 from app.expiry import tasks
 from app.ledger.models import LedgerEntry
-from app.platform.models import CreditSync, SyncStatus
-from app.platform.reconcile import reconcile_shop
+from app.shopify.reconcile import reconcile_shop
+from tests.credit_sync.helpers import CUSTOMER, configure_shop, credit_order
 from tests.expiry.helpers import customer, ledger, redeem, set_program, sweep
 from tests.notifications.helpers import configure
 from tests.notifications.receiver import Receiver
-from tests.platform.helpers import CUSTOMER, configure_shop, credit_order
-from tests.platform.standin import FakeShopify
+from tests.shopify.admin_standin import FakeShopify
 from tests.support import ShopHandle, Stack
 
 SINCE = date(2026, 11, 1)

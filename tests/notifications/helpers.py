@@ -7,8 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from app.kit.queue import take_deferred
-from app.kit.uow import unit_of_work
+from app.core.uow import take_jobs, unit_of_work
 from app.notifications import service
 from app.notifications.models import OutboxMessage
 from app.orders.models import Order
@@ -43,7 +42,7 @@ async def enqueue_notice(
     """What the ledger does when it credits: enqueue inside its own unit of work. Without
     `ring`, the message is committed but its job never queued, as when Redis is away."""
     res = stack.resources
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         await service.enqueue_customer_notice(
             session,
             await session.get_one(Shop, shop.id),
@@ -52,7 +51,7 @@ async def enqueue_notice(
             payload=credited_payload(),
         )
         if not ring:
-            take_deferred(session)
+            take_jobs(session)
 
 
 async def outbox(stack: Stack, shop: ShopHandle) -> list[OutboxMessage]:

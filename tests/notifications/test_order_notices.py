@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from app.orders import service as order_service
+from app.core.uow import take_jobs
+from app.orders import lifecycle as order_lifecycle
 from app.orders.models import Order
 from tests.notifications.helpers import configure
 from tests.notifications.receiver import Receiver, verify_signature
@@ -60,10 +61,10 @@ async def test_an_order_that_fails_for_good_alerts_the_merchant(
     await stack.run_worker()
     async with stack.resources.sessionmaker() as session:
         order = await session.get_one(Order, 1)
-        await order_service.mark_failed(session, order, "Shopify said no")
-        await order_service.mark_failed(session, order, "again")  # already failed: no alert
+        await order_lifecycle.mark_failed(session, order, "Shopify said no")
+        await order_lifecycle.mark_failed(session, order, "again")  # already failed: no alert
         await session.commit()
-    await stack.resources.doorbell.ring_deferred(session)
+    await stack.resources.broker.enqueue(take_jobs(session))
     await stack.run_worker()
     [alert] = receiver.requests
     assert alert.json["type"] == "order.failed"

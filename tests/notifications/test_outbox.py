@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from app.kit.queue import Job
-from app.kit.resources import create_http_client
-from app.kit.uow import unit_of_work
+from app.core.broker import Job
+from app.core.resources import create_http_client
+from app.core.uow import unit_of_work
 from app.notifications import service, tasks
 from app.notifications.models import OutboxStatus
 from app.shops.models import Shop
@@ -42,9 +42,9 @@ async def test_a_notice_is_signed_and_sent_once_however_often_it_is_enqueued_and
     assert (message.status, message.attempts, message.kind) == ("sent", 1, "customer_notice")
     assert message.sent_at is not None and message.last_error is None
 
-    # The send job rung again (a sweeper, a duplicate doorbell) and run directly: nothing more.
+    # The send job rung again (a sweeper, a duplicate broker) and run directly: nothing more.
     job = Job(service.SEND_JOB, (message.id,), service.outbox_job_id(message.id))
-    await stack.resources.doorbell.ring([job])
+    await stack.resources.broker.enqueue([job])
     await stack.run_worker()
     assert await tasks.send_outbox_message({"resources": stack.resources}, message.id) is None
 
@@ -70,9 +70,7 @@ async def test_concurrent_send_jobs_deliver_once(stack: Stack, receiver: Receive
     assert len(receiver.requests) == 1
 
 
-async def test_a_lost_doorbell_is_rung_again_by_the_sweeper(
-    stack: Stack, receiver: Receiver
-) -> None:
+async def test_a_lost_broker_is_rung_again_by_the_sweeper(stack: Stack, receiver: Receiver) -> None:
     shop = await stack.create_shop()
     await configure(stack, shop, notification_webhook_url=receiver.url("/notices"))
     await enqueue_notice(stack, shop, ring=False)  # as if Redis were down
@@ -200,7 +198,7 @@ async def test_alerts_go_to_the_alert_webhook_even_without_customer_notices(
         stack, shop, alert_webhook_url=receiver.url("/alerts"), notify_customers=False
     )
     res = stack.resources
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         db_shop = await session.get_one(Shop, shop.id)
         await service.enqueue_customer_notice(
             session, db_shop, event_key="credit:1", event_type="cashback.credited", payload={}
@@ -273,7 +271,7 @@ async def test_a_claimed_message_is_left_alone_until_its_lease_ends(
     await enqueue_notice(stack, shop, ring=False)
     [message] = await outbox(stack, shop)
     res = stack.resources
-    async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+    async with unit_of_work(res.sessionmaker, res.broker) as session:
         claim = await service.claim(session, message.id)  # then the worker dies mid-send
     assert claim is not None and claim.attempt == 1
 
@@ -297,7 +295,7 @@ async def test_a_rolled_back_transaction_leaves_no_message(
     await configure(stack, shop, notification_webhook_url=receiver.url("/notices"))
     res = stack.resources
     with pytest.raises(RuntimeError):
-        async with unit_of_work(res.sessionmaker, res.doorbell) as session:
+        async with unit_of_work(res.sessionmaker, res.broker) as session:
             await service.enqueue_customer_notice(
                 session,
                 await session.get_one(Shop, shop.id),
@@ -308,7 +306,7 @@ async def test_a_rolled_back_transaction_leaves_no_message(
             raise RuntimeError("the credit failed")
     # Nothing was rung either: a job for a message that was never stored would find nothing
     # to send, so an empty receiver alone could not tell.
-    assert await res.doorbell.redis.zcard(stack.settings.queue_name) == 0
+    assert await res.broker.redis.zcard(stack.settings.queue_name) == 0
     await stack.run_worker()
     assert await outbox(stack, shop) == []
     assert receiver.requests == []

@@ -8,7 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.notifications import tasks
 from app.shops.models import ProcessingMode
 from tests.notifications.helpers import configure, outbox, started_waiting, waiting_orders

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.config import Environment, Settings
-from app.observability.context import bound
+from app.core.context import bound
 from app.observability.logs import (
     REDACTED,
     JsonFormatter,
@@ -60,15 +60,15 @@ async def test_log_lines_of_a_request_carry_its_id(stack: Stack, json_lines: io.
     shop = await stack.create_shop()
     body = json.dumps(paid_order()).encode()
     headers = shopify_headers(shop, body) | {"X-Request-Id": "req-webhook-1"}
-    # With Redis away the doorbell logs a warning inside the request.
+    # With Redis away the broker logs a warning inside the request.
     async with stack.degraded_client(redis_url=NO_REDIS) as client:
         response = await client.post("/webhooks/shopify", content=body, headers=headers)
     assert response.status_code == 200
     assert response.headers["X-Request-Id"] == "req-webhook-1"
 
-    doorbell = [line for line in lines(json_lines) if line["logger"] == "app.kit.queue"]
-    assert doorbell
-    assert all(line["request_id"] == "req-webhook-1" for line in doorbell)
+    broker = [line for line in lines(json_lines) if line["logger"] == "app.core.broker"]
+    assert broker
+    assert all(line["request_id"] == "req-webhook-1" for line in broker)
     assert shop.webhook_secret not in json_lines.getvalue()
 
 

@@ -8,7 +8,7 @@ import json
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from app.platform.models import CreditSync, SyncStatus
+from app.credit_sync.models import CreditSync, SyncStatus
 from tests.payloads import paid_order
 from tests.support import ADMIN_TOKEN, Stack, shopify_headers
 

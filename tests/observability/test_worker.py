@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 from app import cli
 from app.config import Settings
-from app.observability.context import CORRELATION_KWARG, bound_fields
+from app.core.context import CORRELATION_KWARG, bound_fields
+from app.inbox.models import WebhookEvent
 from app.observability.metrics import WorkerMetrics
 from app.observability.worker import (
     health_check_key,
@@ -31,7 +32,6 @@ from app.observability.worker import (
     serve_metrics,
     worker_is_healthy,
 )
-from app.webhooks.models import WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.support import Stack
 from workers.settings import build_worker, sweep
@@ -106,7 +106,7 @@ async def test_the_sweeper_counts_its_redrives(stack: Stack) -> None:
             update(WebhookEvent).values(received_at=datetime.now(UTC) - timedelta(minutes=5))
         )
         await session.commit()
-    await stack.resources.doorbell.redis.delete(stack.settings.queue_name)
+    await stack.resources.broker.redis.delete(stack.settings.queue_name)
     metrics = WorkerMetrics()
     counts = await sweep({"resources": stack.resources, "metrics": metrics})
     assert counts["events"] == 2
@@ -148,7 +148,7 @@ def check_exit_code(settings: Settings) -> tuple[int, str]:
 
 @pytest.mark.slow
 async def test_worker_check_exits_by_the_health_record(stack: Stack) -> None:
-    redis = stack.resources.doorbell.redis
+    redis = stack.resources.broker.redis
     key = health_check_key(stack.settings.queue_name)
     code, stderr = await asyncio.to_thread(check_exit_code, stack.settings)
     assert code == 1, stderr
@@ -198,12 +198,12 @@ async def test_the_worker_serves_its_metrics_on_its_own_port(settings: Settings)
 async def test_a_real_worker_accepts_a_job_that_carries_a_request_id(stack: Stack) -> None:
     shop = await stack.create_shop()
     assert (await stack.deliver(shop, paid_order())).status_code == 200
-    redis = stack.resources.doorbell.redis
+    redis = stack.resources.broker.redis
     queue = stack.settings.queue_name
     [job_id] = [raw.decode() for raw in await redis.zrange(queue, 0, -1)]
     info = await ArqJob(job_id, redis, _queue_name=queue).info()
     assert info is not None
-    # Queue it again as the doorbell would with the request's id attached.
+    # Queue it again as the broker would with the request's id attached.
     await redis.delete(queue, job_key_prefix + job_id)
     queued = await redis.enqueue_job(
         info.function,

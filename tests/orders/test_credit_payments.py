@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.orders import service, tasks
+from app.orders import lifecycle as order_lifecycle
+from app.orders import tasks
 from app.orders.models import Order
 from app.orders.service import PAYMENTS_NEED_REVIEW, WAITING_FOR_PAYMENTS
 from app.shops.models import Shop
 from tests.payloads import new_order_id, paid_order
-from tests.platform.standin import TOKEN, FakeShopify, running
+from tests.shopify.admin_standin import TOKEN, FakeShopify, running
 from tests.support import ShopHandle, Stack
 from workers.settings import redrive
 
@@ -199,7 +200,7 @@ async def test_process_cashback_refuses_an_amount_it_cannot_know_yet(
     async with stack.resources.sessionmaker() as session:  # failed earlier, for another reason
         order = await session.scalar(select(Order).where(Order.external_id == str(order_id)))
         assert order is not None
-        await service.mark_failed(session, order, "an earlier failure")
+        await order_lifecycle.mark_failed(session, order, "an earlier failure")
         await session.commit()
     detail = await stack.order(shop, order_id)
     assert detail["payments"]["credit_gateways"] == ["Gift Card"]

@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.orders.domain import (
+from app.core.snapshots import (
     PlatformCustomer,
     PlatformLine,
     PlatformOrder,

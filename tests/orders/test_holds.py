@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.orders.domain import PlatformLine
+from app.core.snapshots import PlatformLine
 from app.orders.holds import (
     FraudProne,
     HoldFacts,

@@ -111,7 +111,7 @@ async def test_a_b2b_order_without_a_location_is_held_never_credited_to_the_comp
 
 def test_a_presentment_total_that_cannot_be_read_never_fails_the_order() -> None:
     """The customer's total only values refunds in their currency: unreadable, it is unknown."""
-    from app.webhooks.shopify import parse_order
+    from app.shopify.payloads import parse_order
     from tests.payloads import money_set
 
     payload = paid_order(

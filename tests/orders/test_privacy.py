@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from app.inbox.models import WebhookEvent
 from app.ledger.models import Customer, LedgerEntry
 from app.notifications.models import OutboxMessage
 from app.orders.models import Order
 from app.shops.models import Shop
-from app.webhooks.models import WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.support import Stack
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app.inbox.models import EventStatus, WebhookEvent
 from app.orders.models import Order
 from app.orders.refund_models import Refund
-from app.webhooks.models import EventStatus, WebhookEvent
 from tests.payloads import SHOES, money_set, new_order_id, paid_order, refund_2026
 from tests.support import ShopHandle, Stack
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from app.inbox.models import EventStatus
 from app.ledger.models import LedgerEntry
 from app.shops.models import ProcessingMode
-from app.webhooks.models import EventStatus
 from tests.payloads import (
     SHOES,
     SOCKS,

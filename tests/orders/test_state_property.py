@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
 from app.config import Environment, Settings
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.ledger.models import LedgerEntry
 from app.main import create_app
 from app.orders.models import Order
@@ -130,7 +130,7 @@ async def scenario(servers: tuple[str, str], actions: list[str]) -> None:
             await stack.run_worker()
             await check_invariants(stack)
     finally:
-        await resources.doorbell.redis.delete(cfg.queue_name)
+        await resources.broker.redis.delete(cfg.queue_name)
         await resources.close()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

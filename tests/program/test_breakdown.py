@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
-from app.orders.domain import PlatformLine, PlatformOrder
+from app.core.snapshots import PlatformLine, PlatformOrder
 from app.program.calculator import SHIPPING_LINE_ID, Breakdown, LineCashback, Reason, calculate
 from app.program.rules import Campaign, MatchField, ProductRule, Program
 

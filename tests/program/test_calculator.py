@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.kit.money import Rounding
-from app.orders.domain import PlatformLine, PlatformOrder
+from app.core.money import Rounding
+from app.core.snapshots import PlatformLine, PlatformOrder
 from app.program.calculator import Program, Reason, allocate, calculate
-from app.webhooks.shopify import parse_order
+from app.shopify.payloads import parse_order
 from tests.payloads import paid_order
 
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.orders.domain import PlatformCustomer, PlatformLine, PlatformOrder
+from app.core.snapshots import PlatformCustomer, PlatformLine, PlatformOrder
 from app.program.calculator import Breakdown, Reason, calculate
 from app.program.rules import Campaign, CampaignScope, MatchField, ProductRule, Program, Tier
 

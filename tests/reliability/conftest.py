@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.main import create_app
 from tests.reliability.servers import RedisProcess
 from tests.support import Stack

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from app.kit.schedule import week_label
+from app.core.schedule import week_label
 from app.main import create_app
 from tests.payloads import paid_order
 from tests.reliability.sec_world import ShopWorld

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select, update
 
-from app.webhooks.models import WebhookEvent
+from app.inbox.models import WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.support import NO_REDIS, ShopHandle, Stack, shopify_headers, until

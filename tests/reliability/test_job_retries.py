@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.kit import jobs
-from app.kit.jobs import MAX_TRIES
+from app.core import jobs
+from app.core.jobs import MAX_TRIES
+from app.inbox.models import WebhookEvent
 from app.notifications.models import OutboxMessage
-from app.webhooks.models import WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.reliability.faults import failing_inserts, slowed
 from tests.reliability.invariants import assert_invariants

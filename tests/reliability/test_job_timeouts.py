@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
-from app.kit.jobs import JOB_TIMEOUT_S
+from app.core.jobs import JOB_TIMEOUT_S
+from app.inbox.models import WebhookEvent
 from app.ledger.models import LedgerEntry
 from app.notifications.models import OutboxMessage
 from app.orders.models import Order
-from app.webhooks.models import WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.reliability.faults import slow_inserts, slowed
 from tests.reliability.invariants import assert_accounted, assert_invariants
@@ -116,7 +116,7 @@ async def test_the_sweeper_frees_a_job_only_a_dead_worker_can_hold(stack: Stack)
         assert (await stack.deliver(shop, paid_order(id=new_order_id()))).status_code == 200
     async with stack.resources.sessionmaker() as session:
         dead, alive = sorted(await session.scalars(select(WebhookEvent.id)))
-    redis = stack.resources.doorbell.redis
+    redis = stack.resources.broker.redis
     queue = stack.settings.queue_name
     mark_ms = int(worker_settings._in_progress_mark_s() * 1000)
 

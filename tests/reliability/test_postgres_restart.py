@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from app.kit.resources import Resources
+from app.core.resources import Resources
+from app.inbox.models import EventStatus, WebhookEvent
 from app.main import create_app
-from app.webhooks.models import EventStatus, WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.reliability.proxy import TcpProxy

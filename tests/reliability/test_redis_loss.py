@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from app.webhooks.models import WebhookEvent
+from app.inbox.models import WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.reliability.servers import RedisProcess

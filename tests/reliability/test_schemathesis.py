@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from app.config import Settings
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.main import create_app
 from tests.payloads import new_order_id, paid_order
 from tests.support import ADMIN_TOKEN, Stack
@@ -107,7 +107,7 @@ BUSINESS_RULES = {
 
 
 # Query parameters go through pydantic's lax mode, which reads a number as a Unix timestamp
-# instead of refusing it (request bodies refuse it: app.kit.schemas.RequestModel).
+# instead of refusing it (request bodies refuse it: app.core.schemas.RequestModel).
 LAX_COERCION = {
     "listOrders": "created_from / created_to read a number as a Unix timestamp",
     "listAuditEvents": "date_from / date_to read a number as a Unix timestamp",

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.main import create_app
 from app.shops.models import ApiKeyRole
 from tests.payloads import new_order_id, paid_order

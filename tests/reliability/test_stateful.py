@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from app.config import Environment, Settings
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.ledger.models import EntryKind, LedgerEntry
 from app.main import create_app
 from tests.conftest import TEMPLATE_DB, libpq_url, with_database
@@ -111,7 +111,7 @@ class Ledger(RuleBasedStateMachine):
     def teardown(self) -> None:
         async def close() -> None:
             await self.client.aclose()
-            await self.resources.doorbell.redis.delete(self.cfg.queue_name)
+            await self.resources.broker.redis.delete(self.cfg.queue_name)
             await self.resources.close()
             await self.admin.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
             await self.admin.close()

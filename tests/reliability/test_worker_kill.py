@@ -27,14 +27,14 @@ import pytest
 from sqlalchemy import select
 from starlette.responses import Response
 
+from app.credit_sync.models import CreditSync
 from app.ledger.models import LedgerEntry
-from app.platform.models import CreditSync
 from tests.conftest import libpq_url
+from tests.credit_sync.helpers import CUSTOMER, configure_shop
 from tests.payloads import paid_order
-from tests.platform.helpers import CUSTOMER, configure_shop
-from tests.platform.standin import FakeShopify, running
 from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.reliability.proxy import TcpProxy
+from tests.shopify.admin_standin import FakeShopify, running
 from tests.support import ShopHandle, Stack, until
 from workers import settings as worker_settings
 from workers.settings import redrive

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.config import Settings
-from tests.platform.standin import running
+from tests.shopify.admin_standin import running
 from tests.shopify.helpers import CLIENT_ID, CLIENT_SECRET, PUBLIC_URL
 from tests.shopify.standin import ShopifyStandin
 

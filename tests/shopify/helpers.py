@@ -14,9 +14,9 @@ import jwt
 from sqlalchemy import select
 
 from app.shopify.models import ShopifyGrant
+from app.shopify.payloads import sign
 from app.shopify.signatures import sign_oauth, sign_proxy
 from app.shops.models import ApiKeyRole, Shop
-from app.webhooks.shopify import sign
 from tests.support import ShopHandle, Stack
 
 CLIENT_ID = "cashback-test-client"

@@ -31,7 +31,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.shopify.signatures import sign_oauth
-from tests.platform.standin import FakeShopify
+from tests.shopify.admin_standin import FakeShopify
 
 
 @dataclass

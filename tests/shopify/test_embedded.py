@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import update
 
-from app.platform.models import SyncStatus
+from app.credit_sync.models import SyncStatus
 from app.shopify.models import ShopifyGrant
+from tests.credit_sync.helpers import CUSTOMER, ledger_entries, sync_row
 from tests.payloads import new_order_id, paid_order
-from tests.platform.helpers import CUSTOMER, ledger_entries, sync_row
 from tests.shopify.helpers import (
     WRONG_SECRET,
     deliver,

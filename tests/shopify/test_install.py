@@ -8,14 +8,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from sqlalchemy import func, select
 
-from app.kit.resources import Resources
+from app.core.resources import Resources
 from app.main import create_app
 from app.shopify.app_config import SCOPES, WEBHOOK_TOPICS
 from app.shopify.models import OAuthState
 from app.shopify.subscriptions import topic_enum
 from app.shops.models import Shop
+from tests.credit_sync.helpers import CUSTOMER
 from tests.payloads import paid_order
-from tests.platform.helpers import CUSTOMER
 from tests.shopify.helpers import (
     CLIENT_ID,
     PUBLIC_URL,

@@ -8,8 +8,8 @@ from pydantic import SecretStr
 
 from app.config import Settings
 from app.shops.models import Shop
+from tests.credit_sync.helpers import CUSTOMER
 from tests.payloads import new_order_id, paid_order
-from tests.platform.helpers import CUSTOMER
 from tests.shopify.helpers import (
     CLIENT_SECRET,
     WRONG_SECRET,

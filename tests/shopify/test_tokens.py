@@ -10,15 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text, update
 
-from app.kit.resources import Resources
+from app.core.resources import Resources
+from app.credit_sync.models import CreditSync, SyncStatus
+from app.credit_sync.service import sync_entry
 from app.notifications.models import OutboxMessage
-from app.platform.models import CreditSync, SyncStatus
-from app.platform.service import sync_entry
 from app.shopify.models import ShopifyGrant
 from app.shopify.tokens import REAUTH_NEEDED_EVENT
 from app.shops.models import Shop
+from tests.credit_sync.helpers import CUSTOMER, ledger_entries, sync_row
 from tests.payloads import new_order_id, paid_order
-from tests.platform.helpers import CUSTOMER, ledger_entries, sync_row
 from tests.shopify.helpers import deliver, grant, install, installed_shop
 from tests.shopify.standin import ShopifyStandin
 from tests.support import ShopHandle, Stack

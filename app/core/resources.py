@@ -1,0 +1,52 @@
+"""The long-lived resources of a process (API or worker): engine, sessions, broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.config import Settings
+from app.core.broker import Broker, create_redis
+from app.core.crypto import SecretBox
+from app.core.db import create_engine, create_sessionmaker
+
+
+def create_http_client(timeout_s: float) -> httpx.AsyncClient:
+    """The one client for calls to other systems: explicit timeouts, no redirects followed."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+    )
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    broker: Broker
+    http: httpx.AsyncClient
+    secrets: SecretBox
+
+    @classmethod
+    def open(cls, settings: Settings) -> Resources:
+        if not (settings.database_url and settings.redis_url):
+            raise RuntimeError("database and Redis URLs must be resolved (see app.embedded)")
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        broker = Broker(create_redis(settings.redis_url), settings.queue_name)
+        return cls(
+            settings,
+            engine,
+            create_sessionmaker(engine),
+            broker,
+            create_http_client(settings.http_timeout_s),
+            SecretBox(settings.secret_key.get_secret_value()),
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.broker.close()
+        await self.engine.dispose()
