@@ -9,9 +9,14 @@ answer.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from app.api_examples import EXAMPLES, PARAMETER_EXAMPLES, TEXT_EXAMPLES
+# One worked example per operation, from a real run of the service (see its `_about`).
+_EXAMPLES = json.loads((Path(__file__).with_name("api_examples.json")).read_text())
+PARAMETER_EXAMPLES: dict[str, Any] = _EXAMPLES["parameters"]
+EXAMPLES: dict[str, dict[str, Any]] = _EXAMPLES["operations"]
+TEXT_EXAMPLES: dict[str, dict[str, str]] = _EXAMPLES["text"]
 
 # Header names are case-insensitive: `If-Match` and `if-match` get the same example.
 EXAMPLE_BY_PARAMETER = {name.lower(): value for name, value in PARAMETER_EXAMPLES.items()}

@@ -132,7 +132,7 @@ Or open the merchant console at {base}/console and sign in with the API key.
 
 
 async def _run_api_and_worker(settings: Settings, host: str, port: int) -> None:
-    from workers.settings import build_worker
+    from workers.worker import build_worker
 
     resources = Resources.open(settings)
     from app.main import create_app
@@ -243,7 +243,7 @@ def worker(
 def _run_worker(settings: Settings, index: int) -> None:
     from app.observability.metrics import WorkerMetrics
     from app.observability.worker import serve_metrics
-    from workers.settings import build_worker
+    from workers.worker import build_worker
 
     if index > 0:  # one metrics port per machine
         settings = settings.model_copy(update={"worker_metrics_port": 0})

@@ -21,7 +21,7 @@ from app.main import create_app
 from app.shopify.payloads import sign
 from app.shops import service as shop_service
 from app.shops.models import ApiKeyRole, ProcessingMode, Shop
-from workers.settings import build_worker
+from workers.worker import build_worker
 
 ADMIN_TOKEN = "test-admin-token"
 NO_REDIS = "redis://127.0.0.1:1/0"

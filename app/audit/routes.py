@@ -1,41 +1,22 @@
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
-import orjson
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, select
 
-from app.audit import weekly
+from app.audit import queries, weekly
 from app.audit.models import AuditEvent
+from app.audit.queries import AuditFilter
 from app.audit.weekly import WeeklyAuditReport
 from app.core.errors import Forbidden, InvalidCursor, ProblemError, Unauthorized, problem_responses
 from app.core.ids import Id
-from app.core.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
-from app.core.schedule import parse_week, week_before
+from app.core.pagination import CursorQuery, LimitQuery, next_cursor
 from app.deps import CallerDep, ResourcesDep, ReviewerCallerDep, SessionDep
 
 router = APIRouter(tags=["Audit"])
-
-CSV_BATCH = 1000
-CSV_COLUMNS = (
-    "id",
-    "at",
-    "actor",
-    "action",
-    "subject_type",
-    "subject_id",
-    "reason",
-    "before",
-    "after",
-)
 
 
 class AuditEventRead(BaseModel):
@@ -69,63 +50,6 @@ def _read(event: AuditEvent) -> AuditEventRead:
     )
 
 
-def _query(
-    shop_id: int,
-    date_from: datetime | None,
-    date_to: datetime | None,
-    actor: str | None,
-    action: str | None,
-    order_id: int | None,
-) -> Select[AuditEvent]:
-    stmt = select(AuditEvent).where(AuditEvent.shop_id == shop_id)
-    if date_from is not None:
-        stmt = stmt.where(AuditEvent.created_at >= date_from)
-    if date_to is not None:
-        stmt = stmt.where(AuditEvent.created_at < date_to)
-    if actor is not None:
-        stmt = stmt.where(AuditEvent.actor == actor)
-    if action is not None:
-        stmt = stmt.where(AuditEvent.action == action)
-    if order_id is not None:
-        stmt = stmt.where(AuditEvent.subject_type == "order", AuditEvent.subject_id == order_id)
-    return stmt
-
-
-async def _csv_rows(sessionmaker: Any, stmt: Select[AuditEvent]) -> AsyncIterator[str]:
-    """The export, oldest first, read in batches so a year of events never sits in memory."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    after_id = 0
-    async with sessionmaker() as session:
-        while True:
-            batch = list(
-                await session.scalars(
-                    stmt.where(AuditEvent.id > after_id).order_by(AuditEvent.id).limit(CSV_BATCH)
-                )
-            )
-            for e in batch:
-                writer.writerow(
-                    (
-                        e.id,
-                        e.created_at.isoformat(),
-                        e.actor,
-                        e.action,
-                        e.subject_type,
-                        e.subject_id,
-                        e.reason or "",
-                        orjson.dumps(e.before).decode() if e.before is not None else "",
-                        orjson.dumps(e.after).decode() if e.after is not None else "",
-                    )
-                )
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            if len(batch) < CSV_BATCH:
-                return
-            after_id = batch[-1].id
-
-
 @router.get(
     "/v1/audit-events",
     operation_id="listAuditEvents",
@@ -154,17 +78,14 @@ async def list_audit_events(
     limit: LimitQuery = 50,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
-    stmt = _query(caller.shop.id, date_from, date_to, actor, action, order_id)
+    where = AuditFilter(caller.shop.id, date_from, date_to, actor, action, order_id)
     if accept and "text/csv" in accept:
         return StreamingResponse(
-            _csv_rows(res.sessionmaker, stmt),
+            queries.csv_rows(res.sessionmaker, where),
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="audit-events.csv"'},
         )
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(AuditEvent.id < after)
-    events = list(await session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1)))
+    events = await queries.page(session, where, cursor=cursor, limit=limit)
     return AuditEventList(
         items=[_read(e) for e in events[:limit]],
         next_cursor=next_cursor([e.id for e in events], limit),
@@ -214,14 +135,10 @@ async def get_weekly_audit(
     ] = None,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
-    shop = caller.shop
     try:
-        monday = (
-            parse_week(week) if week else week_before(datetime.now(UTC), ZoneInfo(shop.timezone))
-        )
-    except ValueError as exc:
+        report = await weekly.report_for_week(session, caller.shop, week, orders_above=orders_above)
+    except weekly.NoSuchWeek as exc:
         raise InvalidWeek(str(exc)) from exc
-    report = await weekly.build_report(session, shop, monday, orders_above=orders_above)
     if accept and "text/csv" in accept:
         return Response(
             weekly.report_csv(report),

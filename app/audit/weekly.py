@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import doctor
 from app.audit.models import AuditEvent
 from app.core.money import exponent, format_minor
-from app.core.schedule import due_slot, week_before, week_bounds, week_label
+from app.core.schedule import due_slot, parse_week, week_before, week_bounds, week_label
 from app.ledger.models import Customer, EntryKind, LedgerEntry
 from app.notifications import service as notification_service
 from app.notifications.models import OutboxMessage
@@ -127,6 +127,24 @@ class WeeklyAuditReport(BaseModel):
 def audit_schedule(shop: Shop) -> WeeklyAuditSchedule:
     """The shop's weekly audit settings, or the defaults when it set none."""
     return WeeklyAuditSchedule.model_validate(shop.weekly_audit or {})
+
+
+class NoSuchWeek(ValueError):
+    """The week asked for is not an ISO week."""
+
+
+async def report_for_week(
+    session: AsyncSession, shop: Shop, week: str | None, *, orders_above: int | None
+) -> WeeklyAuditReport:
+    """The report of ISO week `week` (`YYYY-Www`), or of the last complete week in the shop's
+    timezone when None."""
+    try:
+        monday = (
+            parse_week(week) if week else week_before(datetime.now(UTC), ZoneInfo(shop.timezone))
+        )
+    except ValueError as exc:
+        raise NoSuchWeek(str(exc)) from exc
+    return await build_report(session, shop, monday, orders_above=orders_above)
 
 
 async def build_report(

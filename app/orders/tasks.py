@@ -20,7 +20,7 @@ from app.orders.models import Order
 from app.orders.state import OrderStatus
 from app.shopify import admin as shopify_admin
 from app.shops.models import Shop
-from app.shops.settings import APPROVE_PENDING_JOB
+from app.shops.shop_settings import APPROVE_PENDING_JOB
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Jobs of the Shopify app; the worker collects FUNCTIONS (max_tries and timeout from
-workers.settings)."""
+workers.worker)."""
 
 from __future__ import annotations
 

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, Request, Response, status
-from sqlalchemy import func, select
 
-from app.audit import service as audit_service
 from app.core import idempotency
 from app.core.errors import (
-    Conflict,
     Forbidden,
     InvalidCursor,
     NotFound,
@@ -19,19 +14,16 @@ from app.core.errors import (
 )
 from app.core.etags import IfMatch, InvalidIfMatch, VersionMismatch, parse_if_match
 from app.core.ids import Id
-from app.core.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
+from app.core.pagination import CursorQuery, LimitQuery, next_cursor
 from app.deps import AdminCallerDep, CallerDep, ResourcesDep, SessionDep
-from app.shops import service, settings
-from app.shops.models import ApiKey, ApiKeyRole
+from app.shops import service
+from app.shops import shop_settings as settings
+from app.shops.models import ApiKey
 from app.shops.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyRead
 
 JSON = "application/json"
 
 router = APIRouter(tags=["Settings"])
-
-
-class LastAdminKey(Conflict):
-    code, title = "last_admin_key", "The shop's last admin key cannot be revoked"
 
 
 @router.get(
@@ -120,17 +112,8 @@ def _key_read(key: ApiKey) -> ApiKeyRead:
 async def create_api_key(
     session: SessionDep, caller: AdminCallerDep, body: ApiKeyCreate, request: Request
 ) -> Response:
-    raw = await service.issue_api_key(session, caller.shop, name=body.name, role=body.role)
-    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == service.hash_api_key(raw)))
-    assert key is not None
-    audit_service.record(
-        session,
-        shop_id=caller.shop.id,
-        actor=caller.actor,
-        action="api_key.created",
-        subject_type="api_key",
-        subject_id=key.id,
-        after={"name": key.name, "role": key.role},
+    key, raw = await service.create_api_key(
+        session, caller.shop, caller.actor, name=body.name, role=body.role
     )
     created = ApiKeyCreated(**_key_read(key).model_dump(), api_key=raw)
     # Stored with the key itself: a retry after a crash gets this answer, never a second key.
@@ -149,11 +132,7 @@ async def create_api_key(
 async def list_api_keys(
     session: SessionDep, caller: AdminCallerDep, cursor: CursorQuery = None, limit: LimitQuery = 50
 ) -> ApiKeyList:
-    stmt = select(ApiKey).where(ApiKey.shop_id == caller.shop.id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(ApiKey.id > after)
-    keys = list(await session.scalars(stmt.order_by(ApiKey.id).limit(limit + 1)))
+    keys = await service.list_api_keys(session, caller.shop.id, cursor=cursor, limit=limit)
     return ApiKeyList(
         items=[_key_read(key) for key in keys[:limit]],
         next_cursor=next_cursor([key.id for key in keys], limit),
@@ -165,35 +144,7 @@ async def list_api_keys(
     operation_id="revokeApiKey",
     summary="Revoke an API key",
     description="The key stops working at once. The last admin key cannot be revoked.",
-    responses=problem_responses(Unauthorized, Forbidden, NotFound, LastAdminKey),
+    responses=problem_responses(Unauthorized, Forbidden, NotFound, service.LastAdminKey),
 )
 async def revoke_api_key(session: SessionDep, caller: AdminCallerDep, key_id: Id) -> ApiKeyRead:
-    key = await session.scalar(
-        select(ApiKey)
-        .where(ApiKey.id == key_id, ApiKey.shop_id == caller.shop.id)
-        .with_for_update()
-    )
-    if key is None:
-        raise NotFound(f"API key {key_id} not found")
-    if key.revoked_at is None:
-        if key.role == ApiKeyRole.admin:
-            admins = await session.scalar(
-                select(func.count()).where(
-                    ApiKey.shop_id == caller.shop.id,
-                    ApiKey.role == ApiKeyRole.admin,
-                    ApiKey.revoked_at.is_(None),
-                )
-            )
-            if (admins or 0) <= 1:
-                raise LastAdminKey("create another admin key first")
-        key.revoked_at = datetime.now(UTC)
-        audit_service.record(
-            session,
-            shop_id=caller.shop.id,
-            actor=caller.actor,
-            action="api_key.revoked",
-            subject_type="api_key",
-            subject_id=key.id,
-            before={"name": key.name, "role": key.role},
-        )
-    return _key_read(key)
+    return _key_read(await service.revoke_api_key(session, caller.shop, caller.actor, key_id))

@@ -4,14 +4,18 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import Conflict
+from app.audit import service as audit_service
+from app.audit.service import Actor
+from app.core.errors import Conflict, NotFound
 from app.core.money import is_currency
+from app.core.pagination import decode_cursor
 from app.program.models import ProgramVersion
 from app.program.rules import Program
 from app.shops.models import ApiKey, ApiKeyRole, ProcessingMode, Shop
@@ -110,3 +114,70 @@ async def authenticate(session: AsyncSession, raw_key: str) -> tuple[ApiKey, Sho
 
 async def any_shop(session: AsyncSession) -> bool:
     return (await session.execute(select(Shop.id).limit(1))).first() is not None
+
+
+class LastAdminKey(Conflict):
+    code, title = "last_admin_key", "The shop's last admin key cannot be revoked"
+
+
+async def create_api_key(
+    session: AsyncSession, shop: Shop, actor: Actor, *, name: str, role: ApiKeyRole
+) -> tuple[ApiKey, str]:
+    """A new key for the shop, audited; returns it and the raw key (shown once, never stored)."""
+    raw = await issue_api_key(session, shop, name=name, role=role)
+    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_api_key(raw)))
+    assert key is not None
+    audit_service.record(
+        session,
+        shop_id=shop.id,
+        actor=actor,
+        action="api_key.created",
+        subject_type="api_key",
+        subject_id=key.id,
+        after={"name": key.name, "role": key.role},
+    )
+    return key, raw
+
+
+async def list_api_keys(
+    session: AsyncSession, shop_id: int, *, cursor: str | None, limit: int
+) -> list[ApiKey]:
+    """Up to `limit` + 1 of the shop's keys after `cursor`, oldest first (revoked ones too)."""
+    stmt = select(ApiKey).where(ApiKey.shop_id == shop_id)
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(ApiKey.id > after)
+    return list(await session.scalars(stmt.order_by(ApiKey.id).limit(limit + 1)))
+
+
+async def revoke_api_key(session: AsyncSession, shop: Shop, actor: Actor, key_id: int) -> ApiKey:
+    """The key stops working at once (revoking a revoked key changes nothing). The shop's last
+    admin key is kept, so the shop is never locked out of its own settings."""
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.shop_id == shop.id).with_for_update()
+    )
+    if key is None:
+        raise NotFound(f"API key {key_id} not found")
+    if key.revoked_at is not None:
+        return key
+    if key.role == ApiKeyRole.admin:
+        admins = await session.scalar(
+            select(func.count()).where(
+                ApiKey.shop_id == shop.id,
+                ApiKey.role == ApiKeyRole.admin,
+                ApiKey.revoked_at.is_(None),
+            )
+        )
+        if (admins or 0) <= 1:
+            raise LastAdminKey("create another admin key first")
+    key.revoked_at = datetime.now(UTC)
+    audit_service.record(
+        session,
+        shop_id=shop.id,
+        actor=actor,
+        action="api_key.revoked",
+        subject_type="api_key",
+        subject_id=key.id,
+        before={"name": key.name, "role": key.role},
+    )
+    return key

@@ -30,7 +30,7 @@ from app.main import create_app
 from app.shops.models import ApiKeyRole, ProcessingMode, Shop
 from tests.payloads import paid_order
 from tests.support import ADMIN_TOKEN, ShopHandle, Stack
-from workers.settings import build_worker
+from workers.worker import build_worker
 
 STATE_CHANGING_POSTS = {
     "approveOrder",

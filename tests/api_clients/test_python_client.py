@@ -29,7 +29,7 @@ from app.openapi import SPEC_PATH
 from app.shopify.payloads import sign
 from tests.payloads import new_order_id, paid_order
 from tests.support import ADMIN_TOKEN
-from workers.settings import build_worker
+from workers.worker import build_worker
 
 pytestmark = pytest.mark.slow
 

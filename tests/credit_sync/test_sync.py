@@ -26,7 +26,7 @@ from tests.credit_sync.helpers import (
 from tests.payloads import SHOES, SOCKS, new_order_id, paid_order, refund, refund_lines
 from tests.shopify.admin_standin import FakeShopify
 from tests.support import ShopHandle, Stack, until
-from workers.settings import redrive
+from workers.sweeper import redrive
 
 
 async def pushing_shop(

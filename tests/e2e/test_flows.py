@@ -17,7 +17,7 @@ from tests.credit_sync.helpers import configure_shop
 from tests.payloads import SHOES, money_set, new_order_id, paid_order, refund_2026
 from tests.shopify.admin_standin import FakeShopify, running
 from tests.support import ShopHandle, Stack
-from workers.settings import redrive
+from workers.sweeper import redrive
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from app.shops.models import ProcessingMode
 from tests.payloads import new_order_id, paid_order
 from tests.races import MAX_RACERS, race_events, stored_event_ids
 from tests.support import NO_REDIS, ShopHandle, Stack, shopify_headers
-from workers.settings import redrive
+from workers.sweeper import redrive
 
 
 async def orders_of(stack: Stack, shop: ShopHandle, **params: Any) -> list[dict[str, Any]]:

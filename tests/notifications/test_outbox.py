@@ -26,7 +26,7 @@ from tests.notifications.helpers import (
 )
 from tests.notifications.receiver import Receiver, verify_signature
 from tests.support import Stack
-from workers.settings import redrive
+from workers.sweeper import redrive
 
 
 async def test_a_notice_is_signed_and_sent_once_however_often_it_is_enqueued_and_run(

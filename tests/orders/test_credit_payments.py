@@ -20,7 +20,7 @@ from app.shops.models import Shop
 from tests.payloads import new_order_id, paid_order
 from tests.shopify.admin_standin import TOKEN, FakeShopify, running
 from tests.support import ShopHandle, Stack
-from workers.settings import redrive
+from workers.sweeper import redrive
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from app.orders.models import Order
 from app.shops.models import ApiKeyRole, ProcessingMode
 from tests.payloads import new_order_id, paid_order
 from tests.support import ShopHandle, Stack
-from workers.settings import redrive
+from workers.sweeper import redrive
 
 
 async def deliver_orders(stack: Stack, shop: ShopHandle, count: int, **fields: Any) -> list[int]:

@@ -21,7 +21,7 @@ from app.inbox.models import WebhookEvent
 from tests.payloads import new_order_id, paid_order
 from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.support import NO_REDIS, ShopHandle, Stack, shopify_headers, until
-from workers.settings import build_worker
+from workers.worker import build_worker
 
 FLOOD = 50
 

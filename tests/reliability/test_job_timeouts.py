@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEvent
+from app.core import jobs as job_runner
 from app.core.jobs import JOB_TIMEOUT_S
 from app.inbox.models import WebhookEvent
 from app.ledger.models import LedgerEntry
@@ -19,8 +20,8 @@ from tests.payloads import new_order_id, paid_order
 from tests.reliability.faults import slow_inserts, slowed
 from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.support import Stack
-from workers import settings as worker_settings
-from workers.settings import redrive
+from workers import registry, sweeper
+from workers.sweeper import redrive
 
 TIMEOUT_S = 2
 SLOW_S = 5  # the credit's INSERT, when slowed: past the job's timeout
@@ -28,7 +29,7 @@ SLOW_S = 5  # the credit's INSERT, when slowed: past the job's timeout
 
 @pytest.fixture
 def short_job_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker_settings, "JOB_TIMEOUT_S", TIMEOUT_S)
+    monkeypatch.setattr(job_runner, "JOB_TIMEOUT_S", TIMEOUT_S)
 
 
 async def count(stack: Stack, model: type, shop_id: int) -> int:
@@ -74,7 +75,7 @@ async def test_an_overrunning_job_rolls_back_and_the_sweeper_finishes_it(stack: 
 async def test_a_job_that_never_finishes_is_given_up_and_the_merchant_alerted(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker_settings, "MAX_REDRIVES", 3)
+    monkeypatch.setattr(sweeper, "MAX_REDRIVES", 3)
     shop = await stack.create_shop()
     response = await stack.client.patch(
         "/v1/shop/settings",
@@ -118,12 +119,12 @@ async def test_the_sweeper_frees_a_job_only_a_dead_worker_can_hold(stack: Stack)
         dead, alive = sorted(await session.scalars(select(WebhookEvent.id)))
     redis = stack.resources.broker.redis
     queue = stack.settings.queue_name
-    mark_ms = int(worker_settings._in_progress_mark_s() * 1000)
+    mark_ms = int(registry.in_progress_mark_s() * 1000)
 
     def key(event_id: int) -> str:
         return f"arq:in-progress:{queue}:event:{event_id}"
 
-    oldest_live_s = JOB_TIMEOUT_S + worker_settings.ORPHAN_GRACE_S
+    oldest_live_s = JOB_TIMEOUT_S + sweeper.ORPHAN_GRACE_S
     await redis.set(key(dead), b"1", px=mark_ms - int((oldest_live_s + 5) * 1000))
     await redis.set(key(alive), b"1", px=mark_ms - int((oldest_live_s - 5) * 1000))
     await sweep_now(stack)
@@ -141,7 +142,7 @@ async def test_a_scheduled_award_that_never_finishes_is_given_up_and_the_merchan
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Awards were re-driven without end: now they are capped as events are."""
-    monkeypatch.setattr(worker_settings, "MAX_REDRIVES", 3)
+    monkeypatch.setattr(sweeper, "MAX_REDRIVES", 3)
     shop = await stack.create_shop()
     response = await stack.client.patch(
         "/v1/shop/settings",

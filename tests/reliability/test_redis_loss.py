@@ -14,7 +14,7 @@ from tests.payloads import new_order_id, paid_order
 from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.reliability.servers import RedisProcess
 from tests.support import Stack
-from workers.settings import redrive
+from workers.sweeper import redrive
 
 
 async def stored_events(stack: Stack) -> dict[str, WebhookEvent]:

@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy import select
 from starlette.responses import Response
 
+from app.core import jobs as job_runner
 from app.credit_sync.models import CreditSync
 from app.ledger.models import LedgerEntry
 from tests.conftest import libpq_url
@@ -36,8 +37,7 @@ from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.reliability.proxy import TcpProxy
 from tests.shopify.admin_standin import FakeShopify, running
 from tests.support import ShopHandle, Stack, until
-from workers import settings as worker_settings
-from workers.settings import redrive
+from workers.sweeper import redrive
 
 pytestmark = pytest.mark.slow
 
@@ -167,7 +167,7 @@ async def state(stack: Stack, shop: ShopHandle) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def same_job_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweeper (run here) knows the job timeout the worker processes run with."""
-    monkeypatch.setattr(worker_settings, "JOB_TIMEOUT_S", JOB_TIMEOUT_S)  # read by the sweeper
+    monkeypatch.setattr(job_runner, "JOB_TIMEOUT_S", JOB_TIMEOUT_S)  # read by the sweeper
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 
-from workers import settings as worker_settings
+from app.core import jobs as job_runner
 
 if __name__ == "__main__":
-    # workers.settings reads it when it builds the worker (and the sweeper when it runs).
+    # workers.worker reads it when it builds the worker (and the sweeper when it runs).
     timeout_s = int(os.environ.get("RELIABILITY_JOB_TIMEOUT_S", "30"))
-    setattr(worker_settings, "JOB_TIMEOUT_S", timeout_s)  # noqa: B010
+    setattr(job_runner, "JOB_TIMEOUT_S", timeout_s)  # noqa: B010
     from app.cli import cli
 
     cli(["worker"])

@@ -1,69 +1,48 @@
-"""The arq worker: task registry, the sweeper cron, and resources opened once per process."""
+"""The sweeper: every minute, queue again the work whose job was lost.
+
+PostgreSQL holds every piece of pending work as a row whose state says so; the queue only makes
+it fast. A lost job (Redis flushed, a worker killed, a ring that failed) leaves its row undone,
+and the sweeper finds it a minute later and queues its job again. Work re-driven too often is
+failed with its error and the merchant alerted, instead of being queued for ever.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arq import cron
 from arq.constants import in_progress_key_prefix
-from arq.cron import CronJob
-from arq.typing import WorkerCoroutine
-from arq.worker import Function, Worker, func
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import tasks as audit_tasks
-from app.config import Settings
-from app.core import idempotency_tasks
-from app.core.broker import Job, redis_settings
-from app.core.jobs import JOB_TIMEOUT_S, MAX_TRIES, resources
+from app.core import jobs as job_runner
+from app.core.broker import Job
+from app.core.jobs import resources
 from app.core.operations import Operation
 from app.core.resources import Resources
 from app.core.uow import unit_of_work
 from app.credit_sync import service as credit_sync
-from app.credit_sync import tasks as credit_sync_tasks
 from app.credit_sync.service import SYNC_JOB
-from app.expiry import tasks as expiry_tasks
 from app.inbox import service as webhook_service
-from app.inbox.drain import DRAINERS, drain_continuously
 from app.inbox.models import EventStatus, WebhookEvent
-from app.inbox.tasks import WAKE, drain_webhook_events, handle_webhook_event
 from app.notifications import service as notification_service
-from app.notifications import tasks as notification_tasks
 from app.observability.metrics import WorkerMetrics
-from app.observability.worker import instrument
 from app.orders import lifecycle as order_lifecycle
 from app.orders import service as order_service
 from app.orders.state import OrderStatus
 from app.orders.tasks import (
     AWARD_DUE_JOB,
     EVALUATE_ORDER_JOB,
-    approve_pending_orders,
-    award_due_order,
     award_job_id,
-    evaluate_order,
     order_job_id,
-    read_order_payments,
 )
-from app.shopify import tasks as shopify_tasks
 from app.shops.models import Shop
-from app.shops.settings import APPROVE_PENDING_JOB
+from app.shops.shop_settings import APPROVE_PENDING_JOB
+from workers.registry import DOMAIN_TASKS, in_progress_mark_s
 
 logger = logging.getLogger(__name__)
 
-# Domains that declare jobs, crons and sweeper re-drives of their own.
-DOMAIN_TASKS = (
-    credit_sync_tasks,
-    notification_tasks,
-    idempotency_tasks,
-    audit_tasks,
-    shopify_tasks,
-    expiry_tasks,
-)
 STALE_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 5000
 RING_CHUNK = 500
@@ -256,10 +235,10 @@ async def _free_orphaned(res: Resources, jobs: list[Job]) -> None:
         return
     queue = res.settings.queue_name
     keys = [f"{in_progress_key_prefix}{queue}:{job.job_id}" for job in jobs]
-    mark_ms = _in_progress_mark_s() * 1000
+    mark_ms = in_progress_mark_s() * 1000
     # Marks of workers without crons are short and expire by themselves soon: left alone.
-    short_ms = (JOB_TIMEOUT_S + 10) * 1000
-    oldest_live_ms = (JOB_TIMEOUT_S + ORPHAN_GRACE_S) * 1000
+    short_ms = (job_runner.JOB_TIMEOUT_S + 10) * 1000
+    oldest_live_ms = (job_runner.JOB_TIMEOUT_S + ORPHAN_GRACE_S) * 1000
     try:
         async with res.broker.redis.pipeline(transaction=False) as pipe:
             for key in keys:
@@ -300,76 +279,3 @@ async def _count_redrives(res: Resources, queued: list[Job]) -> None:
                 await pipe.execute()
         except Exception as exc:
             logger.warning("sweeper could not count re-drives: %r", exc)
-
-
-def functions() -> list[Function]:
-    tasks: list[WorkerCoroutine] = [
-        handle_webhook_event,
-        drain_webhook_events,
-        evaluate_order,
-        award_due_order,
-        approve_pending_orders,
-        read_order_payments,
-    ]
-    for module in DOMAIN_TASKS:
-        tasks += module.FUNCTIONS
-    return [func(t, max_tries=MAX_TRIES, timeout=JOB_TIMEOUT_S, keep_result=0) for t in tasks]
-
-
-def cron_jobs() -> list[CronJob]:
-    return [
-        cron(sweep, second=0, timeout=60, run_at_startup=True),
-        *(job for module in DOMAIN_TASKS for job in module.CRON_JOBS),
-    ]
-
-
-def _in_progress_mark_s() -> float:
-    """How long arq marks a job in progress: the longest timeout of a full worker, + 10 s."""
-    timeouts = [f.timeout_s or JOB_TIMEOUT_S for f in functions()]
-    timeouts += [c.timeout_s or JOB_TIMEOUT_S for c in cron_jobs()]
-    return max(timeouts) + 10
-
-
-def build_worker(
-    settings: Settings, *, metrics: WorkerMetrics | None = None, **overrides: Any
-) -> Worker:
-    res = Resources.open(settings)
-    metrics = metrics or WorkerMetrics()
-    drainers: list[asyncio.Task[None]] = []
-
-    async def startup(ctx: dict[str, Any]) -> None:
-        # What startup built lives as long as the process: out of the collector's full passes.
-        gc.collect()
-        gc.freeze()
-        if not overrides.get("burst"):  # a long-running worker drains in loops; rings wake them
-            wake = ctx[WAKE] = asyncio.Event()
-            drainers.extend(
-                asyncio.create_task(
-                    drain_continuously(res, wake, idle_s=settings.worker_poll_delay)
-                )
-                for _ in range(DRAINERS)
-            )
-
-    async def shutdown(_: dict[str, Any]) -> None:
-        for task in drainers:
-            task.cancel()
-        await asyncio.gather(*drainers, return_exceptions=True)
-        await res.close()
-
-    options: dict[str, Any] = {
-        "functions": [instrument(f, metrics) for f in functions()],
-        "cron_jobs": cron_jobs(),
-        "redis_settings": redis_settings(settings.redis_url or ""),
-        "queue_name": settings.queue_name,
-        "max_jobs": settings.worker_max_jobs,
-        "poll_delay": settings.worker_poll_delay,
-        "job_timeout": JOB_TIMEOUT_S,
-        "keep_result": 0,
-        "ctx": {"resources": res, "metrics": metrics},
-        "health_check_interval": settings.worker_health_interval,
-        "on_startup": startup,
-        "on_shutdown": shutdown,
-        "handle_signals": True,
-    }
-    options.update(overrides)
-    return Worker(**options)
