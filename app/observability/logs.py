@@ -1,5 +1,11 @@
 """Logging: JSON lines in production, readable text in development; every line carries the
-bound context (request id, shop, order) and secrets or personal data in extras are redacted."""
+bound context (request id, shop, order) and secrets or personal data in extras are redacted.
+
+The code logs through the standard library (`logging.getLogger(__name__)`), and so do the
+libraries it uses; structlog's `ProcessorFormatter` turns each record into one line: the
+record's extras (`extra=`), the context bound to the request or job (`app.core.context`), the
+level, logger and time, all redacted, then rendered as JSON or as text.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+import structlog
+from structlog.stdlib import ExtraAdder, ProcessorFormatter
+from structlog.types import EventDict, Processor, WrappedLogger
+
 from app.config import Environment, Settings
 from app.core.context import bound_fields
 
@@ -18,10 +28,6 @@ REDACTED = "[redacted]"
 SENSITIVE_KEY = re.compile(
     r"authorization|api_?key|token|secret|password|passwd|email|cookie|phone|signature|hmac",
     re.IGNORECASE,
-)
-# Attributes every LogRecord has; anything else on a record came from `extra=`.
-_RECORD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
 )
 
 
@@ -37,39 +43,87 @@ def redact(value: Any) -> Any:
     return value
 
 
-def structured_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The bound context and the record's extras, redacted."""
-    extras = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
-    fields: dict[str, Any] = redact({**bound_fields(), **extras})
-    return fields
+def _bound_context(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    """The fields bound to the current request or job; the record's own extras win."""
+    return {**bound_fields(), **event}
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-            **structured_fields(record),
-        }
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+def _redacted(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    internal = {key: event.pop(key) for key in ("_record", "_from_structlog") if key in event}
+    return {**redact(event), **internal}
 
 
-class TextFormatter(logging.Formatter):
+def _timestamp(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    record: logging.LogRecord = event["_record"]
+    event["ts"] = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+    return event
+
+
+def _message(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    event["message"] = event.pop("event")
+    return event
+
+
+# What every record goes through before it is rendered.
+_PRE_CHAIN: list[Processor] = [
+    ExtraAdder(),
+    _bound_context,
+    _redacted,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    _timestamp,
+]
+
+
+def _dumps(line: Any, **_: Any) -> str:
+    return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class JsonFormatter(ProcessorFormatter):
+    """One JSON object per line: ts, level, logger, message, then the fields."""
+
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        super().__init__(
+            foreign_pre_chain=_PRE_CHAIN,
+            processors=[
+                ProcessorFormatter.remove_processors_meta,
+                _message,
+                _ordered,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(serializer=_dumps),
+            ],
+        )
 
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        fields = structured_fields(record)
-        if not fields:
-            return text
-        pairs = " ".join(f"{key}={value}" for key, value in fields.items())
-        head, sep, tail = text.partition("\n")  # keep a traceback below the fields
-        return f"{head} [{pairs}]{sep}{tail}"
+
+def _ordered(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    head = {key: event.pop(key) for key in ("ts", "level", "logger", "message") if key in event}
+    return {**head, **event}
+
+
+class TextFormatter(ProcessorFormatter):
+    """`time LEVEL logger: message [field=value …]`, a traceback below."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            foreign_pre_chain=_PRE_CHAIN,
+            processors=[_text],
+        )
+
+
+def _text(_: WrappedLogger, __: str, event: EventDict) -> str:
+    record: logging.LogRecord = event.pop("_record")
+    event.pop("_from_structlog", None)
+    for key in ("ts", "level", "logger"):
+        event.pop(key, None)
+    message = event.pop("event")
+    event.pop("exc_info", None)
+    when = datetime.fromtimestamp(record.created, UTC).isoformat(sep=" ", timespec="milliseconds")
+    line = f"{when} {record.levelname:<7} {record.name}: {message}"
+    if event:
+        line += " [" + " ".join(f"{key}={value}" for key, value in event.items()) + "]"
+    if record.exc_info:
+        line += "\n" + logging.Formatter().formatException(record.exc_info)
+    return line
 
 
 def wants_json(settings: Settings) -> bool:
