@@ -49,7 +49,8 @@ def _bound_context(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 
 def _redacted(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    internal = {key: event.pop(key) for key in ("_record", "_from_structlog") if key in event}
+    kept = ("_record", "_from_structlog", "exc_info")  # not data: never rewritten
+    internal = {key: event.pop(key) for key in kept if key in event}
     return {**redact(event), **internal}
 
 
@@ -116,13 +117,13 @@ def _text(_: WrappedLogger, __: str, event: EventDict) -> str:
     for key in ("ts", "level", "logger"):
         event.pop(key, None)
     message = event.pop("event")
-    event.pop("exc_info", None)
+    exc_info = event.pop("exc_info", None)  # ProcessorFormatter moves it off the record
     when = datetime.fromtimestamp(record.created, UTC).isoformat(sep=" ", timespec="milliseconds")
     line = f"{when} {record.levelname:<7} {record.name}: {message}"
     if event:
         line += " [" + " ".join(f"{key}={value}" for key, value in event.items()) + "]"
-    if record.exc_info:
-        line += "\n" + logging.Formatter().formatException(record.exc_info)
+    if isinstance(exc_info, tuple):
+        line += "\n" + logging.Formatter().formatException(exc_info)
     return line
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -141,3 +142,20 @@ async def test_a_job_logs_with_the_request_that_caused_it_and_what_it_works_on(
     assert handled["request_id"] == "req-paid-7"
     assert (handled["shop_id"], handled["topic"]) == (shop.id, "orders/paid")
     assert isinstance(handled["order_id"], int) and isinstance(handled["event_id"], int)
+
+
+def test_an_exception_keeps_its_traceback_in_both_formats() -> None:
+    try:
+        raise ZeroDivisionError("the cause")
+    except ZeroDivisionError:
+        record = logging.LogRecord(
+            "app.x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    with bound(request_id="req-3"):
+        text = TextFormatter().format(record)
+        line = json.loads(JsonFormatter().format(record))
+    first, _, traceback = text.partition("\n")
+    assert first.endswith("failed [request_id=req-3]")
+    assert traceback.startswith("Traceback") and "ZeroDivisionError: the cause" in traceback
+    assert line["message"] == "failed" and line["request_id"] == "req-3"
+    assert "ZeroDivisionError: the cause" in line["exception"]

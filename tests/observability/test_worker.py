@@ -34,8 +34,8 @@ from app.observability.worker import (
 )
 from tests.payloads import new_order_id, paid_order
 from tests.support import Stack
-from workers.worker import build_worker
 from workers.sweeper import sweep
+from workers.worker import build_worker
 
 
 async def run_worker(stack: Stack, metrics: WorkerMetrics) -> None:
