@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text, update
@@ -21,7 +21,7 @@ from tests.credit_sync.helpers import CUSTOMER, ledger_entries, sync_row
 from tests.payloads import new_order_id, paid_order
 from tests.shopify.helpers import deliver, grant, install, installed_shop
 from tests.shopify.standin import ShopifyStandin
-from tests.support import ShopHandle, Stack
+from tests.support import ShopHandle, Stack, until
 
 SHOP = "acme.myshopify.com"
 
@@ -61,6 +61,20 @@ async def pending_credits(stack: Stack, shop: ShopHandle, count: int) -> list[in
     return entries
 
 
+def refresh_waiting(shopify: ShopifyStandin) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return shopify.refresh_waiting.is_set()
+
+    return check
+
+
+def someone_waits_on_a_lock(stack: Stack) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await lock_waiters(stack) > 0
+
+    return check
+
+
 async def lock_waiters(stack: Stack) -> int:
     async with stack.resources.engine.connect() as conn:
         waiting = await conn.scalar(
@@ -70,18 +84,6 @@ async def lock_waiters(stack: Stack) -> int:
             )
         )
     return int(waiting or 0)
-
-
-async def until(condition_name: str, check: object, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check() if callable(check) else check
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {condition_name}")
 
 
 async def test_two_processes_needing_a_refresh_at_once_refresh_it_once(
@@ -102,8 +104,8 @@ async def test_two_processes_needing_a_refresh_at_once_refresh_it_once(
 
     try:
         pushes = [asyncio.create_task(push(r, e)) for r, e in zip(workers, entries, strict=True)]
-        await until("a refresh at Shopify", shopify.refresh_waiting.is_set)
-        await until("the other process waiting on the grant's lock", lambda: lock_waiters(stack))
+        await until(refresh_waiting(shopify), 10, "a refresh at Shopify")
+        await until(someone_waits_on_a_lock(stack), 10, "the other process waiting on the lock")
         assert shopify.refreshes(SHOP) == 0  # none answered yet
         shopify.refresh_gate.set()
         results = await asyncio.gather(*pushes)
