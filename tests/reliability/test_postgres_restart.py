@@ -26,8 +26,8 @@ from tests.payloads import new_order_id, paid_order
 from tests.reliability.invariants import assert_accounted, assert_invariants
 from tests.reliability.proxy import TcpProxy
 from tests.support import Stack, until
-from workers.worker import build_worker
 from workers.sweeper import redrive
+from workers.worker import build_worker
 
 OUTAGE_S = 3.0
 
