@@ -33,7 +33,7 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "action": "order.approved",
     "If-Match": '"3"',
     "Idempotency-Key": "5f1c2a9e-8d7b-4c3a-9e21-7b6d4f0a1c55",
-    "Last-Event-ID": "1764110531000-0",
+    "Last-Event-ID": "9f1c0d0c5b6e4f7a8d2e3b4c5a6f7e8d",
     "week": "2026-W48",
     "orders_above": 3,
 }
@@ -1085,18 +1085,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     for operation_id in REQUESTS.keys() | RESPONSES.keys()
 }
 
-# Answers that are not JSON: the live stream and the audit exports.
+# Answers that are not JSON: the audit exports (the live stream's example is one event, with
+# its schema in app/events).
 TEXT_EXAMPLES: dict[str, dict[str, str]] = {
-    "streamEvents": {
-        "text/event-stream": (
-            "retry: 3000\n: connected\n\n"
-            "id: 1764110531000-0\n"
-            "event: order.status_changed\n"
-            'data: {"type": "order.status_changed", "order_id": "42", '
-            '"external_id": "820982911946154508", "from_status": "pending", '
-            '"to_status": "processed", "at": "2026-11-25T22:42:13.512332Z"}\n\n'
-        )
-    },
     "listAuditEvents": {
         "text/csv": (
             "id,at,actor,action,subject_type,subject_id,reason,before,after\r\n"
