@@ -31,6 +31,7 @@ from app.core.idempotency import REPLAYED_HEADER, IdempotencyMiddleware, documen
 from app.core.ratelimit import TooManyRequests
 from app.core.resources import Resources
 from app.events.routes import router as events_router
+from app.events.schemas import data_components as event_data_components
 from app.health.routes import router as health_router
 from app.ledger.routes import router as customers_router
 from app.metrics.routes import router as metrics_router
@@ -134,15 +135,17 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
                 document_idempotency(
                     describe_limits(
                         describe_validation_as_problems(
-                            get_openapi(
-                                title=app.title,
-                                version=app.version,
-                                description=app.description,
-                                routes=app.routes,
-                                tags=api_docs.TAGS,
-                                # One schema per model: generated clients get one `Program`,
-                                # not `Program-Input` and `Program-Output` side by side.
-                                separate_input_output_schemas=False,
+                            declare_event_data(
+                                get_openapi(
+                                    title=app.title,
+                                    version=app.version,
+                                    description=app.description,
+                                    routes=app.routes,
+                                    tags=api_docs.TAGS,
+                                    # One schema per model: generated clients get one
+                                    # `Program`, not `Program-Input` and `Program-Output`.
+                                    separate_input_output_schemas=False,
+                                )
                             )
                         )
                     ),
@@ -153,6 +156,14 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def declare_event_data(schema: dict[str, Any]) -> dict[str, Any]:
+    """The `data` of each live event (GET /v1/events), which its `contentSchema` refers to."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, component in event_data_components().items():
+        components.setdefault(name, component)
+    return schema
 
 
 def describe_validation_as_problems(schema: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import uvicorn
 from sqlalchemy import func, select
 
 from app.config import Settings
@@ -151,3 +153,38 @@ async def until(check: Callable[[], Awaitable[bool]], limit_s: float, what: str)
         assert time.monotonic() - started < limit_s, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
     return time.monotonic() - started
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def served(
+    settings: Settings, resources: Resources, *, log_level: str = "warning"
+) -> AsyncIterator[str]:
+    """The app on a real socket (httpx's ASGI transport buffers whole responses, so a stream
+    needs one); yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, resources),
+        host="127.0.0.1",
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        return server.started
+
+    try:
+        await until(started, 10, "the server to start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

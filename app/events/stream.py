@@ -1,15 +1,23 @@
-"""The SSE stream of one connection: its own Redis subscription to the shop's channel."""
+"""The SSE stream of one connection: its own Redis subscription to the shop's channel.
+
+`sse-starlette` writes the SSE framing, sends the keep-alive comment, and cancels the stream
+when the client disconnects or the server shuts down. Kept here, as the library has no word for
+them: the subscription's polling (a Redis read must not outlast the client's socket timeout),
+the maximum age after which the client reconnects elsewhere, the resync event for a reconnect,
+and closing the subscription however the stream ends.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 
 import anyio
 import orjson
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 logger = logging.getLogger(__name__)
 
@@ -21,58 +29,69 @@ MAX_AGE_S = 30 * 60.0
 RETRY_MS = 3000
 CLOSE_TIMEOUT_S = 1.0
 RESYNC = "stream.resync"
+SEP = "\n"  # each line of a message ends with LF alone
 
 
-def sse_frame(event_id: str, event_type: str, data: bytes) -> str:
+def sse_event(event_id: str, event_type: str, data: bytes) -> ServerSentEvent:
     """One SSE message; `data` is single-line JSON, so one `data:` line suffices."""
-    return f"id: {event_id}\nevent: {event_type}\ndata: {data.decode()}\n\n"
+    return ServerSentEvent(data.decode(), id=event_id, event=event_type, sep=SEP)
 
 
-def sse_comment(text: str) -> str:
-    return f": {text}\n\n"
+def sse_comment(text: str, *, retry_ms: int | None = None) -> ServerSentEvent:
+    return ServerSentEvent(comment=text, retry=retry_ms, sep=SEP)
 
 
-def frame_from_message(data: bytes) -> str | None:
-    """The SSE frame for a message published by `publish_deferred`; None if it is malformed."""
+def keep_alive() -> ServerSentEvent:
+    return sse_comment("keep-alive")
+
+
+def resync_event() -> ServerSentEvent:
+    return sse_event("resync", RESYNC, orjson.dumps({"type": RESYNC}))
+
+
+def event_from_message(data: bytes) -> ServerSentEvent | None:
+    """The SSE message for one published by `publish`; None if it is malformed."""
     try:
         message = orjson.loads(data)
         event = message["event"]
-        return sse_frame(str(message["id"]), str(event["type"]), orjson.dumps(event))
+        return sse_event(str(message["id"]), str(event["type"]), orjson.dumps(event))
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         logger.warning("dropping a malformed event message: %r", exc)
         return None
 
 
+def event_response(pubsub: PubSub, *, resync: bool) -> EventSourceResponse:
+    """The response streaming an already-subscribed `pubsub`."""
+    return EventSourceResponse(
+        event_stream(pubsub, resync=resync, max_age_s=MAX_AGE_S),
+        headers={"Cache-Control": "no-cache"},
+        ping=KEEP_ALIVE_S,
+        ping_message_factory=keep_alive,
+        sep=SEP,
+    )
+
+
 async def event_stream(
     pubsub: PubSub,
-    is_disconnected: Callable[[], Awaitable[bool]],
     *,
     resync: bool = False,
-    keep_alive_s: float = KEEP_ALIVE_S,  # seconds
     max_age_s: float = MAX_AGE_S,  # seconds
-) -> AsyncIterator[str]:
-    """Relay messages from an already-subscribed `pubsub` until the client leaves, the stream
-    reaches `max_age_s`, Redis fails, or the server cancels it; always closes the subscription."""
+) -> AsyncGenerator[ServerSentEvent, None]:
+    """Relay messages from an already-subscribed `pubsub` until the stream reaches `max_age_s`,
+    Redis fails, or it is closed (the client left, the server shuts down); always closes the
+    subscription."""
     try:
-        yield f"retry: {RETRY_MS}\n" + sse_comment("connected")
+        yield sse_comment("connected", retry_ms=RETRY_MS)
         if resync:
             # Events are live-only: a reconnecting client may have missed some, so it refetches.
-            yield sse_frame("resync", RESYNC, orjson.dumps({"type": RESYNC}))
-        started = last_sent = time.monotonic()
-        while True:
+            yield resync_event()
+        ends = time.monotonic() + max_age_s
+        while time.monotonic() < ends:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=POLL_S)
-            now = time.monotonic()
             if message is not None and message["type"] == "message":
-                frame = frame_from_message(message["data"])
-                if frame is not None:
-                    yield frame
-                    last_sent = now
-                continue
-            if now - started >= max_age_s or await is_disconnected():
-                return
-            if now - last_sent >= keep_alive_s:
-                yield sse_comment("keep-alive")
-                last_sent = now
+                event = event_from_message(message["data"])
+                if event is not None:
+                    yield event
     except (OSError, RedisError) as exc:
         # Redis went away (or the app closed it on shutdown): end; the client reconnects.
         logger.info("event stream ended: %r", exc)

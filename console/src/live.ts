@@ -2,9 +2,13 @@
 // Authorization header, so the stream is read with fetch() and a ReadableStream; on a dropped
 // connection it reconnects with Last-Event-ID, and the server's `stream.resync` tells every
 // screen to refetch (events are live-only, so a reconnect may have missed some).
-import { credential } from "./api";
+import { credential, type Schemas } from "./api";
 
-export type LiveEvent = { type: string; [field: string]: unknown };
+/** The `data` of a live event, as openapi.yaml declares it for GET /v1/events. */
+export type LiveEvent =
+  | Schemas["OrderStatusChangedEvent"]
+  | Schemas["DashboardUpdatedEvent"]
+  | Schemas["StreamResyncEvent"];
 type Listener = (event: LiveEvent) => void;
 
 const listeners = new Set<Listener>();

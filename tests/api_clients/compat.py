@@ -4,7 +4,8 @@ Breaking: a removed path or operation; a renamed or removed operationId; a respo
 removed or no longer required; a narrowed enum; a new required request property or parameter (or
 an optional one made required); a changed type (a response that may now hold a type the old
 document did not allow, or a request that no longer accepts one it did). Additive changes (new
-operations, optional fields and parameters, response fields, enum values) are not breaking.
+operations, optional fields and parameters, response fields, enum values, the events of a stream
+that was declared as a bare string) are not breaking.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import Any
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options")
 Schema = dict[str, Any]
 MAX_DEPTH = 12
+# An event stream's `schema` is that of one event (OpenAPI 3.1 has no `itemSchema`); a bare
+# string said nothing about the events.
+EVENT_STREAM = "text/event-stream"
+OPAQUE = {"type": "string"}
 
 
 class _Side:
@@ -185,6 +190,8 @@ class Comparison:
                 now = current.get("content", {}).get(media)
                 if now is None:
                     self.problems.append(f"{where}: {status} {media} answer removed")
+                elif media == EVENT_STREAM and content.get("schema") == OPAQUE:
+                    pass  # the stream was opaque text: declaring its events takes nothing away
                 elif "schema" in content and "schema" in now:
                     self.schema(content["schema"], now["schema"], f"{where} {status}", "response")
 

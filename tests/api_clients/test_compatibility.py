@@ -146,6 +146,7 @@ BASE: dict[str, Any] = {
 }  # fmt: skip
 
 Change = Callable[[dict[str, Any]], None]
+Schema = dict[str, Any]
 APPROVE = ("paths", "/v1/orders/{order_id}/approve", "post")
 
 
@@ -269,3 +270,33 @@ def test_the_checker_follows_refs_into_lists_of_items() -> None:
     _schemas(new)["Order"]["properties"]["status"] = {"type": "integer"}
     found = breaking_changes(BASE, new)
     assert any("GET /v1/orders 200.items[].status: type changed" in p for p in found), found
+
+
+def _with_event_stream(spec: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    new = copy.deepcopy(spec)
+    new["paths"]["/v1/events"] = {
+        "get": {
+            "operationId": "streamEvents",
+            "responses": {
+                "200": {"description": "ok", "content": {"text/event-stream": {"schema": schema}}}
+            },
+        }
+    }
+    return new
+
+
+EVENT: Schema = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {"event": {"const": "order.status_changed"}, "data": {"type": "string"}},
+}
+
+
+def test_declaring_the_events_of_an_opaque_stream_is_additive() -> None:
+    opaque = _with_event_stream(BASE, {"type": "string"})
+    declared = _with_event_stream(BASE, EVENT)
+    assert breaking_changes(opaque, declared) == []
+    # Once declared, the events are compared like any response.
+    narrowed = _with_event_stream(BASE, {**EVENT, "required": ["event"]})
+    found = breaking_changes(declared, narrowed)
+    assert any("data: response property no longer always present" in p for p in found), found

@@ -37,8 +37,8 @@ NO_NOT_FOUND = {
     "replaceCatalogProduct",
 }
 NO_BODY_VALIDATION = {
-    # `text/event-stream` never ends by itself; its frames are documented in the description
-    # and its refusals (401, 503) are validated like every other problem document.
+    # `text/event-stream` never ends by itself: its events are checked against their schema by
+    # tests/events and schemathesis; its refusals (401, 503) like every other problem document.
     "streamEvents",
 }
 

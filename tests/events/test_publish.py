@@ -16,7 +16,7 @@ from app.events.publish import (
     publish_deferred,
     take_deferred_events,
 )
-from app.events.stream import frame_from_message
+from app.events.stream import event_from_message
 from tests.support import NO_REDIS, Stack
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -33,12 +33,14 @@ def test_order_status_changed_payload() -> None:
     }
 
 
-def test_frame_carries_id_type_and_json_data() -> None:
+def test_message_carries_id_type_and_json_data() -> None:
     message = orjson.dumps({"id": "abc", "event": {"type": "dashboard.updated", "n": 1}})
-    assert frame_from_message(message) == (
-        'id: abc\nevent: dashboard.updated\ndata: {"type":"dashboard.updated","n":1}\n\n'
+    event = event_from_message(message)
+    assert event is not None
+    assert event.encode() == (
+        b'id: abc\nevent: dashboard.updated\ndata: {"type":"dashboard.updated","n":1}\n\n'
     )
-    assert frame_from_message(b"not json") is None
+    assert event_from_message(b"not json") is None
 
 
 async def test_events_wait_for_publish_and_publish_once(stack: Stack) -> None:

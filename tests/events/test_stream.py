@@ -1,105 +1,14 @@
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
 
-import httpx
 import orjson
 import pytest
-import uvicorn
 
-from app.events.publish import channel, defer_event, order_status_changed, publish_deferred
-from app.main import create_app
+from app.events.publish import order_status_changed
+from tests.events.served import WAIT_S, listening, publish, served, subscribers
 from tests.payloads import paid_order
-from tests.support import ShopHandle, Stack
-
-WAIT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@asynccontextmanager
-async def served(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    """The app on a real socket: httpx's ASGI transport buffers whole responses."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(stack.settings, stack.resources),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                if server.started:
-                    break
-                await asyncio.sleep(0.02)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", timeout=httpx.Timeout(WAIT_S)
-        ) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        await task
-
-
-class EventReader:
-    """Reads SSE messages (comments skipped) from an open streaming response."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._lines = response.aiter_lines()
-
-    async def next(self) -> dict[str, str]:
-        fields: dict[str, str] = {}
-        async with asyncio.timeout(WAIT_S):
-            async for line in self._lines:
-                if line == "":
-                    if "event" in fields:
-                        return fields
-                    fields = {}
-                elif not line.startswith(":"):
-                    name, _, value = line.partition(":")
-                    fields[name] = value.removeprefix(" ")
-        raise AssertionError("stream ended")
-
-    async def connected(self) -> None:
-        async with asyncio.timeout(WAIT_S):
-            async for line in self._lines:
-                if line == ": connected":
-                    return
-        raise AssertionError("stream ended")
-
-
-@asynccontextmanager
-async def listening(
-    client: httpx.AsyncClient, headers: dict[str, str]
-) -> AsyncIterator[EventReader]:
-    async with client.stream("GET", "/v1/events", headers=headers) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        reader = EventReader(response)
-        await reader.connected()
-        yield reader
-
-
-async def publish(stack: Stack, shop: ShopHandle, event: dict[str, Any]) -> None:
-    """A committed unit of work, with the hook `unit_of_work` runs after the commit."""
-    async with stack.resources.sessionmaker() as session:
-        defer_event(session, shop.id, event)
-        await session.commit()
-    await publish_deferred(session, stack.resources.broker.redis, stack.settings.queue_name)
+from tests.support import Stack, until
 
 
 async def test_a_shop_receives_its_own_order_status_changes_only(stack: Stack) -> None:
@@ -140,16 +49,14 @@ async def test_events_need_an_api_key(stack: Stack, auth: dict[str, str]) -> Non
 
 async def test_leaving_client_releases_its_subscription(stack: Stack) -> None:
     shop = await stack.create_shop()
-    name = channel(stack.settings.queue_name, shop.id)
-    redis = stack.resources.broker.redis
     async with served(stack) as client:
         async with listening(client, shop.auth):
-            assert await redis.pubsub_numsub(name) == [(name.encode(), 1)]
-        async with asyncio.timeout(WAIT_S):
-            while True:
-                if await redis.pubsub_numsub(name) == [(name.encode(), 0)]:
-                    break
-                await asyncio.sleep(0.1)
+            assert await subscribers(stack, shop) == 1
+
+        async def released() -> bool:
+            return await subscribers(stack, shop) == 0
+
+        await until(released, WAIT_S, "the stream to unsubscribe")
 
 
 async def test_a_paid_webhook_reaches_a_connected_frontend_through_the_worker(

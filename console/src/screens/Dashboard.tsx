@@ -3,9 +3,10 @@
 // `dashboard.updated` refetches the figures.
 import { api, must, prefetch, type Schemas, takeEarly } from "../api";
 import { day, duration, money, shopDate } from "../format";
+import type { LiveEvent } from "../live";
 import { Figure, Link, Show, useLoad } from "../ui";
 
-const dashboardChanged = (event: { type: string }) =>
+const dashboardChanged = (event: LiveEvent) =>
   event.type === "dashboard.updated" || event.type === "order.status_changed";
 
 export const loadFigures = () => must(api.GET("/v1/metrics/dashboard"));
