@@ -102,12 +102,9 @@ class _Compiled:
         exclusions: dict[tuple[MatchField, str], _Ranked] = {}
         rates: dict[tuple[MatchField, str], _Ranked] = {}
         for position, rule in enumerate(program.rules):
-            key = (rule.field, rule.value)
-            if rule.exclude:
-                exclusions.setdefault(key, ((0, position), rule))
-            else:
-                ranked = ((-rule.priority, position), rule)
-                rates[key] = min(rates.get(key, ranked), ranked)
+            table = exclusions if rule.exclude else rates
+            key, ranked = (rule.field, rule.value), ((-rule.priority, position), rule)
+            table[key] = min(table.get(key, ranked), ranked)
         self.exclusions = _index(exclusions)
         self.rates = _index(rates)
         self.tiers = sorted(program.tiers, key=lambda t: -t.rate)
@@ -120,9 +117,9 @@ class _Compiled:
 
     @staticmethod
     def _match(index: _FieldIndex, line: PlatformLine) -> ProductRule | None:
-        """The rule of the most specific field matching the line; of several values matching
-        rules of one field (tags, collections), the best ranked: the higher priority, then the
-        first listed (not the first of the line's values)."""
+        """The rule of the most specific field matching the line; of rules of one field matching
+        it (one value, or several of its tags or collections), the best ranked: the higher
+        priority, then the first listed (not the first of the line's values)."""
         for attribute, several, table in index:  # most specific field first
             value = getattr(line, attribute)
             if not several:

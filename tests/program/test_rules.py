@@ -124,6 +124,11 @@ def test_a_tie_between_a_lines_tags_goes_to_the_first_rule_listed_not_the_first_
     both = PlatformLine("1", "Shoe", 1, 10000, 0, collections=("c-b", "c-a"))
     banned = [rule(MatchField.collection, "c-a"), rule(MatchField.collection, "c-b")]
     assert only_line(calculate(order(both), Program(rules=banned)))[1] == "excluded:collection=c-a"
+    banned[1] = rule(MatchField.collection, "c-b", priority=1)
+    assert only_line(calculate(order(both), Program(rules=banned)))[1] == "excluded:collection=c-b"
+    twice = [rule(MatchField.vendor, "Northpeak"), rule(MatchField.vendor, "Northpeak")]
+    twice[1] = twice[1].model_copy(update={"name": "urgent", "priority": 1})
+    assert only_line(calculate(order(), Program(rules=twice)))[1] == "excluded:urgent"
 
 
 def test_a_rule_of_a_more_specific_field_for_another_value_does_not_hide_a_matching_one() -> None:
