@@ -19,10 +19,13 @@ whatever daylight saving did in between.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
+
+from app.core.money import to_minor
 
 # The last second of a local day: a credit "expires on 31 January" can be spent all that day.
 END_OF_DAY = time(23, 59, 59)
@@ -45,6 +48,21 @@ class CreditLeft:
         return self.amount - self.reversed - self.expired - self.redeemed
 
 
+def credit_left(
+    entry_id: int, amount: int, expires_at: datetime | None, taken: Mapping[str, int]
+) -> CreditLeft:
+    """A credit and what its consuming entries took, from their sums by entry kind
+    ("reversal", "expiry", "redemption"; positive minor units)."""
+    return CreditLeft(
+        entry_id,
+        amount,
+        expires_at,
+        reversed=taken.get("reversal", 0),
+        expired=taken.get("expiry", 0),
+        redeemed=taken.get("redemption", 0),
+    )
+
+
 class NotEnoughCredit(Exception):
     def __init__(self, available: int) -> None:
         super().__init__(f"only {available} available")
@@ -63,6 +81,15 @@ def spending_order(credits: Iterable[CreditLeft]) -> list[CreditLeft]:
         credits,
         key=lambda c: (c.expires_at is None, c.expires_at or _NEVER, c.entry_id),
     )
+
+
+def spend_amount(amount: Decimal, currency: str) -> int:
+    """A spend asked in the shop's currency, in minor units: more than zero, and no more
+    decimals than the currency has. Raises ValueError saying what is wrong."""
+    minor = to_minor(amount, currency)
+    if minor <= 0:
+        raise ValueError("the amount must be greater than zero")
+    return minor
 
 
 def spend(credits: Sequence[CreditLeft], amount: int, now: datetime) -> list[tuple[int, int]]:

@@ -18,11 +18,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import ProblemError
-from app.core.money import format_minor, to_minor
+from app.core.money import format_minor
 from app.credit_sync import service as credit_sync
 from app.ledger import queries
 from app.ledger import service as ledger_service
-from app.ledger.credits import NotEnoughCredit, spend
+from app.ledger.credits import NotEnoughCredit, spend, spend_amount
 from app.ledger.models import EntryKind, LedgerEntry, Redemption
 from app.ledger.schemas import RedeemedCredit, RedemptionRead, RedemptionRequest
 from app.metrics import rollup
@@ -142,9 +142,6 @@ async def _read(session: AsyncSession, shop: Shop, redemption_id: int) -> Redemp
 
 def _minor(amount: Decimal, currency: str) -> int:
     try:
-        minor = to_minor(amount, currency)
+        return spend_amount(amount, currency)
     except ValueError as exc:
         raise InvalidRedemptionAmount(str(exc)) from exc
-    if minor <= 0:
-        raise InvalidRedemptionAmount("the amount must be greater than zero")
-    return minor

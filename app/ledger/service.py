@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.snapshots import PlatformCustomer
 from app.core.uow import Part, uow_of
-from app.ledger.credits import CreditLeft
+from app.ledger.credits import CreditLeft, credit_left
 from app.ledger.models import CONSUMING, Customer, EntryKind, LedgerEntry
 from app.shops.models import Shop
 
@@ -340,22 +340,11 @@ async def credits_left(session: AsyncSession, credits: Sequence[LedgerEntry]) ->
     if not credits:
         return []
     E = LedgerEntry
-    taken = {
-        (row[0], row[1]): int(row[2])
-        for row in await session.execute(
-            select(E.reverses_entry_id, E.kind, func.sum(-E.amount))
-            .where(E.reverses_entry_id.in_([c.id for c in credits]))
-            .group_by(E.reverses_entry_id, E.kind)
-        )
-    }
-    return [
-        CreditLeft(
-            entry_id=c.id,
-            amount=c.amount,
-            expires_at=c.expires_at,
-            reversed=taken.get((c.id, EntryKind.reversal), 0),
-            expired=taken.get((c.id, EntryKind.expiry), 0),
-            redeemed=taken.get((c.id, EntryKind.redemption), 0),
-        )
-        for c in credits
-    ]
+    taken: dict[int | None, dict[str, int]] = {c.id: {} for c in credits}
+    for credit_id, kind, part in await session.execute(
+        select(E.reverses_entry_id, E.kind, func.sum(-E.amount))
+        .where(E.reverses_entry_id.in_([c.id for c in credits]))
+        .group_by(E.reverses_entry_id, E.kind)
+    ):
+        taken[credit_id][kind] = int(part)
+    return [credit_left(c.id, c.amount, c.expires_at, taken[c.id]) for c in credits]

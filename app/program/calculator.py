@@ -9,7 +9,6 @@ lines in proportion to their exact shares by largest remainder, so the lines alw
 from __future__ import annotations
 
 import weakref
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -73,85 +72,82 @@ _ATTRIBUTES: dict[MatchField, tuple[str, bool]] = {
     MatchField.vendor: ("vendor", False),
 }
 
-# Rules of one field, by the value they match: (line attribute, holds several, table).
-_FieldIndex = list[tuple[str, bool, dict[str, ProductRule]]]
+# Rules of one field, by the value they match: (line attribute, holds several, table). Each
+# rule comes with its rank, (-priority, position in the program): the lowest rank wins a tie.
+_Ranked = tuple[tuple[int, int], ProductRule]
+_FieldIndex = list[tuple[str, bool, dict[str, _Ranked]]]
 
 
-def _index(rules: dict[tuple[MatchField, str], ProductRule]) -> _FieldIndex:
+def _index(rules: dict[tuple[MatchField, str], _Ranked]) -> _FieldIndex:
     """Per field, most specific first, only the fields some rule uses."""
     index: _FieldIndex = []
     for field in SPECIFICITY:
-        table = {value: rule for (f, value), rule in rules.items() if f == field}
+        table = {value: ranked for (f, value), ranked in rules.items() if f == field}
         if table:
             index.append((*_ATTRIBUTES[field], table))
     return index
 
 
-def _values(line: PlatformLine, field: MatchField) -> tuple[str, ...]:
+def _in_scope(line: PlatformLine, field: MatchField, value: str) -> bool:
     attribute, several = _ATTRIBUTES[field]
-    value = getattr(line, attribute)
-    if several:
-        return tuple(value)
-    return (value,) if value else ()
+    found = getattr(line, attribute)
+    return value in found if several else value == found
 
 
 class _Compiled:
-    """A program indexed for matching, built once per program."""
+    """A program indexed for matching, built once per program. It holds the program's rules,
+    not the program: the cache below must not keep a program alive."""
 
     def __init__(self, program: Program) -> None:
-        self.program = program
-        exclusions: dict[tuple[MatchField, str], ProductRule] = {}
-        rates: dict[tuple[MatchField, str], list[tuple[int, int, ProductRule]]] = defaultdict(list)
+        exclusions: dict[tuple[MatchField, str], _Ranked] = {}
+        rates: dict[tuple[MatchField, str], _Ranked] = {}
         for position, rule in enumerate(program.rules):
-            key = (rule.field, rule.value)
-            if rule.exclude:
-                exclusions.setdefault(key, rule)
-            else:
-                rates[key].append((-rule.priority, position, rule))
+            table = exclusions if rule.exclude else rates
+            key, ranked = (rule.field, rule.value), ((-rule.priority, position), rule)
+            table[key] = min(table.get(key, ranked), ranked)
         self.exclusions = _index(exclusions)
-        self.rates = _index({key: min(found)[2] for key, found in rates.items()})
+        self.rates = _index(rates)
         self.tiers = sorted(program.tiers, key=lambda t: -t.rate)
 
     def exclusion(self, line: PlatformLine) -> ProductRule | None:
-        for attribute, several, table in self.exclusions:
-            value = getattr(line, attribute)
-            for item in value if several else (value,):
-                if item in table:
-                    return table[item]
-        return None
+        return self._match(self.exclusions, line)
 
     def rate_rule(self, line: PlatformLine) -> ProductRule | None:
-        for attribute, several, table in self.rates:  # most specific field first
+        return self._match(self.rates, line)
+
+    @staticmethod
+    def _match(index: _FieldIndex, line: PlatformLine) -> ProductRule | None:
+        """The rule of the most specific field matching the line; of rules of one field matching
+        it (one value, or several of its tags or collections), the best ranked: the higher
+        priority, then the first listed (not the first of the line's values)."""
+        for attribute, several, table in index:  # most specific field first
             value = getattr(line, attribute)
             if not several:
                 if value in table:
-                    return table[value]
+                    return table[value][1]
                 continue
-            best: ProductRule | None = None  # several values: the best priority wins
-            for item in value:
-                rule = table.get(item)
-                if rule is not None and (best is None or rule.priority > best.priority):
-                    best = rule
-            if best is not None:
-                return best
+            found = [table[v] for v in value if v in table]
+            if found:
+                return min(found)[1]
         return None
 
 
-# Compiled programs by object identity, dropped when their program is garbage-collected.
+# Compiled programs by object identity. An entry goes when its program is garbage-collected:
+# CPython runs the finalizer as the program is freed, before its id can be given to another
+# object, so an entry found is always its program's.
 _compiled: dict[int, _Compiled] = {}
 
 
 def compile_program(program: Program) -> _Compiled:
     """Index a program once per program object (programs are not changed once built)."""
     compiled = _compiled.get(id(program))
-    if compiled is None or compiled.program is not program:
+    if compiled is None:
         compiled = _compiled[id(program)] = _Compiled(program)
-        weakref.finalize(program, _compiled.pop, id(program), None)
+        weakref.finalize(program, _compiled.pop, id(program))
     return compiled
 
 
-def _base_rate(compiled: _Compiled, order: PlatformOrder) -> tuple[Decimal, str]:
-    program = compiled.program
+def _base_rate(program: Program, compiled: _Compiled, order: PlatformOrder) -> tuple[Decimal, str]:
     if order.b2b and program.b2b_rate is not None:
         return program.b2b_rate, "b2b"
     if order.customer is not None and compiled.tiers:
@@ -214,7 +210,7 @@ def calculate(
         return Breakdown(untouched, 0, 0, (Reason.test_order,))
 
     campaigns = _active_campaigns(program, at or order.created_at, timezone or ZoneInfo("UTC"))
-    default_rate, default_source = _base_rate(compiled, order)
+    default_rate, default_source = _base_rate(program, compiled, order)
     lines = list(order.lines)
     if program.include_shipping and order.shipping_amount > 0:
         lines.append(PlatformLine(SHIPPING_LINE_ID, "Shipping", 1, order.shipping_amount, 0))
@@ -276,7 +272,7 @@ def calculate(
     if total == 0:
         found = {line.reason for line in breakdown_lines if line.reason}
         reasons = tuple(sorted(found)) or (Reason.nothing_paid,)
-        if minimum is not None and Reason.below_minimum in found:
+        if Reason.below_minimum in found:  # only a minimum gives it
             reasons = (Reason.below_minimum,)
     return Breakdown(breakdown_lines, eligible_paid, total, reasons, capped, credit_unknown)
 
@@ -308,7 +304,7 @@ def _line_rate(
     applied: list[str] = []
     for campaign in campaigns:
         scope = campaign.scope
-        if scope is None or scope.value in _values(line, scope.field):
+        if scope is None or _in_scope(line, scope.field, scope.value):
             rate = rate * campaign.multiplier + campaign.bonus_points
             applied.append(campaign.name)
     return min(rate, _HUNDRED_PERCENT), source, None, tuple(applied)

@@ -1,7 +1,8 @@
 """The merchant's cashback program: the rules one program version holds.
 
 How a line's rate is chosen (first that applies wins):
-1. an exclusion rule matching the line: the line earns nothing (exclusions always win);
+1. an exclusion rule matching the line: the line earns nothing (exclusions always win; the
+   one named is chosen as a rate rule is in 2);
 2. the most specific matching rate rule: variant > product > SKU > collection > tag >
    product type > vendor; among equally specific rules the higher `priority`, then the
    first listed;

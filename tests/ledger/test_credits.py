@@ -4,6 +4,7 @@ and the property that every credit always adds up and no balance goes below zero
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,11 +14,13 @@ from hypothesis import strategies as st
 from app.ledger.credits import (
     CreditLeft,
     NotEnoughCredit,
+    credit_left,
     due_reminder,
     expires_at,
     expiry_due,
     reversal_within,
     spend,
+    spend_amount,
     spending_order,
 )
 
@@ -77,6 +80,48 @@ def test_a_late_credit_gets_its_closest_due_reminder_only() -> None:
     assert due_reminder(end, end - timedelta(days=7), [7, 1]) == 7
     assert due_reminder(end, end - timedelta(hours=5), [7, 1]) == 1
     assert due_reminder(end, end + timedelta(seconds=1), [7, 1]) is None
+    assert due_reminder(end, end, [7, 1]) == 1  # the expiry's own second is still the day
+
+
+def test_a_spend_takes_exactly_what_it_asks_from_credits_with_something_left() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    used = CreditLeft(1, 500, redeemed=500)  # nothing left
+    cent = CreditLeft(2, 300, expires_at=now + timedelta(days=1), reversed=299)  # one cent left
+    later = CreditLeft(3, 700, expires_at=now + timedelta(days=9))
+    never = CreditLeft(4, 900)
+    assert spend([used, cent, later, never], 1, now) == [(2, 1)]
+    assert spend([used, cent, later, never], 701, now) == [(2, 1), (3, 700)]
+    assert spend([used, cent, later, never], 702, now) == [(2, 1), (3, 700), (4, 1)]
+
+
+def test_a_spend_of_nothing_is_refused_and_a_refusal_says_what_is_there() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for amount in (0, -5):
+        with pytest.raises(ValueError, match=r"^a spend is positive$"):
+            spend([CreditLeft(1, 500)], amount, now)
+    with pytest.raises(NotEnoughCredit) as refused:
+        spend([CreditLeft(1, 500)], 501, now)
+    assert (refused.value.available, str(refused.value)) == (500, "only 500 available")
+
+
+def test_a_spend_amount_is_positive_minor_units_of_the_currency() -> None:
+    assert spend_amount(Decimal("4.38"), "USD") == 438
+    assert spend_amount(Decimal("0.01"), "USD") == 1
+    assert spend_amount(Decimal("500"), "JPY") == 500
+    for zero_or_less in (Decimal("0"), Decimal("0.00"), Decimal("-1.00")):
+        with pytest.raises(ValueError, match=r"^the amount must be greater than zero$"):
+            spend_amount(zero_or_less, "USD")
+    with pytest.raises(ValueError, match="more decimals than USD allows"):
+        spend_amount(Decimal("0.001"), "USD")
+
+
+def test_what_is_left_of_a_credit_counts_each_kind_of_entry_taken_from_it() -> None:
+    end = datetime(2026, 3, 1, tzinfo=UTC)
+    taken = {"reversal": 100, "expiry": 20, "redemption": 3}
+    assert credit_left(7, 438, end, taken) == CreditLeft(7, 438, end, 100, 20, 3)
+    assert credit_left(7, 438, end, taken).left == 315
+    assert credit_left(8, 438, None, {}) == CreditLeft(8, 438, None, 0, 0, 0)
+    assert credit_left(8, 438, None, {}).left == 438
 
 
 # The property: any sequence of credits, reversals, expiries and spends.

@@ -125,6 +125,14 @@ def test_every_tripped_rule_is_listed_in_a_stable_order() -> None:
     ]
 
 
+def test_fraud_prone_products_are_found_on_every_line_of_the_order() -> None:
+    plain = PlatformLine("2", "Socks", 1, 1000, 0, product_tags=("basics",))
+    rules = HoldRules(fraud_prone=FraudProne(tags=["sale"], collections=["new"]))
+    expected = ["fraud-prone product (collection new)", "fraud-prone product (tag sale)"]
+    assert hold_reasons(rules, replace(FACTS, lines=(SHOE, plain))) == expected
+    assert hold_reasons(rules, replace(FACTS, lines=(plain, SHOE))) == expected
+
+
 def test_account_problems_and_releasing_only_what_they_alone_held() -> None:
     assert account_problem(None, None) is None  # nobody said: not held for it
     assert account_problem(True, "enabled") is None

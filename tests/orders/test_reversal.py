@@ -87,3 +87,18 @@ def test_money_refunded_without_lines_takes_back_in_proportion_cumulatively(
     assert taken <= credit
     if eligible > 0 and refunded >= eligible:
         assert taken == credit
+
+
+def test_a_line_whose_quantity_was_edited_to_zero_gives_nothing_back() -> None:
+    assert line_reversals([LineState("gone", 0, 0, 0, 0)], {"gone": 1}) == {}
+
+
+def test_the_smallest_amounts_refunded_without_lines_take_back_their_share() -> None:
+    assert proportional_reversal(10000, 10000, 0, 1, 0) == 1  # one cent of 100.00 at 100%
+    assert proportional_reversal(1, 1, 0, 1, 0) == 1  # one cent eligible, all refunded
+
+
+def test_nothing_refunded_now_takes_nothing_back_now() -> None:
+    # An earlier refund took back less than its share (say the credit had been spent): an
+    # event refunding nothing does not take the rest.
+    assert proportional_reversal(100, 100, 50, 0, 0) == 0

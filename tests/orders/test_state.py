@@ -31,6 +31,16 @@ def test_an_illegal_move_names_both_statuses() -> None:
     assert str(refused.value) == "an order cannot go from processed to pending"
 
 
+def test_every_declared_move_is_allowed_and_every_other_refused() -> None:
+    for current in OrderStatus:
+        for target in OrderStatus:
+            if target in TRANSITIONS[current]:
+                check_transition(current, target)  # allowed: no error
+            else:
+                with pytest.raises(InvalidTransition):
+                    check_transition(current, target)
+
+
 @given(st.lists(st.sampled_from(list(OrderStatus)), max_size=40))
 def test_credit_once_given_is_never_undone_except_by_reversal(steps: list[OrderStatus]) -> None:
     """Walk any sequence of requested moves, taking the legal ones: once an order is credited

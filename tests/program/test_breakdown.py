@@ -75,6 +75,20 @@ def test_an_order_earning_nothing_lists_every_reason_once_sorted() -> None:
     breakdown = calculate(order(tip, gift, tip), Program())
     assert breakdown.reasons == (Reason.gift_card, Reason.tip)
     assert breakdown.cashback_amount == 0
+    assert breakdown.lines[:2] == (
+        LineCashback("tip", 0, Decimal(0), 0, Reason.tip, "tip"),
+        LineCashback("gift", 0, Decimal(0), 0, Reason.gift_card, "gift_card"),
+    )
+
+
+def test_below_the_minimum_is_the_one_reason_given_and_only_when_it_is_the_reason() -> None:
+    gift = PlatformLine("gift", "Gift card", 1, 2500, 0, gift_card=True)
+    program = Program(minimum_eligible_amount=Decimal("20.00"))
+    below = calculate(order(SOCKS, gift), program)
+    assert (below.cashback_amount, below.reasons) == (0, (Reason.below_minimum,))
+    assert [line.reason for line in below.lines] == [Reason.below_minimum, Reason.gift_card]
+    # Gift cards alone earn nothing for being gift cards, whatever the minimum.
+    assert calculate(order(gift), program).reasons == (Reason.gift_card,)
 
 
 def test_shipping_counted_is_a_line_of_its_own() -> None:
@@ -105,6 +119,22 @@ def test_the_minimum_is_read_on_what_credit_did_not_pay() -> None:
     breakdown = calculate(half_credit, program)  # 15.50 × ½ = 7.75 eligible: below 10.00
     assert (breakdown.eligible_amount, breakdown.reasons) == (775, (Reason.below_minimum,))
     assert calculate(order(SOCKS), program).cashback_amount == 78
+    met = calculate(half_credit, Program(minimum_eligible_amount=Decimal("7.75")))
+    assert (met.eligible_amount, met.cashback_amount, met.reasons) == (775, 39, ())
+
+
+def test_an_order_of_one_cent_paid_with_credit_earns_nothing_for_that() -> None:
+    pin = PlatformLine("pin", "Pin", 1, 1, 0)
+    breakdown = calculate(order(pin, paid_with_credit_amount=1), Program(base_rate=Decimal(100)))
+    assert (breakdown.cashback_amount, breakdown.reasons) == (0, (Reason.paid_with_credit,))
+
+
+def test_an_order_whose_total_is_zero_ignores_a_credit_payment_on_record() -> None:
+    # Fully discounted, yet a credit payment on record: nothing to scale, nothing earned.
+    free = PlatformLine("free", "Free", 1, 1550, 1550)
+    breakdown = calculate(order(free, paid_with_credit_amount=500), Program())
+    assert (breakdown.cashback_amount, breakdown.reasons) == (0, (Reason.nothing_paid,))
+    assert breakdown.lines[0].eligible_amount == 0
 
 
 def test_a_cap_applies_only_above_it() -> None:

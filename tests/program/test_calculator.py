@@ -1,15 +1,20 @@
+import gc
 import math
+import weakref
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from app.core.money import Rounding
 from app.core.snapshots import PlatformLine, PlatformOrder
-from app.program.calculator import Program, Reason, allocate, calculate
+from app.program import calculator
+from app.program.calculator import Program, Reason, _round, allocate, calculate, compile_program
+from app.program.rules import Campaign
 from app.shopify.payloads import parse_order
 from tests.payloads import paid_order
 
@@ -78,6 +83,54 @@ def test_allocation_ties_go_by_line_key_not_position() -> None:
     assert allocate(1, [5, 5], ["b", "a"]) == [0, 1]
     assert allocate(1, [5, 5], ["a", "b"]) == [1, 0]
     assert allocate(7, [0, 3, 0], ["a", "b", "c"]) == [0, 7, 0]
+
+
+def test_a_unit_left_over_in_an_order_goes_by_line_key_not_position() -> None:
+    # Two lines of 0.10 at 5%: half a cent each, one cent in all, and a tie for it.
+    breakdown = calculate(order_of(line("b", 10), line("a", 10)), Program())
+    assert [(lc.external_id, lc.cashback_amount) for lc in breakdown.lines] == [("b", 0), ("a", 1)]
+
+
+def test_a_line_that_earns_nothing_adds_exactly_nothing_before_the_rounding() -> None:
+    # 12.2221% × 0.9091 = 11.11111111% of 0.09 is 0.9999999999 cent: 0 when rounded down,
+    # a gift card beside it or not.
+    almost = Campaign(
+        name="almost",
+        starts_at=datetime(2026, 1, 1),
+        ends_at=datetime(2027, 1, 1),
+        multiplier=Decimal("0.9091"),
+    )
+    program = Program(base_rate=Decimal("12.2221"), rounding=Rounding.down, campaigns=[almost])
+    placed = datetime(2026, 6, 1, tzinfo=UTC)
+    lone = replace(order_of(line("a", 9)), created_at=placed)
+    with_gift = replace(order_of(line("a", 9), line("g", 2500, gift=True)), created_at=placed)
+    assert calculate(lone, program).cashback_amount == 0
+    assert calculate(with_gift, program).cashback_amount == 0
+
+
+def test_a_program_is_compiled_once_and_not_kept_alive_by_the_cache() -> None:
+    program = Program(base_rate=Decimal(7))
+    assert compile_program(program) is compile_program(program)
+    key, alive = id(program), weakref.ref(program)
+    del program
+    gc.collect()
+    assert alive() is None  # a program read per request must not stay in memory forever
+    assert key not in calculator._compiled
+
+
+@given(
+    numerator=st.integers(0, 10**12),
+    denominator=st.integers(1, 10**6),
+    rounding=st.sampled_from(list(Rounding)),
+)
+@example(numerator=1, denominator=2, rounding=Rounding.half_up)
+@example(numerator=3, denominator=2, rounding=Rounding.half_even)
+def test_each_rounding_mode_rounds_any_fraction_by_its_rule(
+    numerator: int, denominator: int, rounding: Rounding
+) -> None:
+    assert_rounded(
+        _round(numerator, denominator, rounding), Fraction(numerator, denominator), rounding
+    )
 
 
 lines_strategy = st.lists(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -104,6 +106,46 @@ def test_ties_between_equally_specific_rules_go_to_priority_then_list_order() ->
     assert only_line(calculate(order(), Program(rules=[first, second])))[1] == "rule:first"
 
 
+def test_a_tie_between_a_lines_tags_goes_to_the_first_rule_listed_not_the_first_tag() -> None:
+    tagged = PlatformLine("1", "Shoe", 1, 10000, 0, product_tags=("sale", "outdoor"))
+    first = ProductRule(name="first", field=MatchField.tag, value="outdoor", rate=Decimal(4))
+    second = ProductRule(name="second", field=MatchField.tag, value="sale", rate=Decimal(6))
+    for tags in (("sale", "outdoor"), ("outdoor", "sale")):
+        line = PlatformLine("1", "Shoe", 1, 10000, 0, product_tags=tags)
+        assert only_line(calculate(order(line), Program(rules=[first, second]))) == (
+            400,
+            "rule:first",
+            None,
+        )
+    # A higher priority beats the list order, whichever tag comes first.
+    urgent = second.model_copy(update={"priority": 1})
+    assert only_line(calculate(order(tagged), Program(rules=[first, urgent])))[1] == "rule:second"
+    # Exclusions of two of the line's collections: the first listed is the one named.
+    both = PlatformLine("1", "Shoe", 1, 10000, 0, collections=("c-b", "c-a"))
+    banned = [rule(MatchField.collection, "c-a"), rule(MatchField.collection, "c-b")]
+    assert only_line(calculate(order(both), Program(rules=banned)))[1] == "excluded:collection=c-a"
+    banned[1] = rule(MatchField.collection, "c-b", priority=1)
+    assert only_line(calculate(order(both), Program(rules=banned)))[1] == "excluded:collection=c-b"
+    twice = [rule(MatchField.vendor, "Northpeak"), rule(MatchField.vendor, "Northpeak")]
+    twice[1] = twice[1].model_copy(update={"name": "urgent", "priority": 1})
+    assert only_line(calculate(order(), Program(rules=twice)))[1] == "excluded:urgent"
+
+
+def test_a_rule_of_a_more_specific_field_for_another_value_does_not_hide_a_matching_one() -> None:
+    program = Program(
+        rules=[
+            rule(MatchField.variant_id, "v-other", "20"),
+            rule(MatchField.vendor, "Northpeak", "7"),
+        ]
+    )
+    assert only_line(calculate(order(), program)) == (700, "rule:vendor=Northpeak", None)
+
+
+def test_an_order_without_a_customer_gets_the_base_rate_under_tiers() -> None:
+    program = Program(tiers=[Tier(name="VIP", customer_tag="vip", rate=Decimal(8))])
+    assert only_line(calculate(order(customer=None), program)) == (500, "base", None)
+
+
 def test_exclusions_win_over_any_rate_rule_tier_and_campaign() -> None:
     program = Program(
         rules=[rule(MatchField.variant_id, "v1", "20"), rule(MatchField.vendor, "Northpeak")],
@@ -169,6 +211,74 @@ def test_campaigns_apply_inside_their_window_in_the_shops_timezone() -> None:
     assert earned(datetime(2026, 11, 30, 5, 0, 0, tzinfo=UTC)) == 500  # the end is exclusive
     line = calculate(order(), program, at=datetime(2026, 11, 29, tzinfo=UTC), timezone=ny)
     assert line.lines[0].campaigns == ("Double weekend",)
+
+
+ALL_YEAR = Campaign(
+    name="x2", starts_at=datetime(2026, 1, 1), ends_at=datetime(2027, 1, 1), multiplier=Decimal(2)
+)
+NEW_YEAR = Campaign(
+    name="New year x2",
+    starts_at=datetime(2026, 1, 1),
+    ends_at=datetime(2026, 1, 2),
+    multiplier=Decimal(2),
+)
+
+
+def test_an_order_placed_at_no_known_time_gets_no_campaign() -> None:
+    assert calculate(order(), Program(campaigns=[ALL_YEAR])).cashback_amount == 500
+
+
+def test_a_placing_time_with_an_offset_is_read_at_that_offset() -> None:
+    program = Program(campaigns=[NEW_YEAR])
+    paris = timezone(timedelta(hours=1))
+    # 00:30 in Paris on 1 January is still 31 December, 23:30, in a shop on UTC.
+    assert (
+        calculate(order(), program, at=datetime(2026, 1, 1, 0, 30, tzinfo=paris)).cashback_amount
+        == 500
+    )
+    assert (
+        calculate(order(), program, at=datetime(2026, 1, 1, 1, 30, tzinfo=paris)).cashback_amount
+        == 1000
+    )
+
+
+@pytest.fixture
+def server_in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("server_in_tokyo")
+def test_a_placing_time_without_offset_is_utc_whatever_the_servers_timezone() -> None:
+    program = Program(campaigns=[NEW_YEAR])
+    # 1 January 03:00 UTC is in the window; read as Tokyo time it would be 31 December 18:00.
+    assert calculate(order(), program, at=datetime(2026, 1, 1, 3, 0)).cashback_amount == 1000
+    assert calculate(order(), program, at=datetime(2025, 12, 31, 23, 0)).cashback_amount == 500
+
+
+def test_a_campaign_scoped_on_one_value_fields_applies_to_their_lines_only() -> None:
+    for field, value in [(MatchField.vendor, "Northpeak"), (MatchField.product_id, "p1")]:
+        bonus = ALL_YEAR.model_copy(
+            update={
+                "multiplier": Decimal(1),
+                "bonus_points": Decimal(2),
+                "scope": CampaignScope(field=field, value=value),
+            }
+        )
+        socks = PlatformLine("2", "Socks", 1, 10000, 0, vendor="Woolworks", product_id="p2")
+        bare = PlatformLine("3", "Sticker", 1, 10000, 0)  # no vendor, no product
+        placed = datetime(2026, 5, 1, tzinfo=UTC)
+        breakdown = calculate(
+            order(SHOE, socks, bare, created_at=placed), Program(campaigns=[bonus])
+        )
+        assert [(li.rate, li.campaigns) for li in breakdown.lines] == [
+            (Decimal(7), ("x2",)),
+            (Decimal(5), ()),
+            (Decimal(5), ()),
+        ]
 
 
 def test_a_scoped_campaign_adds_points_only_to_its_lines() -> None:
