@@ -20,7 +20,7 @@ from app.core.errors import Forbidden, InvalidCursor, ProblemError, Unauthorized
 from app.core.ids import Id
 from app.core.pagination import CursorQuery, LimitQuery, decode_cursor, next_cursor
 from app.core.schedule import parse_week, week_before
-from app.deps import CallerDep, ResourcesDep, ReviewerCallerDep, SessionDep
+from app.deps import ReadCallerDep, ReadReviewerCallerDep, ReadSessionDep, ResourcesDep
 
 router = APIRouter(tags=["Audit"])
 
@@ -142,9 +142,9 @@ async def _csv_rows(sessionmaker: Any, stmt: Select[AuditEvent]) -> AsyncIterato
     },
 )
 async def list_audit_events(
-    session: SessionDep,
+    session: ReadSessionDep,
     res: ResourcesDep,
-    caller: ReviewerCallerDep,
+    caller: ReadReviewerCallerDep,
     date_from: Annotated[datetime | None, Query(description="At or after.")] = None,
     date_to: Annotated[datetime | None, Query(description="Before.")] = None,
     actor: Annotated[str | None, Query(description="An API key's name, or `system`.")] = None,
@@ -157,7 +157,7 @@ async def list_audit_events(
     stmt = _query(caller.shop.id, date_from, date_to, actor, action, order_id)
     if accept and "text/csv" in accept:
         return StreamingResponse(
-            _csv_rows(res.sessionmaker, stmt),
+            _csv_rows(res.read_sessionmaker, stmt),
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="audit-events.csv"'},
         )
@@ -194,8 +194,8 @@ class InvalidWeek(ProblemError):
     },
 )
 async def get_weekly_audit(
-    session: SessionDep,
-    caller: CallerDep,
+    session: ReadSessionDep,
+    caller: ReadCallerDep,
     week: Annotated[
         str | None,
         Query(
