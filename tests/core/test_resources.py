@@ -1,14 +1,17 @@
-"""The read sessions: READ ONLY on the primary too, and the pool gives the connection back
-able to write."""
+"""The read sessions: READ ONLY on the primary too, the pool gives the connection back able to
+write, and a replica that is down fails the reads it serves, nothing else."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.config import Settings
-from tests.support import open_stack
+from tests.payloads import paid_order
+from tests.support import NO_DATABASE, Stack, open_stack, shopify_headers
 
 
 async def test_a_read_session_cannot_write_and_its_connection_writes_again(
@@ -32,3 +35,18 @@ async def test_a_read_session_cannot_write_and_its_connection_writes_again(
                 text("SELECT currency FROM shops WHERE id = :id"), {"id": shop.id}
             )
         assert currency == "EUR"
+
+
+async def test_a_replica_down_fails_its_reads_only(stack: Stack) -> None:
+    shop = await stack.create_shop()
+    async with stack.degraded_client(database_read_url=NO_DATABASE) as client:
+        listing = await client.get("/v1/orders", headers=shop.auth)
+        assert listing.status_code == 503, listing.text
+        assert listing.json()["code"] == "database_unavailable"
+        body = json.dumps(paid_order()).encode()
+        delivered = await client.post(
+            "/webhooks/shopify", content=body, headers=shopify_headers(shop, body)
+        )
+        assert delivered.status_code == 200, delivered.text
+        order = await client.get("/v1/customers/1", headers=shop.auth)  # the primary's
+        assert order.status_code == 404
