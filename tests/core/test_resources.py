@@ -50,3 +50,8 @@ async def test_a_replica_down_fails_its_reads_only(stack: Stack) -> None:
         assert delivered.status_code == 200, delivered.text
         order = await client.get("/v1/customers/1", headers=shop.auth)  # the primary's
         assert order.status_code == 404
+
+
+def test_a_replica_needs_its_primary() -> None:
+    with pytest.raises(ValueError, match="CASHBACK_DATABASE_READ_URL needs CASHBACK_DATABASE_URL"):
+        Settings(database_url=None, database_read_url="postgresql+asyncpg://replica/db")
