@@ -73,7 +73,7 @@ def _require_urls(settings: Settings, command: str) -> None:
 async def _sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """Sessions for a one-off command that needs only the database."""
     assert settings.database_url
-    engine = create_engine(settings.database_url, pool_size=1)
+    engine = create_engine(settings.database_url, pool_size=1, pooler=settings.database_pooler)
     try:
         yield create_sessionmaker(engine)
     finally:

@@ -15,6 +15,10 @@ PLACEHOLDER_ADMIN_TOKEN = "change-me"  # noqa: S105
 PLACEHOLDER_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105
 
 
+# "pgbouncer": the database URLs point at a PgBouncer in transaction pooling mode.
+DatabasePooler = Literal["none", "pgbouncer"]
+
+
 class Environment(StrEnum):
     development = "development"
     test = "test"
@@ -31,6 +35,17 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None, description="redis://host:port/db; unset means the embedded server."
+    )
+    database_read_url: str | None = Field(
+        default=None,
+        description="A streaming replica for the reads that tolerate lag (order lists and "
+        "counts, dashboard figures, audit events and exports, ledger lists); unset: the "
+        "primary serves them. Writes, and reads that must see them, stay on the primary.",
+    )
+    database_pooler: DatabasePooler = Field(
+        default="none",
+        description="`pgbouncer` when the database URLs point at a PgBouncer in transaction "
+        "pooling mode: no prepared statement is kept past its transaction.",
     )
     admin_token: SecretStr = SecretStr(PLACEHOLDER_ADMIN_TOKEN)
     secret_key: SecretStr = Field(
@@ -106,6 +121,12 @@ class Settings(BaseSettings):
                     raise ValueError(
                         f"{name} still holds the placeholder; set a real secret outside development"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_a_replica_without_a_primary(self) -> Settings:
+        if self.database_read_url and not self.database_url:
+            raise ValueError("CASHBACK_DATABASE_READ_URL needs CASHBACK_DATABASE_URL (its primary)")
         return self
 
     @model_validator(mode="after")

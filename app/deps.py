@@ -1,4 +1,10 @@
-"""Request dependencies: resources, the request's unit of work, and who is calling."""
+"""Request dependencies: resources, the request's unit of work, and who is calling.
+
+A route that only reads, and may read a little in the past, takes `ReadSessionDep` (the replica
+when there is one) with `ReadCallerDep`: the caller is still authenticated on the primary (a
+revoked key stops at once, a new one works at once), in a short transaction that ends before
+the read, so the request holds one connection at a time.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +44,15 @@ async def get_session(res: ResourcesDep) -> AsyncIterator[AsyncSession]:
 
 # scope="function": the commit happens before the response is sent, never after.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_read_session(res: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    async with res.read_sessionmaker() as session:
+        yield session
+
+
+# Reads that tolerate lag: lists, counts, dashboard figures, audit events and exports.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 _api_key_scheme = HTTPBearer(
     scheme_name="ApiKey",
@@ -83,11 +98,24 @@ async def guard_failed_auth(request: Request, res: ResourcesDep) -> AsyncIterato
 AuthGuardDep = Annotated[None, Depends(guard_failed_auth, scope="function")]
 
 
+ApiKeyCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)]
+
+
 async def get_caller(
-    _: AuthGuardDep,
-    res: ResourcesDep,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_api_key_scheme)],
+    _: AuthGuardDep, res: ResourcesDep, session: SessionDep, credentials: ApiKeyCredentials
+) -> Caller:
+    return await _authenticate(res, session, credentials)
+
+
+async def get_read_caller(
+    _: AuthGuardDep, res: ResourcesDep, credentials: ApiKeyCredentials
+) -> Caller:
+    async with res.sessionmaker() as session:  # the primary, released before the read
+        return await _authenticate(res, session, credentials)
+
+
+async def _authenticate(
+    res: Resources, session: AsyncSession, credentials: HTTPAuthorizationCredentials | None
 ) -> Caller:
     if credentials is None:
         raise Unauthorized("send `Authorization: Bearer <api key>`")
@@ -105,6 +133,7 @@ async def get_caller(
 
 
 CallerDep = Annotated[Caller, Depends(get_caller, scope="function")]
+ReadCallerDep = Annotated[Caller, Depends(get_read_caller, scope="function")]
 
 
 async def get_admin_caller(caller: CallerDep) -> Caller:
@@ -117,14 +146,23 @@ async def get_admin_caller(caller: CallerDep) -> Caller:
 AdminCallerDep = Annotated[Caller, Depends(get_admin_caller, scope="function")]
 
 
-async def get_reviewer_caller(caller: CallerDep) -> Caller:
+def _reviewer(caller: Caller) -> Caller:
     if caller.role not in (ApiKeyRole.admin, ApiKeyRole.reviewer):
         raise Forbidden("this needs a reviewer or admin key; this key is a viewer key")
     return caller
 
 
+async def get_reviewer_caller(caller: CallerDep) -> Caller:
+    return _reviewer(caller)
+
+
+async def get_read_reviewer_caller(caller: ReadCallerDep) -> Caller:
+    return _reviewer(caller)
+
+
 # Review actions: reviewer and admin keys.
 ReviewerCallerDep = Annotated[Caller, Depends(get_reviewer_caller, scope="function")]
+ReadReviewerCallerDep = Annotated[Caller, Depends(get_read_reviewer_caller, scope="function")]
 
 
 async def require_admin_token(

@@ -140,6 +140,11 @@ def parse_args(argv: list[str] | None) -> Config:
         default=d.service_log_level,
         help="CASHBACK_LOG_LEVEL of the API and worker (logs are in the kept files)",
     )
+    p.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="run the API and workers through a PgBouncer this run starts (transaction pooling)",
+    )
     p.add_argument("--out", type=Path, default=d.out, help="results JSON")
     a = p.parse_args(argv)
     only = tuple(name.strip() for name in a.only.split(",") if name.strip())
@@ -177,6 +182,7 @@ def parse_args(argv: list[str] | None) -> Config:
         worker_max_jobs=a.worker_max_jobs,
         keep_files=a.keep_files,
         service_log_level=a.service_log_level,
+        pgbouncer=a.pgbouncer,
         out=a.out,
     )
 

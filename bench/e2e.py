@@ -40,6 +40,7 @@ from bench import rawhttp
 from bench.cpu import TICK_S, processes
 from bench.drain import REPO, BenchShop, Env, check_credits, create_shop, setup
 from bench.payloads import API_VERSION, WEBHOOK_PATH, OrderFactory
+from bench.pooler import PgBouncer
 from bench.procs import Process, Processes, cashback_command
 from bench.stats import Figure, percentile, table
 
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--logdir", type=Path, default=Path("/tmp"))
+    parser.add_argument("--pgbouncer", action="store_true", help="API and workers through one")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results-e2e.json")
     args = parser.parse_args(argv)
     env = Env(
@@ -323,10 +325,16 @@ def main(argv: list[str] | None = None) -> None:
     setup(env)
     shop = create_shop(env, "bench-e2e.myshopify.com")
     procs = Processes()
+    bouncer = None
+    if args.pgbouncer:
+        bouncer = PgBouncer.start(env.sqlalchemy_url, args.logdir / "e2e-pgbouncer")
+        env.extra.update(bouncer.service_env(env.database))
     try:
         steps = asyncio.run(run(args, env, shop, procs))
     finally:
         procs.stop_all()
+        if bouncer is not None:
+            bouncer.stop()
     figures = []
     for step in steps:
         s = f"end to end at {step.rate:.0f} paid orders/s for {step.seconds:.0f} s"

@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
 from bench import dashboard as dashboard_bench
+from bench import pooler, rawhttp
 from bench import program as program_bench
-from bench import rawhttp
 from bench.cpu import NO_PROC, OTHER, CpuMeter, CpuReport, Proc, peak_rss_mb
 from bench.cpu import processes as processes_by_pid
 from bench.payloads import WEBHOOK_PATH, Delivery, OrderFactory, write_pool
@@ -73,6 +73,7 @@ LABEL_API = "api"
 LABEL_WORKER = "worker"
 LABEL_POSTGRES = "postgres"
 LABEL_REDIS = "redis"
+LABEL_PGBOUNCER = "pgbouncer"
 LABEL_LOADGEN = "load generator"
 LABEL_DRIVER = "bench driver"
 LABEL_KERNEL = "kernel threads"
@@ -111,6 +112,7 @@ class Config:
     dashboard_calls: int = 100
     keep_files: bool = False
     service_log_level: str = "WARNING"
+    pgbouncer: bool = False  # the API and worker through a PgBouncer (bench/pooler.py)
     out: Path = BENCH_DIR / "results.json"
 
     def validate(self) -> None:
@@ -283,6 +285,7 @@ class Bench:
         self.ceiling_rates: dict[int, float] = {}  # intake throughput of the ceiling app
         self.worker_peak_rss_mb = 0.0
         self.lock: str | None = None  # the Redis key that reserves the queue for this run
+        self.bouncer: pooler.PgBouncer | None = None
 
     # -- set-up (synchronous: alembic runs its own event loop) ------------------------------
 
@@ -305,6 +308,12 @@ class Bench:
         asyncio.run(self._reserve_queue())  # first: a concurrent run must not lose its database
         asyncio.run(self._recreate_database())
         migrate.upgrade(self.cfg.database_url())
+        if self.cfg.pgbouncer:
+            self.bouncer = pooler.PgBouncer.start(
+                self.cfg.database_url(), self.workdir / "pgbouncer"
+            )
+            self.env.update(self.bouncer.service_env(self.cfg.database))
+            self.details["pooler"] = "pgbouncer, transaction pooling"
         self.intake_shop = self._create_shop("bench-intake.myshopify.com")
         self.e2e_shop = self._create_shop("bench-e2e.myshopify.com")
         self.details["setup_s"] = round(time.perf_counter() - began, 2)
@@ -380,6 +389,9 @@ class Bench:
 
     def release(self) -> None:
         """Clear the queue's keys and give the queue up (call once the processes are gone)."""
+        if self.bouncer is not None:
+            self.bouncer.stop()
+            self.bouncer = None
         if self.lock is None:
             return
 
@@ -423,6 +435,10 @@ class Bench:
                     )
                 )
 
+    @property
+    def database_labels(self) -> list[str]:
+        return [LABEL_POSTGRES, LABEL_PGBOUNCER] if self.bouncer else [LABEL_POSTGRES]
+
     def label(self, proc: Proc) -> str:
         if self.api is not None and proc.pgrp == self.api.pgid:
             return LABEL_API
@@ -432,6 +448,8 @@ class Bench:
             return LABEL_LOADGEN
         if proc.pid == os.getpid():
             return LABEL_DRIVER
+        if self.bouncer is not None and proc.pid == self.bouncer.process.pid:
+            return LABEL_PGBOUNCER
         if proc.kernel_thread:
             return LABEL_KERNEL  # kworkers: I/O write-back, network soft interrupts, …
         if self.postmaster_pid in (proc.pid, proc.ppid):
@@ -627,7 +645,9 @@ class Bench:
         if target == OURS:
             self.figures.append(Figure(s, "events stored in PostgreSQL", stored))
             self.api_peak_rss_mb = max(self.api_peak_rss_mb, peak)
-        self.figures += cpu_figures(s, cpu, [LABEL_API, LABEL_LOADGEN, LABEL_POSTGRES, LABEL_REDIS])
+        self.figures += cpu_figures(
+            s, cpu, [LABEL_API, LABEL_LOADGEN, *self.database_labels, LABEL_REDIS]
+        )
         if result.non2xx or result.socket_errors or (target == OURS and stored < result.completed):
             self.details.setdefault("problems", []).append(
                 f"intake {run}: {result.non2xx} non-2xx, {result.socket_errors} socket errors, "
@@ -796,7 +816,7 @@ class Bench:
                 "orders/s" if last < backlog else "orders/s (the backlog ran out: a lower bound)",
             ),
             Figure(s, "worker CPU per order", per_order, "ms"),
-            *cpu_figures(s, cpu, [LABEL_WORKER, LABEL_POSTGRES, LABEL_REDIS, LABEL_API]),
+            *cpu_figures(s, cpu, [LABEL_WORKER, *self.database_labels, LABEL_REDIS, LABEL_API]),
         ]
 
     async def discard_backlog(self) -> None:
@@ -1080,7 +1100,7 @@ class Bench:
             Figure(s, "credit throughput (first paid -> last credit)", credit_rate, "orders/s"),
             Figure(s, "pipeline kept up with the rate", "yes" if kept_up else "NO", ""),
             *cpu_figures(
-                s, cpu, [LABEL_API, LABEL_WORKER, LABEL_POSTGRES, LABEL_REDIS, LABEL_DRIVER]
+                s, cpu, [LABEL_API, LABEL_WORKER, *self.database_labels, LABEL_REDIS, LABEL_DRIVER]
             ),
         ]
 
@@ -1209,6 +1229,10 @@ async def run_backlog(bench: Bench) -> None:
         )
 
 
+def pgbouncer_flag(bench: Bench) -> list[str]:
+    return ["--pgbouncer"] if bench.cfg.pgbouncer else []
+
+
 async def run_sustained(bench: Bench) -> None:
     """create + paid per order at 200 orders/s for 60 s, then a ramp for the highest rate
     with p95 <= 1 s (1 API process, SUSTAINED_WORKERS worker processes)."""
@@ -1223,6 +1247,7 @@ async def run_sustained(bench: Bench) -> None:
         "",
         "--workers",
         str(SUSTAINED_WORKERS),
+        *pgbouncer_flag(bench),
     )
     step = target["steps"][0]
     bench.summary += [
@@ -1256,6 +1281,7 @@ async def run_sustained(bench: Bench) -> None:
         str(RAMP_STEP_S),
         "--workers",
         str(SUSTAINED_WORKERS),
+        *pgbouncer_flag(bench),
     )
     bench.details["sustained"] = {"target": target, "ramp": ramp}
     passing = [s["rate"] for s in ramp["steps"] if s["passed"]]

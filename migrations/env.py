@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.core.db import UNPREPARED
 from app.models import Base
 
 config = context.config
@@ -33,7 +34,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url())
+    # No prepared statement kept: the URL may be a PgBouncer's (transaction pooling); a
+    # migration's speed does not hang on them.
+    engine = create_async_engine(_url(), connect_args=UNPREPARED)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
-import httpx
 import hypothesis
 import pytest
 from pydantic import SecretStr
@@ -26,9 +25,7 @@ from sqlalchemy.engine import make_url
 
 from app import embedded, migrate
 from app.config import Environment, Settings
-from app.core.resources import Resources
-from app.main import create_app
-from tests.support import ADMIN_TOKEN, Stack
+from tests.support import ADMIN_TOKEN, Stack, open_stack
 
 TEMPLATE_DB = f"cashback_test_template_{os.getpid()}"
 
@@ -114,12 +111,5 @@ def settings(servers: tuple[str, str], database_url: str, tmp_path: Path) -> Set
 @pytest.fixture
 async def stack(settings: Settings) -> AsyncIterator[Stack]:
     """The real app over ASGI, on a fresh database, with a real worker on demand."""
-    resources = Resources.open(settings)
-    app = create_app(settings, resources)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Stack(settings, resources, client)
-    finally:
-        await resources.broker.redis.delete(settings.queue_name)
-        await resources.close()
+    async with open_stack(settings) as opened:
+        yield opened

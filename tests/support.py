@@ -146,6 +146,20 @@ class Stack:
             return int((await session.execute(stmt)).scalar_one())
 
 
+@asynccontextmanager
+async def open_stack(settings: Settings) -> AsyncIterator[Stack]:
+    """The real app over ASGI with `settings`, its resources closed (and queue dropped) after."""
+    resources = Resources.open(settings)
+    app = create_app(settings, resources)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Stack(settings, resources, client)
+    finally:
+        await resources.broker.redis.delete(settings.queue_name)
+        await resources.close()
+
+
 async def until(check: Callable[[], Awaitable[bool]], limit_s: float, what: str) -> float:
     """Wait for `check` to hold (polling it), at most `limit_s` seconds; returns how long."""
     started = time.monotonic()

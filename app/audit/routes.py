@@ -14,7 +14,7 @@ from app.audit.weekly import WeeklyAuditReport
 from app.core.errors import Forbidden, InvalidCursor, ProblemError, Unauthorized, problem_responses
 from app.core.ids import Id
 from app.core.pagination import CursorQuery, LimitQuery, next_cursor
-from app.deps import CallerDep, ResourcesDep, ReviewerCallerDep, SessionDep
+from app.deps import ReadCallerDep, ReadReviewerCallerDep, ReadSessionDep, ResourcesDep
 
 router = APIRouter(tags=["Audit"])
 
@@ -66,9 +66,9 @@ def _read(event: AuditEvent) -> AuditEventRead:
     },
 )
 async def list_audit_events(
-    session: SessionDep,
+    session: ReadSessionDep,
     res: ResourcesDep,
-    caller: ReviewerCallerDep,
+    caller: ReadReviewerCallerDep,
     date_from: Annotated[datetime | None, Query(description="At or after.")] = None,
     date_to: Annotated[datetime | None, Query(description="Before.")] = None,
     actor: Annotated[str | None, Query(description="An API key's name, or `system`.")] = None,
@@ -81,7 +81,7 @@ async def list_audit_events(
     where = AuditFilter(caller.shop.id, date_from, date_to, actor, action, order_id)
     if accept and "text/csv" in accept:
         return StreamingResponse(
-            queries.csv_rows(res.sessionmaker, where),
+            queries.csv_rows(res.read_sessionmaker, where),
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="audit-events.csv"'},
         )
@@ -115,8 +115,8 @@ class InvalidWeek(ProblemError):
     },
 )
 async def get_weekly_audit(
-    session: SessionDep,
-    caller: CallerDep,
+    session: ReadSessionDep,
+    caller: ReadCallerDep,
     week: Annotated[
         str | None,
         Query(

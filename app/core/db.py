@@ -1,8 +1,17 @@
-"""Database plumbing: the declarative base, engine and session factory, one commit per unit."""
+"""Database plumbing: the declarative base, engine and session factory, one commit per unit.
+
+Behind a PgBouncer in transaction pooling mode (`pooler="pgbouncer"`) consecutive transactions
+of one client connection may run on different server connections, so nothing may outlive a
+transaction on the server. asyncpg and SQLAlchemy keep prepared statements across transactions
+by default; there they are turned off and every statement is the unnamed one, parsed again in
+the round trip that runs it (asyncpg does this when its statement cache is off). Named ones,
+even with unique names, would be left behind on whichever server connection ran them.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import BigInteger, DateTime, MetaData, func
@@ -13,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.config import DatabasePooler
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -43,7 +54,20 @@ class UpdatedAtMixin:
     )
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+# asyncpg's statement cache off (then it uses the unnamed statement), SQLAlchemy's too, and the
+# unnamed statement for what SQLAlchemy prepares.
+UNPREPARED: dict[str, Any] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+    "prepared_statement_name_func": lambda: "",
+}
+
+
+def connect_args(pooler: DatabasePooler) -> dict[str, Any]:
+    return dict(UNPREPARED) if pooler == "pgbouncer" else {}
+
+
+def create_engine(url: str, *, pool_size: int = 10, pooler: DatabasePooler = "none") -> AsyncEngine:
     # No overflow: churning connections under load costs more than waiting for a pooled one.
     # No pre-ping (a round trip per checkout): a connection broken by a database restart
     # fails its request with a 503 (the sender retries) and is replaced.
@@ -54,6 +78,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_recycle=1800,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
+        connect_args=connect_args(pooler),
     )
 
 

@@ -1,4 +1,10 @@
-"""The long-lived resources of a process (API or worker): engine, sessions, broker."""
+"""The long-lived resources of a process (API or worker): engines, sessions, broker.
+
+`sessionmaker` is the primary's: every write, and every read that must see a write. The reads
+that tolerate lag take `read_sessionmaker`: the replica's when `CASHBACK_DATABASE_READ_URL` is
+set, else the primary's. Its transactions are READ ONLY either way (no extra round trip: asyncpg
+says so in its BEGIN), so a read that writes fails in every test, not first on a replica.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ class Resources:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    read_sessionmaker: async_sessionmaker[AsyncSession]
+    read_engine: AsyncEngine | None  # the replica's, when there is one
     broker: Broker
     http: httpx.AsyncClient
     secrets: SecretBox
@@ -35,12 +43,23 @@ class Resources:
     def open(cls, settings: Settings) -> Resources:
         if not (settings.database_url and settings.redis_url):
             raise RuntimeError("database and Redis URLs must be resolved (see app.embedded)")
-        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+
+        def engine_for(url: str) -> AsyncEngine:
+            return create_engine(
+                url, pool_size=settings.db_pool_size, pooler=settings.database_pooler
+            )
+
+        engine = engine_for(settings.database_url)
+        replica = settings.database_read_url
+        read_engine = engine_for(replica) if replica else None
+        reads = (read_engine or engine).execution_options(postgresql_readonly=True)
         broker = Broker(create_redis(settings.redis_url), settings.queue_name)
         return cls(
             settings,
             engine,
             create_sessionmaker(engine),
+            create_sessionmaker(reads),
+            read_engine,
             broker,
             create_http_client(settings.http_timeout_s),
             SecretBox(settings.secret_key.get_secret_value()),
@@ -50,3 +69,5 @@ class Resources:
         await self.http.aclose()
         await self.broker.close()
         await self.engine.dispose()
+        if self.read_engine is not None:
+            await self.read_engine.dispose()

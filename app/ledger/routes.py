@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from app.core.errors import Forbidden, InvalidCursor, NotFound, Unauthorized, problem_responses
 from app.core.ids import Id
 from app.core.pagination import CursorQuery, LimitQuery
-from app.deps import CallerDep, ReviewerCallerDep, SessionDep
+from app.deps import CallerDep, ReadCallerDep, ReadSessionDep, ReviewerCallerDep, SessionDep
 from app.ledger import queries, redemptions
 from app.ledger.schemas import CustomerRead, LedgerEntryList, RedemptionRead, RedemptionRequest
 
@@ -31,8 +31,8 @@ async def get_customer(session: SessionDep, caller: CallerDep, customer_id: Id) 
     responses=problem_responses(NotFound, InvalidCursor, Unauthorized),
 )
 async def list_customer_ledger(
-    session: SessionDep,
-    caller: CallerDep,
+    session: ReadSessionDep,
+    caller: ReadCallerDep,
     customer_id: Id,
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,

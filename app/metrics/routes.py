@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from fastapi import APIRouter, Query
 
 from app.core.errors import ProblemError, Unauthorized, problem_responses
-from app.deps import CallerDep, SessionDep
+from app.deps import ReadCallerDep, ReadSessionDep
 from app.metrics import dashboard
 from app.shops.models import Shop
 
@@ -43,7 +43,7 @@ def _zone(shop: Shop, tz: str | None) -> ZoneInfo:
     responses=problem_responses(Unauthorized, InvalidRange),
 )
 async def get_dashboard(
-    session: SessionDep, caller: CallerDep, tz: TzQuery = None
+    session: ReadSessionDep, caller: ReadCallerDep, tz: TzQuery = None
 ) -> dashboard.Dashboard:
     return await dashboard.dashboard(session, caller.shop, _zone(caller.shop, tz))
 
@@ -56,8 +56,8 @@ async def get_dashboard(
     responses=problem_responses(Unauthorized, InvalidRange),
 )
 async def get_daily(
-    session: SessionDep,
-    caller: CallerDep,
+    session: ReadSessionDep,
+    caller: ReadCallerDep,
     day_from: Annotated[date, Query(alias="from", description="First day.")],
     day_to: Annotated[date, Query(alias="to", description="Last day, inclusive.")],
     tz: TzQuery = None,
@@ -75,8 +75,8 @@ async def get_daily(
     responses=problem_responses(Unauthorized),
 )
 async def get_top_customers(
-    session: SessionDep,
-    caller: CallerDep,
+    session: ReadSessionDep,
+    caller: ReadCallerDep,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS, description="Looking back this many days.")] = 30,
     limit: Annotated[int, Query(ge=1, le=100, description="How many customers, 1 to 100.")] = 10,
 ) -> dashboard.TopCustomers:

@@ -19,7 +19,7 @@ from app.core.etags import IfMatch, InvalidIfMatch, etag, parse_version_if_match
 from app.core.ids import Id
 from app.core.money import format_minor
 from app.core.pagination import CursorQuery, LimitQuery
-from app.deps import CallerDep, ReviewerCallerDep, SessionDep
+from app.deps import CallerDep, ReadCallerDep, ReadSessionDep, ReviewerCallerDep, SessionDep
 from app.orders import queries, review
 from app.orders.models import Order
 from app.orders.schemas import (
@@ -78,8 +78,8 @@ def parse_statuses(raw: str | None) -> list[OrderStatus]:
     responses=problem_responses(InvalidCursor, Unauthorized, InvalidStatusFilter),
 )
 async def list_orders(
-    session: SessionDep,
-    caller: CallerDep,
+    session: ReadSessionDep,
+    caller: ReadCallerDep,
     status: Annotated[str | None, Query(description=STATUS_FILTER)] = None,
     external_id: Annotated[str | None, Query(description="The platform's order id.")] = None,
     name: Annotated[
@@ -117,7 +117,7 @@ async def list_orders(
     description="Every status with its count, in one call (the queue's badges).",
     responses=problem_responses(Unauthorized),
 )
-async def count_orders(session: SessionDep, caller: CallerDep) -> OrderCounts:
+async def count_orders(session: ReadSessionDep, caller: ReadCallerDep) -> OrderCounts:
     return await queries.count_by_status(session, caller.shop.id)
 
 
