@@ -16,3 +16,4 @@ mutation:
 	rm -rf mutants
 	uv run mutmut run
 	uv run mutmut results
+	uv run python .ci/mutation_gate.py
