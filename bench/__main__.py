@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.details["total_s"] = round(total, 1)
     if failure:
         bench.details["error"] = failure
+        bench.problem(f"the run stopped: {failure}")
     finish(bench, total)
     figures = bench.figures + [f for f in bench.summary if f.section == SUMMARY]
     print(table(figures))
@@ -255,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {note}")
     for problem in bench.details["problems"]:
         print(f"PROBLEM: {problem}")
-    if failure or bench.details["problems"]:
-        print(f"\nbench: {failure or 'the run found problems (above)'}", file=sys.stderr)
+    if bench.details["problems"]:
+        print("\nbench: the run found problems (above)", file=sys.stderr)
         if any(workdir.iterdir()):
             print(f"bench: logs kept in {workdir}", file=sys.stderr)
         else:
