@@ -14,8 +14,9 @@ processed with exactly one credit of its cashback and the ledger equal to what i
 orders credited per second, and CPU (utime + stime, from /proc) per order of the workers and of
 PostgreSQL. Each process count gets its own shop, so every phase starts on an equal backlog.
 
-Needs PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379; database `cashback_bench_drain`
-is re-created at each run, Redis DB 12 holds the queue.
+Needs PostgreSQL at 127.0.0.1:5432 and Redis at 127.0.0.1:6379; database
+`cashback_bench_backlog` is re-created at each run, Redis DB 15 holds the queue and the run's
+lock (not the names of the bench before issue 19, which flushed its Redis database unlocked).
 """
 
 from __future__ import annotations
@@ -247,9 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logdir", type=Path, default=Path("/tmp"))
     args = parser.parse_args(argv)
     env = Env(
-        database="cashback_bench_drain",
-        redis="redis://127.0.0.1:6379/12",
-        queue="cashback:bench-drain",
+        database="cashback_bench_backlog",
+        redis="redis://127.0.0.1:6379/15",
+        queue="cashback:bench-backlog",
         postgres=args.postgres,
     )
     counts = [int(c) for c in args.processes.split(",") if c.strip()]

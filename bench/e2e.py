@@ -27,7 +27,10 @@ CPU per credited order: user + system time from /proc of the API, the worker and
 (our database's backends and the server's own processes) over the step, divided by the orders
 credited in it. Peak RSS: VmHWM of each API and worker process at the end.
 
-Database `cashback_bench_e2e` (re-created), Redis DB 13, queue `cashback:bench-e2e`.
+Database `cashback_bench_ramp` (re-created), Redis DB 14 (locked for the run), queue
+`cashback:bench-ramp`. (Not the names of the bench before issue 19, whose e2e dropped its
+database and flushed its Redis database without a lock: an old run beside a new one would
+destroy it.)
 """
 
 from __future__ import annotations
@@ -513,9 +516,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results-e2e.json")
     args = parser.parse_args(argv)
     env = Env(
-        database="cashback_bench_e2e",
-        redis="redis://127.0.0.1:6379/13",
-        queue="cashback:bench-e2e",
+        database="cashback_bench_ramp",
+        redis="redis://127.0.0.1:6379/14",
+        queue="cashback:bench-ramp",
         postgres=args.postgres,
     )
     settings = setup(env)

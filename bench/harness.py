@@ -58,6 +58,7 @@ class Env:
             CASHBACK_QUEUE_NAME=self.queue,
             CASHBACK_LOG_LEVEL=self.log_level,
             CASHBACK_WORKER_METRICS_PORT="0",  # several workers on one machine
+            PYTHONPATH=str(REPO),  # this checkout's code, wherever the shared venv points
         )
         env.update(self.extra)
         return env
