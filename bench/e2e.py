@@ -1,6 +1,6 @@
 """End to end, automatic mode: create + paid webhooks -> credit visible, at rising rates.
 
-    uv run python -m bench.e2e                                 # 200, 300, … 700 orders/s
+    uv run python -m bench.e2e                                 # 100, 200, … 700 orders/s
     uv run python -m bench.e2e --rates 100 --seconds 10        # one short step
     uv run python -m bench.e2e --workers 2 --api-workers 1 --seed 7
 
@@ -90,7 +90,7 @@ P95_LIMIT_S = 1.0
 SETTLE_S = 8.0  # after a step's last send, how long its last orders may take to be credited
 POLL_S = 0.05
 LAG_NOTE_S = 0.1  # the sender behind its schedule by more than this: worth a note
-RATES = (200.0, 300.0, 400.0, 500.0, 600.0, 700.0)
+RATES = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0)
 
 
 @dataclass
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> None:
         "--rates",
         type=parse_rates,
         default=list(RATES),
-        help="create+paid orders/s of the steps, rising (default 200,…,700)",
+        help="create+paid orders/s of the steps, rising (default 100,…,700)",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each step")
     parser.add_argument(
