@@ -917,7 +917,7 @@ async def run_dashboard(bench: Bench) -> None:
         cfg.postgres.rstrip("/"),
         cfg.dashboard_orders,
         cfg.dashboard_calls,
-        database=f"{cfg.database}_dashboard",  # not the one `make bench-dashboard --keep` keeps
+        database=f"{cfg.database}_dashboard_small",  # not `make bench-dashboard --keep`s
     )
     bench.details["dashboard"] = figures
     bench.figures += dashboard_bench.figures_of(figures)
