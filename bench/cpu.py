@@ -6,7 +6,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
@@ -146,3 +146,75 @@ def peak_rss_mb(pgrp: int) -> dict[int, float]:
             if line.startswith("VmHWM:"):
                 peaks[proc.pid] = int(line.split()[1]) / 1024  # kB
     return peaks
+
+
+def backend_database(pid: int) -> str | None:
+    """The database of a PostgreSQL backend, from its title ("postgres: 15/main: user db
+    host(port) state"); None for the server's own processes (checkpointer, walwriter, …)."""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+    words = title.split(": ", 2)[-1].split()
+    is_backend = len(words) >= 3 and (words[2].endswith(")") or words[2] == "[local]")
+    return words[1] if is_backend else None
+
+
+# Labels of the run's components, shared by every benchmark's CPU accounting.
+LABEL_API = "api"
+LABEL_WORKER = "worker"
+LABEL_POSTGRES = "postgres"
+LABEL_REDIS = "redis"
+LABEL_LOADGEN = "load generator"
+LABEL_DRIVER = "bench driver"
+LABEL_KERNEL = "kernel threads"
+# The service's cost of an order: what the target "CPU per credited order" sums.
+SERVICE_LABELS = (LABEL_API, LABEL_WORKER, LABEL_POSTGRES)
+INTERFERENCE_PCT = 10.0  # CPU of processes outside the run, in % of a core, worth a note
+
+
+@dataclass
+class Labeller:
+    """Who a process is: a component of the run (by process group, as each is started in a
+    group of its own), our PostgreSQL server's processes (the postmaster's children serving
+    `database`, or the server itself), or OTHER."""
+
+    database: str
+    postmaster: int = -1  # unknown: any `postgres` process counts as ours
+    groups: dict[int, str] = field(default_factory=dict)  # process group -> label
+    driver: int = field(default_factory=os.getpid)
+
+    def __call__(self, proc: Proc) -> str:
+        if proc.pgrp in self.groups:
+            return self.groups[proc.pgrp]
+        if proc.pid == self.driver:
+            return LABEL_DRIVER
+        if proc.kernel_thread:
+            return LABEL_KERNEL  # kworkers: I/O write-back, network soft interrupts, …
+        if self.postmaster in (proc.pid, proc.ppid):
+            database = backend_database(proc.pid)
+            return LABEL_POSTGRES if database in (None, self.database) else OTHER
+        if self.postmaster < 0 and proc.comm.startswith("postgres"):
+            return LABEL_POSTGRES
+        if proc.comm.startswith("redis"):
+            return LABEL_REDIS
+        return OTHER
+
+
+def interference_note(phase: str, report: CpuReport) -> str | None:
+    """A note when processes outside the run took a noticeable share of the CPU."""
+    lost = report.unattributed_pct_of_core(os.cpu_count() or 1)
+    share = report.pct_of_core(OTHER) + lost
+    if share < INTERFERENCE_PCT:
+        return None
+    programs = ", ".join(f"{name} {sec:.1f} s" for name, sec in report.other_by_program_s.items())
+    return (
+        f"{phase}: processes outside the benchmark used {share:.0f}% of a core "
+        f"({programs or 'short-lived ones'}; {lost:.0f}% not attributed to any process still "
+        "running at the end); its figures are disturbed"
+    )
+
+
+def peak_rss_of(pgids: set[int]) -> float:
+    """The largest peak RSS (VmHWM, MB) of one process of the groups; 0 when none is alive."""
+    return max((mb for pgid in pgids for mb in peak_rss_mb(pgid).values()), default=0.0)

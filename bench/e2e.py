@@ -1,52 +1,97 @@
-"""End to end, automatic mode: paid webhook received -> credit committed, at fixed rates.
+"""End to end, automatic mode: create + paid webhooks -> credit visible, at rising rates.
 
-    uv run python -m bench.e2e                         # 200 orders/s for 60 s, then a ramp
-    uv run python -m bench.e2e --rate 100 --seconds 20 --ramp ""   # one short step
-    uv run python -m bench.e2e --workers 2 --api-workers 1
+    uv run python -m bench.e2e                                 # 100, 200, … 700 orders/s
+    uv run python -m bench.e2e --rates 100 --seconds 10        # one short step
+    uv run python -m bench.e2e --workers 2 --api-workers 1 --seed 7
 
-Each order arrives as `orders/create` then, `--paid-after` seconds later, `orders/paid`, sent
-open loop (each request at its due time, whatever the answers before it) over keep-alive
-connections to `cashback api`, with `cashback worker` processes handling them. Latency of an
-order: the moment its `processed` status change reaches the shop's live-event channel (the
-service publishes it right after the credit's commit) minus the paid event's `received_at` in
-PostgreSQL. A step passes when p95 <= 1 s and its orders are all credited within a few seconds
-of its end (no growing backlog). The ramp runs steps of rising rate until one fails; the highest
-passing rate is reported. Also checked: every order credited exactly once.
+Each order arrives as `orders/create` then, after a gap drawn uniformly from 0 to `--gap-max`
+seconds (seeded: `--seed`), `orders/paid`, as on a real store. Requests are sent open loop:
+each at its due time whatever the answers before it, over up to `--connections` keep-alive
+connections, so a stall shows in the latencies instead of slowing the sender.
 
-Database `cashback_bench_e2e` (re-created), Redis DB 13, queue `cashback:bench-e2e`.
+Paid -> credit, the one meaning used here: from the moment the paid webhook was due to be sent
+to the moment the order's `order.status_changed` to `processed` arrives on a real SSE client
+of `GET /v1/events` (authenticated with the shop's API key). The service publishes that event
+after the transaction that credited the order has committed, so the figure includes the
+webhook's answer, the queue, the worker's batch, its commit and the live-event relay. An order
+credited whose event never arrives counts as never credited in the latencies.
+
+A step passes when every request got a 2xx `accepted` and its event is stored, every order is
+credited exactly once with its cashback within SETTLE_S of the step's last send, and p95 <= 1 s.
+Steps run from the lowest rate up and stop at the first that fails; the highest passing rate is
+the sustained rate. After the last step the bench waits for every order (up to
+--final-drain-s) and checks the whole shop: every order credited once, the ledger equal to what
+is owed, no event failed or left unhandled. A problem there fails the run (exit status 1).
+
+CPU per credited order: user + system time from /proc of the API, the worker and PostgreSQL
+(our database's backends and the server's own processes) over the step, divided by the orders
+credited in it. Peak RSS: VmHWM of each API and worker process at the end.
+
+Database `cashback_bench_ramp` (re-created), Redis DB 14 (locked for the run), queue
+`cashback:bench-ramp`. (Not the names of the bench before issue 19, whose e2e dropped its
+database and flushed its Redis database without a lock: an old run beside a new one would
+destroy it.)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
 import os
+import random
 import sys
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import orjson
-from redis.asyncio import Redis
 
-from app.events.publish import channel
 from app.shopify.payloads import sign
 from bench import rawhttp
-from bench.cpu import TICK_S, processes
-from bench.drain import REPO, BenchShop, Env, check_credits, create_shop, setup
+from bench.cpu import (
+    LABEL_API,
+    LABEL_DRIVER,
+    LABEL_POSTGRES,
+    LABEL_REDIS,
+    LABEL_WORKER,
+    SERVICE_LABELS,
+    CpuMeter,
+    CpuReport,
+    Labeller,
+    interference_note,
+    peak_rss_of,
+)
+from bench.harness import (
+    REPO,
+    BenchShop,
+    Env,
+    create_shop,
+    free_port,
+    release,
+    setup,
+    start_api,
+    start_workers,
+    wait_ready,
+    write_results,
+)
 from bench.payloads import API_VERSION, WEBHOOK_PATH, OrderFactory
+from bench.pg import Integrity, check_orders, postmaster_pid
 from bench.pooler import PgBouncer
-from bench.procs import Process, Processes, cashback_command
+from bench.procs import Processes
+from bench.sse import EventStream
 from bench.stats import Figure, percentile, table
 
 ORDER_BASE = 9_000_000_000_000
+WARMUP_BASE = ORDER_BASE - 1_000_000
 P95_LIMIT_S = 1.0
-SETTLE_S = 8.0  # after a step, how long its last orders may take to be credited
+SETTLE_S = 8.0  # after a step's last send, how long its last orders may take to be credited
+POLL_S = 0.05
+LAG_NOTE_S = 0.1  # the sender behind its schedule by more than this: worth a note
+RATES = (100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0)
 
 
 @dataclass
@@ -54,30 +99,86 @@ class Step:
     rate: float
     seconds: float
     first_id: int
-    sent_ok: int = 0
-    sent_failed: int = 0
+    http: Counter[str] = field(default_factory=Counter)  # "200 accepted", "500", "error …"
+    response_s: list[float] = field(default_factory=list)  # from each request's due time
+    paid_due: dict[str, float] = field(default_factory=dict)  # perf_counter, per order
+    latencies_s: list[float] = field(default_factory=list)  # paid due -> credit seen
     send_lag_s: float = 0.0
-    latencies_s: list[float] = field(default_factory=list)
-    missing: int = 0
-    backlog_at_end: int = 0
-    worker_cpu_s: float = 0.0
-    api_cpu_s: float = 0.0
+    events_stored: int = 0
+    not_seen: int = 0  # credited (or not) but never seen on the stream
+    integrity: Integrity | None = None
+    cpu: CpuReport | None = None
+    window_s: float = 0.0  # first send -> last credit seen (or the settle deadline)
+    reasons: list[str] = field(default_factory=list)  # why it failed
 
     @property
     def orders(self) -> int:
         return round(self.rate * self.seconds)
 
-    def pct(self, p: float) -> float:
-        return percentile(self.latencies_s, p)
+    @property
+    def ids(self) -> list[str]:
+        return [str(self.first_id + n) for n in range(self.orders)]
+
+    @property
+    def accepted(self) -> int:
+        return self.http["200 accepted"]
 
     @property
     def passed(self) -> bool:
-        return (
-            self.missing == 0
-            and self.sent_failed == 0
-            and len(self.latencies_s) == self.orders
-            and self.pct(95) <= P95_LIMIT_S
-        )
+        return not self.reasons
+
+    def pct(self, p: float) -> float:
+        return percentile(self.latencies_s, p)
+
+    def credited(self) -> int:
+        return self.integrity.processed if self.integrity else 0
+
+    def cpu_ms_per_order(self, labels: tuple[str, ...]) -> float:
+        credited = self.credited()
+        if self.cpu is None or not credited:
+            return math.nan
+        return 1000 * sum(self.cpu.by_label_s.get(label, 0.0) for label in labels) / credited
+
+    def judge(self) -> None:
+        requests = 2 * self.orders
+        if self.accepted != requests:
+            answers = ", ".join(f"{n} {k}" for k, n in self.http.items() if k != "200 accepted")
+            self.reasons.append(f"{requests - self.accepted} requests not accepted ({answers})")
+        if self.events_stored != requests:
+            self.reasons.append(f"{self.events_stored} of {requests} events stored")
+        if self.integrity is not None and not self.integrity.ok:
+            self.reasons.append(f"within {SETTLE_S:g} s: " + "; ".join(self.integrity.problems))
+        if self.not_seen:
+            self.reasons.append(f"{self.not_seen} orders never seen credited on the stream")
+        if not self.pct(95) <= P95_LIMIT_S:
+            self.reasons.append(f"p95 {self.pct(95):.3f} s > {P95_LIMIT_S:g} s")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "seconds": self.seconds,
+            "orders": self.orders,
+            "http": dict(self.http),
+            "events_stored": self.events_stored,
+            "send_lag_ms": 1000 * self.send_lag_s,
+            "response_ms": {str(p): 1000 * percentile(self.response_s, p) for p in PCTS},
+            "paid_to_credit_ms": {str(p): 1000 * self.pct(p) for p in PCTS},
+            "not_seen_on_stream": self.not_seen,
+            "credited": self.credited(),
+            "integrity": self.integrity.as_dict() if self.integrity else None,
+            "window_s": self.window_s,
+            "cpu_ms_per_order": {
+                "service": self.cpu_ms_per_order(SERVICE_LABELS),
+                **{label: self.cpu_ms_per_order((label,)) for label in CPU_LABELS},
+            },
+            "cpu": asdict(self.cpu) if self.cpu else None,
+            "passed": self.passed,
+            "reasons": self.reasons,
+        }
+
+
+PCTS = (50, 95, 99, 100)
+CPU_LABELS = (LABEL_API, LABEL_WORKER, LABEL_POSTGRES, LABEL_REDIS, LABEL_DRIVER)
 
 
 def requests_for(
@@ -102,293 +203,359 @@ def requests_for(
     return raws[0], raws[1]
 
 
-class Listener:
-    """When each order's `processed` event reached the shop's channel (Unix seconds)."""
-
-    def __init__(self, redis: Redis, name: str) -> None:
-        self.redis = redis
-        self.name = name
-        self.seen: dict[str, float] = {}
-        self.task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self.name)
-        self.task = asyncio.create_task(self._run(pubsub))
-
-    async def _run(self, pubsub: Any) -> None:
-        async for message in pubsub.listen():
-            if message.get("type") != "message":
-                continue
-            at = time.time()
-            event = orjson.loads(message["data"]).get("event", {})
-            if event.get("to_status") == "processed":
-                self.seen.setdefault(str(event.get("external_id")), at)
-
-    def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+def event_keys(ids: list[str]) -> list[str]:
+    return [f"{topic}-{i}" for i in ids for topic in ("orders/create", "orders/paid")]
 
 
-def cpu_of(pgids: set[int]) -> float:
-    return sum(p.ticks for p in processes().values() if p.pgrp in pgids) * TICK_S
+@dataclass
+class Run:
+    """What a step needs: the service's address, the shop, and the instruments."""
+
+    host: str
+    port: int
+    shop: BenchShop
+    factory: OrderFactory
+    client: rawhttp.Client
+    stream: EventStream
+    conn: asyncpg.Connection
+    labeller: Labeller
+    rng: random.Random
+    gap_max_s: float
 
 
-async def run_step(
-    step: Step,
-    client: rawhttp.Client,
-    factory: OrderFactory,
-    shop: BenchShop,
-    host: str,
-    paid_after_s: float,
-    conn: asyncpg.Connection,
-    listener: Listener,
-    worker_pgids: set[int],
-    api_pgids: set[int],
-) -> None:
-    ids = [step.first_id + n for n in range(step.orders)]
-    schedule: list[tuple[float, bytes]] = []
-    for n, order_id in enumerate(ids):
-        create, paid = requests_for(factory, shop, order_id, host)
-        schedule += [(n / step.rate, create), (n / step.rate + paid_after_s, paid)]
+async def run_step(step: Step, run: Run) -> None:
+    schedule: list[tuple[float, bytes, str | None]] = []  # (offset, request, order if paid)
+    for n, key in enumerate(step.ids):
+        create, paid = requests_for(run.factory, run.shop, int(key), run.host)
+        at = n / step.rate
+        schedule += [(at, create, None), (at + run.rng.uniform(0.0, run.gap_max_s), paid, key)]
     schedule.sort(key=lambda item: item[0])
 
-    async def post(raw: bytes) -> None:
+    async def post(raw: bytes, due: float) -> None:
         try:
-            status, _ = await client.request(raw)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            status = 0
-        if status == 200:
-            step.sent_ok += 1
-        else:
-            step.sent_failed += 1
+            status, body = await run.client.request(raw)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            step.http[f"error {type(exc).__name__}"] += 1
+            step.response_s.append(math.inf)
+            return
+        step.response_s.append(time.perf_counter() - due)
+        result = orjson.loads(body).get("result") if status == 200 else None
+        step.http[f"{status} {result}" if result else str(status)] += 1
 
-    worker0, api0 = cpu_of(worker_pgids), cpu_of(api_pgids)
+    meter = CpuMeter(run.labeller)
+    meter.start()
     tasks = []
     start = time.perf_counter() + 0.05
-    for offset, raw in schedule:
-        lag = time.perf_counter() - (start + offset)
+    for offset, raw, paid_of in schedule:
+        due = start + offset
+        lag = time.perf_counter() - due
         if lag < 0:
             await asyncio.sleep(-lag)
         else:
             step.send_lag_s = max(step.send_lag_s, lag)
-        tasks.append(asyncio.create_task(post(raw)))
+        if paid_of is not None:
+            step.paid_due[paid_of] = due
+        tasks.append(asyncio.create_task(post(raw, due)))
     await asyncio.gather(*tasks)
-    external = [str(i) for i in ids]
-    step.backlog_at_end = sum(1 for i in external if i not in listener.seen)
     deadline = time.perf_counter() + SETTLE_S
-    pending = [i for i in external if i not in listener.seen]
-    while pending and time.perf_counter() < deadline:
-        await asyncio.sleep(0.1)
-        pending = [i for i in pending if i not in listener.seen]
-    step.worker_cpu_s = cpu_of(worker_pgids) - worker0
-    step.api_cpu_s = cpu_of(api_pgids) - api0
-    rows = await conn.fetch(
-        "SELECT convert_from(body, 'UTF8')::jsonb->>'id' AS id, "
-        "extract(epoch FROM received_at)::float8 AS at FROM webhook_events "
-        "WHERE shop_id = $1 AND topic = 'orders/paid' AND event_key = ANY($2::text[])",
-        shop.id,
-        [f"orders/paid-{i}" for i in ids],
+    pending = [k for k in step.ids if k not in run.stream.credited]
+    while pending and time.perf_counter() < deadline and run.stream.error is None:
+        await asyncio.sleep(POLL_S)
+        pending = [k for k in pending if k not in run.stream.credited]
+    step.window_s = time.perf_counter() - start
+    step.cpu = meter.stop()  # before the checks below: the bench's queries are not the service's
+    step.integrity = await check_orders(run.conn, run.shop.id, step.orders, step.ids)
+    step.events_stored = int(
+        await run.conn.fetchval(
+            "SELECT count(*) FROM webhook_events WHERE shop_id = $1 AND event_key = ANY($2)",
+            run.shop.id,
+            event_keys(step.ids),
+        )
     )
-    received = {r["id"]: r["at"] for r in rows}
-    for key in external:
-        if key in listener.seen and key in received:
-            step.latencies_s.append(listener.seen[key] - received[key])
-        else:
-            step.missing += 1
+    for key in step.ids:
+        seen = run.stream.credited.get(key)
+        step.latencies_s.append(math.inf if seen is None else seen - step.paid_due[key])
+    step.not_seen = sum(1 for key in step.ids if key not in run.stream.credited)
+    step.judge()
 
 
-async def wait_ready(base_url: str, api: Process) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
-        for _ in range(300):
-            if not api.running:
-                raise SystemExit(f"the API exited:\n{api.log_tail()}")
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise SystemExit("the API is not ready after 60 s")
+async def wait_all_processed(
+    conn: asyncpg.Connection, shop_id: int, total: int, limit_s: float
+) -> float:
+    """Seconds until the shop has `total` processed orders (or `limit_s`, whichever first)."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < limit_s:
+        done = await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE shop_id = $1 AND status = 'processed'", shop_id
+        )
+        if done >= total:
+            break
+        await asyncio.sleep(0.2)
+    return time.perf_counter() - began
 
 
-async def run(args: argparse.Namespace, env: Env, shop: BenchShop, procs: Processes) -> list[Step]:
-    port = args.port
+async def final_check(
+    conn: asyncpg.Connection, shop_id: int, total: int, limit_s: float
+) -> tuple[Integrity, dict[str, int], float]:
+    """Once every order is processed (or the limit passed): the whole shop's integrity, and its
+    events by status (all must be handled, none failed)."""
+    waited = await wait_all_processed(conn, shop_id, total, limit_s)
+    integrity = await check_orders(conn, shop_id, total)
+    events = {
+        str(status): int(n)
+        for status, n in await conn.fetch(
+            "SELECT status, count(*) FROM webhook_events WHERE shop_id = $1 GROUP BY status",
+            shop_id,
+        )
+    }
+    for status in ("received", "failed"):
+        if events.get(status):
+            integrity.problems.append(f"{events[status]} webhook events {status}")
+    if sum(events.values()) != 2 * total:
+        integrity.problems.append(f"{sum(events.values())} events stored for {2 * total} sent")
+    return integrity, events, waited
+
+
+async def run(
+    args: argparse.Namespace, env: Env, shop: BenchShop, procs: Processes
+) -> dict[str, Any]:
+    port = args.port or free_port()
     host = f"127.0.0.1:{port}"
-    service_env = env.service_env()
-    argv = [*cashback_command(), "api", "--host", "127.0.0.1", "--port", str(port)]
-    api = procs.start(
-        "api",
-        [*argv, "--workers", str(args.api_workers)],
-        service_env,
-        args.logdir / "e2e-api.log",
-        REPO,
-    )
-    workers = [
-        procs.start(
-            f"worker{i}",
-            [*cashback_command(), "worker"],
-            service_env,
-            args.logdir / f"e2e-worker{i}.log",
-            REPO,
-        )
-        for i in range(args.workers)
-    ]
-    await wait_ready(f"http://{host}", api)
-    redis = Redis.from_url(env.redis)
-    listener = Listener(redis, channel(env.queue, shop.id))
-    await listener.start()
+    api = start_api(env, procs, port, args.api_workers, args.logdir)
+    workers = start_workers(env, procs, args.workers, args.logdir, "e2e-worker")
+    await wait_ready(f"http://{host}", api, args.api_workers)
     conn = await asyncpg.connect(env.dsn)
+    labeller = Labeller(env.database, await postmaster_pid(conn))
+    labeller.groups[api.pgid] = LABEL_API
+    labeller.groups.update({w.pgid: LABEL_WORKER for w in workers})
+    stream = EventStream("127.0.0.1", port, shop.api_key)
+    await stream.open()
     client = rawhttp.Client("127.0.0.1", port, args.connections)
-    factory = OrderFactory(shop.webhook_secret, args.customers)
-    worker_pgids = {w.pgid for w in workers}
+    state = Run(
+        host=host,
+        port=port,
+        shop=shop,
+        factory=OrderFactory(shop.webhook_secret, args.customers),
+        client=client,
+        stream=stream,
+        conn=conn,
+        labeller=labeller,
+        rng=random.Random(args.seed),
+        gap_max_s=args.gap_max,
+    )
     steps: list[Step] = []
+    notes: list[str] = []
     try:
-        warm = Step(rate=20, seconds=2, first_id=ORDER_BASE - 1000)
-        await run_step(
-            warm,
-            client,
-            factory,
-            shop,
-            host,
-            args.paid_after,
-            conn,
-            listener,
-            worker_pgids,
-            {api.pgid},
-        )
-        plan = [(args.rate, args.seconds)]
-        plan += [(float(r), args.ramp_seconds) for r in args.ramp.split(",") if r.strip()]
-        next_id = ORDER_BASE
-        for rate, seconds in plan:
-            step = Step(rate=rate, seconds=seconds, first_id=next_id)
-            next_id += step.orders + 1
-            await run_step(
-                step,
-                client,
-                factory,
-                shop,
-                host,
-                args.paid_after,
-                conn,
-                listener,
-                worker_pgids,
-                {api.pgid},
+        # Warm-up (the worker's start, the pools' connections), not judged.
+        warm = Step(rate=20, seconds=2, first_id=WARMUP_BASE)
+        await run_step(warm, state)
+        sent = warm.orders
+        if await wait_all_processed(conn, shop.id, sent, 60) >= 60:
+            raise SystemExit(
+                "the warm-up orders were not credited in 60 s:\n" + workers[0].log_tail()
             )
+        next_id = ORDER_BASE
+        for rate in args.rates:
+            step = Step(rate=rate, seconds=args.seconds, first_id=next_id)
+            next_id += step.orders + 1
+            await run_step(step, state)
+            sent += step.orders
             steps.append(step)
+            assert step.cpu is not None
+            if note := interference_note(f"e2e at {rate:g} orders/s", step.cpu):
+                notes.append(note)
+            if step.send_lag_s > LAG_NOTE_S:
+                notes.append(
+                    f"e2e at {rate:g} orders/s: the sender fell {1000 * step.send_lag_s:.0f} ms "
+                    "behind its schedule (latencies still count from the due times)"
+                )
             print(
-                f"{rate:.0f}/s: p50 {step.pct(50):.3f} p95 {step.pct(95):.3f} "
-                f"p99 {step.pct(99):.3f} s, missing {step.missing}, failed sends "
-                f"{step.sent_failed}, backlog at end {step.backlog_at_end}",
+                f"e2e {rate:g}/s: paid -> credit p50 {step.pct(50):.3f} p95 {step.pct(95):.3f} "
+                f"p99 {step.pct(99):.3f} max {step.pct(100):.3f} s; "
+                + ("passed" if step.passed else "FAILED: " + "; ".join(step.reasons)),
                 file=sys.stderr,
                 flush=True,
             )
-            if len(steps) > 1 and not step.passed:
+            if not step.passed:
                 break  # the ramp found its limit
-        problems = await check_credits(
-            conn,
-            shop.id,
-            await conn.fetchval("SELECT count(*) FROM orders WHERE shop_id = $1", shop.id),
-        )
-        if problems:
-            print("PROBLEMS: " + "; ".join(problems), file=sys.stderr)
+        integrity, events, waited = await final_check(conn, shop.id, sent, args.final_drain_s)
+        if stream.error:
+            integrity.problems.append(stream.error)
+        rss = {
+            LABEL_API: peak_rss_of({api.pgid}),
+            LABEL_WORKER: peak_rss_of({w.pgid for w in workers}),
+        }
     finally:
-        listener.stop()
+        await stream.close()
         await client.close()
         await conn.close()
-        await redis.aclose()
         for w in workers:
             w.stop(timeout=15)
         api.stop(timeout=15)
-    return steps
+    passing = [s for s in steps if s.passed]
+    best = passing[-1] if passing else (steps[0] if steps else None)
+    return {
+        "steps": [s.summary() for s in steps],
+        "warmup": warm.summary(),
+        "highest_passing_rate": passing[-1].rate if passing else 0.0,
+        "cpu_step_rate": best.rate if best else None,
+        "cpu_ms_per_order": best.cpu_ms_per_order(SERVICE_LABELS) if best else math.nan,
+        "orders_sent": sent,
+        "final_wait_s": waited,
+        "events": events,
+        "integrity": integrity.as_dict(),
+        "stream_events": dict(stream.counts),
+        "peak_rss_mb": rss,
+        "notes": notes,
+    }
+
+
+def figures_of(result: dict[str, Any]) -> list[Figure]:
+    figures = []
+    for s in result["steps"]:
+        section = f"end to end at {s['rate']:g} create+paid orders/s for {s['seconds']:g} s"
+        latency, response = s["paid_to_credit_ms"], s["response_ms"]
+        cpu = s["cpu_ms_per_order"]
+        figures += [
+            Figure(section, "orders", s["orders"]),
+            Figure(section, "requests accepted (2xx)", s["http"].get("200 accepted", 0)),
+            Figure(section, "webhook events stored", s["events_stored"]),
+            Figure(section, "orders credited within the settle time", s["credited"]),
+            Figure(
+                section,
+                "webhook answer p50 / p99 / max (open loop)",
+                f"{response['50']:.1f} / {response['99']:.1f} / {response['100']:.1f}",
+                "ms",
+            ),
+            Figure(section, "paid -> credit seen (SSE) p50", latency["50"], "ms"),
+            Figure(section, "paid -> credit seen (SSE) p95", latency["95"], "ms"),
+            Figure(section, "paid -> credit seen (SSE) p99", latency["99"], "ms"),
+            Figure(section, "paid -> credit seen (SSE) max", latency["100"], "ms"),
+            Figure(section, "sender max lag behind schedule", s["send_lag_ms"], "ms"),
+            Figure(
+                section, "CPU per credited order, API + worker + PostgreSQL", cpu["service"], "ms"
+            ),
+            Figure(
+                section,
+                "CPU per credited order: API / worker / PostgreSQL / Redis / driver",
+                " / ".join(f"{cpu[label]:.2f}" for label in CPU_LABELS),
+                "ms",
+            ),
+            Figure(section, "passed", "yes" if s["passed"] else "NO: " + "; ".join(s["reasons"])),
+        ]
+    integrity = result["integrity"]
+    figures += [
+        Figure(
+            "end to end",
+            "highest sustained rate (p95 <= 1 s, all credited)",
+            result["highest_passing_rate"],
+            "orders/s",
+        ),
+        Figure(
+            "end to end",
+            "whole shop after the ramp: orders processed",
+            f"{integrity['processed']} / {integrity['expected']}",
+        ),
+        Figure(
+            "end to end",
+            "ledger credited / owed",
+            f"{integrity['credited_minor']} / {integrity['owed_minor']}",
+            "minor units",
+        ),
+        Figure(
+            "end to end",
+            "integrity",
+            "ok" if integrity["ok"] else "PROBLEMS: " + "; ".join(integrity["problems"]),
+        ),
+        Figure(
+            "end to end",
+            "peak RSS API / worker (largest process)",
+            " / ".join(f"{result['peak_rss_mb'][k]:.0f}" for k in (LABEL_API, LABEL_WORKER)),
+            "MB",
+        ),
+    ]
+    return figures
+
+
+def parse_rates(text: str) -> list[float]:
+    rates = [float(r) for r in text.split(",") if r.strip()]
+    if not rates or any(r <= 0 for r in rates) or rates != sorted(rates):
+        raise argparse.ArgumentTypeError("rising positive rates, e.g. 200,300,400")
+    return rates
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__)
-    parser.add_argument("--rate", type=float, default=200.0, help="paid orders/s, first step")
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--ramp", default="300,400,500,700", help="rates after the first step")
-    parser.add_argument("--ramp-seconds", type=float, default=15.0)
-    parser.add_argument("--paid-after", type=float, default=0.2, help="seconds create -> paid")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.e2e",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--rates",
+        type=parse_rates,
+        default=list(RATES),
+        help="create+paid orders/s of the steps, rising (default 100,…,700)",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each step")
+    parser.add_argument(
+        "--gap-max", type=float, default=1.0, help="create -> paid: uniform 0..this s"
+    )
+    parser.add_argument("--seed", type=int, default=19, help="of the create -> paid gaps")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--customers", type=int, default=1000)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--final-drain-s",
+        type=float,
+        default=90.0,
+        help="longest wait for the last orders after the last step",
+    )
+    parser.add_argument("--port", type=int, default=0, help="API port; 0 picks a free one")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--logdir", type=Path, default=Path("/tmp"))
-    parser.add_argument("--pgbouncer", action="store_true", help="API and workers through one")
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="the API and workers through a PgBouncer this run starts (transaction pooling)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results-e2e.json")
     args = parser.parse_args(argv)
     env = Env(
-        database="cashback_bench_e2e", redis="redis://127.0.0.1:6379/13", queue="cashback:bench-e2e"
+        database="cashback_bench_ramp",
+        redis="redis://127.0.0.1:6379/14",
+        queue="cashback:bench-ramp",
+        postgres=args.postgres,
     )
-    setup(env)
-    shop = create_shop(env, "bench-e2e.myshopify.com")
+    settings = setup(env)
     procs = Processes()
     bouncer = None
     if args.pgbouncer:
         bouncer = PgBouncer.start(env.sqlalchemy_url, args.logdir / "e2e-pgbouncer")
         env.extra.update(bouncer.service_env(env.database))
     try:
-        steps = asyncio.run(run(args, env, shop, procs))
+        shop = create_shop(env, "bench-e2e.myshopify.com")
+        result = asyncio.run(run(args, env, shop, procs))
     finally:
         procs.stop_all()
         if bouncer is not None:
             bouncer.stop()
-    figures = []
-    for step in steps:
-        s = f"end to end at {step.rate:.0f} paid orders/s for {step.seconds:.0f} s"
-        orders = max(len(step.latencies_s), 1)
-        figures += [
-            Figure(s, "paid -> credit committed p50", 1000 * step.pct(50), "ms"),
-            Figure(s, "paid -> credit committed p95", 1000 * step.pct(95), "ms"),
-            Figure(s, "paid -> credit committed p99", 1000 * step.pct(99), "ms"),
-            Figure(
-                s,
-                "orders not credited in time / failed sends",
-                f"{step.missing} / {step.sent_failed}",
-            ),
-            Figure(s, "orders not yet credited when sending ended", step.backlog_at_end),
-            Figure(s, "worker CPU per order", 1000 * step.worker_cpu_s / orders, "ms"),
-            Figure(s, "API CPU per order (2 requests)", 1000 * step.api_cpu_s / orders, "ms"),
-        ]
-    passing = [s.rate for s in steps if s.passed]
-    figures.append(
-        Figure(
-            "end to end",
-            "highest sustained rate with p95 <= 1 s",
-            max(passing) if passing else math.nan,
-            "paid orders/s",
-        )
+        release(env)
+    result.update(
+        postgres=settings,
+        seed=args.seed,
+        gap_max_s=args.gap_max,
+        workers=args.workers,
+        api_workers=args.api_workers,
+        cpus=os.cpu_count(),
     )
-    print(table(figures))
-    args.out.write_text(
-        json.dumps(
-            {
-                "steps": [
-                    {
-                        "rate": s.rate,
-                        "seconds": s.seconds,
-                        "p50_s": s.pct(50),
-                        "p95_s": s.pct(95),
-                        "p99_s": s.pct(99),
-                        "missing": s.missing,
-                        "failed_sends": s.sent_failed,
-                        "backlog_at_end": s.backlog_at_end,
-                        "send_lag_s": s.send_lag_s,
-                        "worker_cpu_s": s.worker_cpu_s,
-                        "api_cpu_s": s.api_cpu_s,
-                        "passed": s.passed,
-                    }
-                    for s in steps
-                ],
-                "workers": args.workers,
-                "api_workers": args.api_workers,
-                "cpus": os.cpu_count(),
-            },
-            indent=2,
-        )
-    )
+    print(table(figures_of(result)))
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    write_results(args.out, result)
+    if not result["integrity"]["ok"]:
+        print("PROBLEMS: " + "; ".join(result["integrity"]["problems"]), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
