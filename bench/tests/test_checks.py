@@ -191,7 +191,7 @@ async def test_the_sse_client_notes_each_credit_once_as_the_service_frames_it() 
         for part in body:
             writer.write(chunk(part))
             await writer.drain()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # a pace, not a wait: each chunk arrives on its own
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         writer.close()
