@@ -108,7 +108,9 @@ class _LineItem(_Lenient):
     vendor: str | None = None
 
 
-class _Customer(_Lenient):
+class ShopifyCustomer(_Lenient):
+    """A customer as an order carries it, and as customers/create and customers/update send it."""
+
     id: str
     email: str | None = None
     first_name: str | None = None
@@ -116,6 +118,17 @@ class _Customer(_Lenient):
     tags: str = ""
     verified_email: bool | None = None
     state: str | None = None
+
+    def snapshot(self) -> PlatformCustomer:
+        return PlatformCustomer(
+            self.id,
+            self.email,
+            self.first_name,
+            self.last_name,
+            split_tags(self.tags),
+            verified_email=self.verified_email,
+            state=self.state,
+        )
 
 
 class _ShippingLine(_Lenient):
@@ -160,7 +173,7 @@ class ShopifyOrder(_Lenient):
     total_price: str = "0"
     total_price_set: _MoneySet | None = None
     tags: str = ""
-    customer: _Customer | None = None
+    customer: ShopifyCustomer | None = None
     company: _Company | None = None
     line_items: list[_LineItem] = Field(default_factory=list)
     shipping_lines: list[_ShippingLine] = Field(default_factory=list)
@@ -270,18 +283,7 @@ def credit_paid(transactions: list[_Transaction], currency: str) -> int:
 
 def _platform_order(order: ShopifyOrder, topic: str) -> PlatformOrder:
     currency = order.currency
-    customer = None
-    if order.customer is not None:
-        c = order.customer
-        customer = PlatformCustomer(
-            c.id,
-            c.email,
-            c.first_name,
-            c.last_name,
-            split_tags(c.tags),
-            verified_email=c.verified_email,
-            state=c.state,
-        )
+    customer = None if order.customer is None else order.customer.snapshot()
     refunded = _refunded_quantities(order)
     paid_with_credit, credit_gateways = _paid_with_credit(order, currency)
     presentment_currency, presentment_total = _presentment(order, currency)
@@ -418,28 +420,9 @@ def _refunded_shipping(refund: ShopifyRefund, currency: str) -> int:
     )
 
 
-class ShopifyCustomer(_Lenient):
-    id: str
-    email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    tags: str = ""
-    verified_email: bool | None = None
-    state: str | None = None
-
-
 def parse_customer(payload: dict[str, Any]) -> PlatformCustomer:
     """customers/create and customers/update; raises pydantic.ValidationError."""
-    customer = ShopifyCustomer.model_validate(payload)
-    return PlatformCustomer(
-        customer.id,
-        customer.email,
-        customer.first_name,
-        customer.last_name,
-        split_tags(customer.tags),
-        verified_email=customer.verified_email,
-        state=customer.state,
-    )
+    return ShopifyCustomer.model_validate(payload).snapshot()
 
 
 class _PrivacyCustomer(_Lenient):
