@@ -32,7 +32,8 @@ from app.config import Settings
 from app.core.resources import Resources
 from app.main import create_app
 from app.shops import service as shop_service
-from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, serving
+from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.support import serving
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 BENCH_DB = "cashback_bench_console"
@@ -93,7 +94,7 @@ async def first_screen(base_url: str, redis_url: str, runs: int) -> list[float]:
                 created = await shop_service.create_shop(session, domain="bench.myshopify.com")
                 await session.commit()
             async with (
-                serving(create_app(settings, resources)) as served,
+                serving(create_app(settings, resources), lifespan="off") as served,
                 async_playwright() as playwright,
             ):
                 browser = await playwright.chromium.launch(

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import uvicorn
@@ -182,23 +182,32 @@ async def served(
 ) -> AsyncIterator[str]:
     """The app on a real socket (httpx's ASGI transport buffers whole responses, so a stream
     needs one); yields its base URL."""
-    port = free_port()
+    async with serving(create_app(settings, resources), log_level=log_level) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serving(
+    app: Any, *, log_level: str = "warning", lifespan: Literal["auto", "on", "off"] = "auto"
+) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free loopback port, in this event loop; yields its URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(settings, resources),
-        host="127.0.0.1",
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=1,
+        app, log_level=log_level, lifespan=lifespan, timeout_graceful_shutdown=1
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
 
     async def started() -> bool:
-        return server.started
+        return server.started or task.done()
 
     try:
         await until(started, 10, "the server to start")
+        assert server.started, "the server did not start"
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+        sock.close()

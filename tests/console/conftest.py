@@ -8,21 +8,16 @@ browsers here.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from app.main import create_app
-from tests.support import ShopHandle, Stack
+from tests.support import ShopHandle, Stack, serving
 
 CHROMIUM = os.environ.get("CASHBACK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -57,28 +52,6 @@ async def chromium() -> AsyncIterator[Browser]:
             yield launched
         finally:
             await launched.close()
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on a free loopback port, in this event loop."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "the service did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 @dataclass
@@ -122,7 +95,7 @@ async def tab_context(chromium: Browser) -> AsyncIterator[BrowserContext]:
 
 @pytest.fixture
 async def served(stack: Stack) -> AsyncIterator[str]:
-    async with serving(create_app(stack.settings, stack.resources)) as url:
+    async with serving(create_app(stack.settings, stack.resources), lifespan="off") as url:
         yield url
 
 
