@@ -71,6 +71,10 @@ async def test_embedded_the_console_signs_in_with_session_tokens(
     await expect(page.locator("[data-connection=installed]")).to_contain_text("token usable")
     me = await stack.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.json()["shop"] == SHOP
+    # Every request with a session token renews a refused grant, the stream's reconnects
+    # included: the embedded page is closed while the grant waits, or it would renew it.
+    await expect(page.locator("[data-live=on]")).to_be_visible()  # its requests are answered
+    await page.goto("about:blank")
     async with stack.resources.sessionmaker() as session:
         await session.execute(
             update(ShopifyGrant).values(
@@ -87,7 +91,7 @@ async def test_embedded_the_console_signs_in_with_session_tokens(
         "refresh token revoked"
     )
     # Opening the app in the admin again renews the grant by token exchange.
-    await page.reload()
+    await page.goto(f"{console.url}/console/settings?host=YWRtaW4")
     await expect(page.locator("[data-connection=installed]")).to_contain_text("token usable")
 
 
