@@ -9,7 +9,7 @@ from app.credit_sync.models import CreditSync
 from app.expiry.models import ExpiryReminder
 from app.inbox.models import WebhookEvent
 from app.ledger.models import Customer, LedgerEntry, Redemption
-from app.metrics.models import OrderStatsHourly
+from app.metrics.models import OrderQueues, OrderStatsHourly, ReviewTimesDaily
 from app.notifications.models import OutboxMessage
 from app.orders.models import Order, OrderLine
 from app.orders.refund_models import Refund
@@ -30,12 +30,14 @@ __all__ = [
     "Operation",
     "Order",
     "OrderLine",
+    "OrderQueues",
     "OrderStatsHourly",
     "OutboxMessage",
     "Product",
     "ProgramVersion",
     "Redemption",
     "Refund",
+    "ReviewTimesDaily",
     "Shop",
     "ShopifyGrant",
     "WebhookEvent",

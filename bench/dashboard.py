@@ -77,7 +77,9 @@ INSERT INTO orders (shop_id, external_id, currency, status, version, test, total
 SELECT {shop}, 'p' || g, 'USD', 'processed', 2, false, 10000, 8750, 438,
        {first_customer} + g % {customers},
        t, t, t, t + interval '80 milliseconds',
-       CASE WHEN g % 3 = 0 THEN t END, CASE WHEN g % 3 = 0 THEN t + interval '2 hours' END
+       CASE WHEN g % 3 = 0 THEN t END,
+       CASE WHEN g % 3 = 0
+            THEN t + (g % 2880) * interval '1 minute' + (g % 60) * interval '1 second' END
 FROM generate_series({lo}, {hi}) g,
      LATERAL (SELECT now() - (g % 365) * interval '1 day'
                   - (g % 1440) * interval '1 minute' AS t) x
@@ -182,8 +184,9 @@ async def seed(dsn: str, shops: list[tuple[int, int]]) -> dict[str, float]:
             f"ALTER TABLE {r['tbl']} ADD CONSTRAINT {r['name']} {r['definition']}" for r in uniques
         ]
         await timed(seconds, "indexes", on_connections(conns, builds))
-        await timed(seconds, "rollups", main.execute(_rollup_backfill()))
-        vacuums = [f"VACUUM ANALYZE {name}" for name in (*TABLES, "order_stats_hourly")]
+        await timed(seconds, "rollups", on_connections(conns, _rollup_backfill()))
+        rollups = ("order_stats_hourly", "order_queues", "review_times_daily")
+        vacuums = [f"VACUUM ANALYZE {name}" for name in (*TABLES, *rollups)]
         await timed(seconds, "vacuum", on_connections(conns, vacuums))
     finally:
         for conn in conns:
@@ -191,15 +194,23 @@ async def seed(dsn: str, shops: list[tuple[int, int]]) -> dict[str, float]:
     return seconds
 
 
-def _rollup_backfill() -> str:
-    """The statement the migration uses to fill the rollups from existing rows."""
-    path = next(Path(migrate.ROOT / "migrations" / "versions").glob("*_dashboard_rollups.py"))
-    spec = importlib.util.spec_from_file_location("dashboard_rollups", path)
+def _migration(name: str) -> Any:
+    path = next(Path(migrate.ROOT / "migrations" / "versions").glob(f"*_{name}.py"))
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    backfill: str = module.BACKFILL
-    return backfill
+    return module
+
+
+def _rollup_backfill() -> list[str]:
+    """The statements the migrations use to fill the rollups from existing rows."""
+    queues = _migration("dashboard_queues_and_review_times")
+    return [
+        _migration("dashboard_rollups").BACKFILL,
+        queues.BACKFILL_QUEUES,
+        queues.BACKFILL_REVIEW_TIMES,
+    ]
 
 
 async def _seeded(dsn: str, orders: int) -> tuple[int, int] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,10 +12,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.uow import Part, Stage, uow_of
 from app.events.publish import defer_dashboard_update
-from app.metrics.models import OrderStatsHourly
+from app.metrics.models import OrderQueues, OrderStatsHourly, ReviewTimesDaily
 
 SHARDS = 4
 COUNTERS = ("orders", "processed", "rejected", "cashback_issued", "reversed", "expired", "redeemed")
+QUEUES = ("pending", "held", "failed", "awaiting_customer")  # statuses counted as they change
+BUCKETS_PER_DOUBLING = 16  # review-time buckets: each 2^(1/16) ≈ 4.4% wider than the last
+
+
+def review_bucket(seconds: float) -> int:
+    """The histogram bucket of a review time: b holds 2^(b/16) to 2^((b+1)/16) seconds, and
+    bucket 0 everything under 2^(1/16) s (the migration's backfill computes the same)."""
+    return math.floor(BUCKETS_PER_DOUBLING * math.log2(max(seconds, 1.0)))
+
+
+def bucket_value(bucket: int) -> float:
+    """What a bucket stands for: its geometric middle, within 2.2% of every time in it."""
+    return float(2 ** ((bucket + 0.5) / BUCKETS_PER_DOUBLING))
 
 
 async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int) -> None:
@@ -74,11 +88,28 @@ class FigureBumps(Part):
     stage = Stage.FIGURES
     batched = True
     sums: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
+    queues: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
+    reviews: dict[tuple[int, int], int] = field(default_factory=dict)  # (shop, bucket): count
 
     async def flush(self, session: AsyncSession) -> None:
         deferred, self.sums = self.sums, {}
+        queues, self.queues = self.queues, {}
+        reviews, self.reviews = self.reviews, {}
         if deferred:
             await _write_sums(session, deferred)
+        moved = [
+            {"queue_shop": shop_id, "queue_shard": shard}
+            | {f"queue_{name}": queues[shop_id, shard].get(name, 0) for name in QUEUES}
+            for shop_id, shard in sorted(queues)
+        ]
+        if moved:
+            await session.execute(_UPSERT_QUEUES, moved)
+        decided = [
+            {"review_shop": shop_id, "review_bucket": bucket, "review_count": count}
+            for (shop_id, bucket), count in sorted(reviews.items())
+        ]
+        if decided:
+            await session.execute(_UPSERT_REVIEWS, decided)
 
 
 async def _write_sums(
@@ -92,3 +123,73 @@ async def _write_sums(
     await session.execute(_UPSERT_FIGURES, rows)
     for shop_id in {shop_id for shop_id, _ in deferred}:
         defer_dashboard_update(session, shop_id)
+
+
+def _upsert_queues() -> Any:
+    table = OrderQueues.__table__
+    stmt = insert(OrderQueues).values(
+        shop_id=bindparam("queue_shop"),
+        shard=bindparam("queue_shard"),
+        **{name: bindparam(f"queue_{name}") for name in QUEUES},
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.shop_id, table.c.shard],
+        set_={name: table.c[name] + stmt.excluded[name] for name in QUEUES},
+    )
+
+
+def _upsert_reviews() -> Any:
+    table = ReviewTimesDaily.__table__
+    stmt = insert(ReviewTimesDaily).values(
+        shop_id=bindparam("review_shop"),
+        day=func.timezone("UTC", func.now()).cast(table.c.day.type),
+        bucket=bindparam("review_bucket"),
+        reviews=bindparam("review_count"),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.shop_id, table.c.day, table.c.bucket],
+        set_={"reviews": table.c.reviews + stmt.excluded.reviews},
+    )
+
+
+_UPSERT_QUEUES = _upsert_queues()
+_UPSERT_REVIEWS = _upsert_reviews()
+
+
+async def status_changed(
+    session: AsyncSession, shop_id: int, order_id: int, before: str, after: str
+) -> None:
+    """Keep the shop's queue counts as an order moves from `before` to `after` (statuses; only
+    those in QUEUES are counted)."""
+    deltas = {name: 0 for name in QUEUES}
+    if before in deltas:
+        deltas[before] -= 1
+    if after in deltas:
+        deltas[after] += 1
+    if not any(deltas.values()):
+        return
+    key = (shop_id, order_id % SHARDS)
+    held = uow_of(session).get(FigureBumps)
+    if held is not None:  # a batch: summed now, written once before the commit
+        summed = dict(held.queues.get(key, {}))  # replaced, never changed: savepoints copy
+        for name, delta in deltas.items():
+            summed[name] = summed.get(name, 0) + delta
+        held.queues[key] = summed
+        return
+    await session.execute(
+        _UPSERT_QUEUES,
+        {"queue_shop": shop_id, "queue_shard": key[1]}
+        | {f"queue_{n}": d for n, d in deltas.items()},
+    )
+
+
+async def review_decided(session: AsyncSession, shop_id: int, seconds: float) -> None:
+    """Count a review that took `seconds` in today's (UTC) histogram of the shop."""
+    key = (shop_id, review_bucket(seconds))
+    held = uow_of(session).get(FigureBumps)
+    if held is not None:
+        held.reviews[key] = held.reviews.get(key, 0) + 1
+        return
+    await session.execute(
+        _UPSERT_REVIEWS, {"review_shop": shop_id, "review_bucket": key[1], "review_count": 1}
+    )

@@ -58,6 +58,11 @@ async def transition(
         order.review_started_at = now
     elif current in REVIEW and target not in REVIEW:
         order.decided_at = now
+        if order.review_started_at is not None:
+            took = (now - order.review_started_at).total_seconds()
+            await rollup.review_decided(session, order.shop_id, took)
+    if current != target:
+        await rollup.status_changed(session, order.shop_id, order.id, current, target)
     if target == OrderStatus.rejected:
         await rollup.bump(session, order.shop_id, order.id, rejected=1)
     order.status = target

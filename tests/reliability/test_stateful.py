@@ -328,6 +328,12 @@ class Ledger(RuleBasedStateMachine):
         for customer_id in customer_ids - {None}:
             customer = await self.client.get(f"/v1/customers/{customer_id}", headers=self.shop.auth)
             assert customer.json()["balance"] == money(expected_balance)  # one customer
+        # The dashboard's queues are counters kept by each status change: they follow the model.
+        figures = await self.client.get("/v1/metrics/dashboard", headers=self.shop.auth)
+        queues = {status: figures.json()[f"{status}_count"] for status in ("pending", "held")}
+        assert queues == {
+            status: sum(o.status == status for o in self.orders) for status in ("pending", "held")
+        }, queues
 
 
 def money(minor: int) -> str:
