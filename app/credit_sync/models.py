@@ -29,8 +29,11 @@ class CreditSync(TimestampMixin, UpdatedAtMixin, Base):
             postgresql_where=text("status IN ('pending', 'in_flight')"),
         ),
         # Finding the credit a Shopify transaction (an expiration's credit) belongs to.
-        Index(
-            "ix_credit_syncs_shop_id_platform_transaction_id", "shop_id", "platform_transaction_id"
+        Index(  # partial: a sync row has no transaction until Shopify answers
+            "ix_credit_syncs_shop_id_platform_transaction_id",
+            "shop_id",
+            "platform_transaction_id",
+            postgresql_where=text("platform_transaction_id IS NOT NULL"),
         ),
     )
 

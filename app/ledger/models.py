@@ -64,7 +64,17 @@ class LedgerEntry(IdMixin, TimestampMixin, Base):
         ),
         Index("ix_ledger_entries_customer_id_id", "customer_id", "id"),
         Index("ix_ledger_entries_shop_id_created_at", "shop_id", "created_at"),
-        Index("ix_ledger_entries_reverses_entry_id", "reverses_entry_id"),
+        # Partial: a credit (most entries) reverses nothing and spends no redemption.
+        Index(
+            "ix_ledger_entries_reverses_entry_id",
+            "reverses_entry_id",
+            postgresql_where=text("reverses_entry_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_ledger_entries_redemption_id",
+            "redemption_id",
+            postgresql_where=text("redemption_id IS NOT NULL"),
+        ),
         # The sweeper's and the dashboard's window of credits that expire.
         Index(
             "ix_ledger_entries_expiring",
@@ -87,7 +97,7 @@ class LedgerEntry(IdMixin, TimestampMixin, Base):
     # A credit's expiry, fixed when it is written (the program's `credit_expiry_days` then).
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # A redemption entry's redemption (one entry per credit it spent).
-    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"), index=True)
+    redemption_id: Mapped[int | None] = mapped_column(ForeignKey("redemptions.id"))
 
 
 class Redemption(IdMixin, TimestampMixin, Base):
