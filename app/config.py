@@ -68,6 +68,25 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     worker_max_jobs: int = Field(default=20, ge=1)
     worker_poll_delay: float = Field(default=0.05, ge=0)  # seconds
+    drain_linger_s: float = Field(
+        default=0.05,
+        ge=0,
+        description=(
+            "Seconds a drain loop waits after a batch that was not full before it claims the "
+            "next: under a steady trickle the batches grow (each costs a dozen statements "
+            "whatever its size) for this much more latency."
+        ),
+    )
+    create_settle_s: float = Field(
+        default=1.5,
+        ge=0,
+        description=(
+            "Seconds an `orders/create` waits before it is handled, so the order's "
+            "`orders/paid` (which follows within a second on a real store) meets it in one "
+            "batch or has been handled already: the order is then evaluated once, not twice. "
+            "Nothing else waits; 0 handles creates at once."
+        ),
+    )
     log_level: str = "INFO"
     log_format: Literal["auto", "text", "json"] = Field(
         default="auto", description="auto: JSON lines in production, text elsewhere."

@@ -42,7 +42,12 @@ def build_worker(
             wake = ctx[WAKE] = asyncio.Event()
             drainers.extend(
                 asyncio.create_task(
-                    drain_continuously(res, wake, idle_s=settings.worker_poll_delay)
+                    drain_continuously(
+                        res,
+                        wake,
+                        idle_s=settings.worker_poll_delay,
+                        linger_s=settings.drain_linger_s,
+                    )
                 )
                 for _ in range(DRAINERS)
             )

@@ -12,12 +12,12 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Interval, bindparam, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.context import bind, bound
@@ -59,7 +59,7 @@ async def drain_batch(res: Resources, limit: int) -> int:
     handed to its own job, the others are handled."""
     try:
         async with unit_of_work(res.sessionmaker, res.broker, batch=True) as session:
-            batch = await claim_batch(session, limit)
+            batch = await claim_batch(session, limit, res.settings.create_settle_s)
             if not batch.events:
                 return 0
             previous: LockKey | None = None
@@ -79,7 +79,7 @@ async def drain_batch(res: Resources, limit: int) -> int:
     except Exception as exc:
         logger.warning("a batch of events failed (%r); handling them one by one", exc)
     async with unit_of_work(res.sessionmaker, res.broker) as session:
-        batch = await claim_batch(session, limit)
+        batch = await claim_batch(session, limit, res.settings.create_settle_s)
         for _, event in batch.events:
             event_id = event.id
             try:
@@ -96,12 +96,15 @@ async def drain_continuously(
     wake: asyncio.Event,
     *,
     idle_s: float,  # seconds
+    linger_s: float = 0.0,  # seconds
 ) -> None:
     """Drain the inbox for as long as the worker runs: the process's few loops do all its
     draining, so a flood makes their batches larger rather than their number. A ring (the
     `drain_webhook_events` job) sets `wake`; events are handled even when Redis drops a ring.
     Finding nothing, a loop waits for `wake` up to `idle_s` seconds, then twice as long each
-    time up to DRAIN_IDLE_MAX_S, so an idle worker costs next to nothing. A loop that finds a
+    time up to DRAIN_IDLE_MAX_S, so an idle worker costs next to nothing. After a batch that was
+    not full a loop waits `linger_s`, so a steady trickle makes batches of several orders
+    instead of one each (a batch's fixed statements are most of its cost). A loop that finds a
     full batch rings the other processes' loops to share the flood (DRAIN_FANOUT - 1 jobs of
     the current bucket, which the queue holds once each)."""
     wait = idle_s
@@ -119,6 +122,8 @@ async def drain_continuously(
             await res.broker.enqueue([service.drain_job(bucket, helper) for helper in helpers])
         if count:
             wait = idle_s
+            if count < service.DRAIN_BATCH and linger_s:
+                await asyncio.sleep(linger_s)  # a trickle: the next batch fills meanwhile
             continue
         try:
             await asyncio.wait_for(wake.wait(), wait)
@@ -130,12 +135,18 @@ async def drain_continuously(
 # --- claiming and planning a batch
 
 
+SETTLING_TOPIC = "orders/create"  # waits `create_settle_s` for the order's orders/paid
+
 _CLAIM = (  # built once: a statement built per batch costs more CPU than its round trip
     select(WebhookEvent)
     .where(
         WebhookEvent.status == EventStatus.received,
         WebhookEvent.attempts == 0,
         WebhookEvent.topic.not_in(SOLO_TOPICS),
+        or_(
+            WebhookEvent.topic != SETTLING_TOPIC,
+            WebhookEvent.received_at < func.now() - bindparam("settle", type_=Interval()),
+        ),
     )
     .order_by(WebhookEvent.received_at)
     .limit(bindparam("limit"))
@@ -143,11 +154,17 @@ _CLAIM = (  # built once: a statement built per batch costs more CPU than its ro
 )
 
 
-async def claim_batch(session: AsyncSession, limit: int) -> Batch:
+async def claim_batch(session: AsyncSession, limit: int, settle_s: float = 0.0) -> Batch:
     """Lock up to `limit` unhandled events no other transaction holds, oldest first, in the
     order they should be handled. Events that failed once (attempts > 0) are left to their
-    own job and its retries, so one bad event never fails a batch twice."""
-    events = list(await session.scalars(_CLAIM, {"limit": limit}))
+    own job and its retries, so one bad event never fails a batch twice. An `orders/create`
+    younger than `settle_s` is left for a later batch: its order's `orders/paid`, on a real
+    store a second behind it at most, then replaces it in one batch (plan_batch) or has been
+    handled already (the create is then stale), and the order is evaluated once, not twice.
+    The drain loops look again within DRAIN_IDLE_MAX_S, so a create waits at most about
+    settle_s + DRAIN_IDLE_MAX_S."""
+    params = {"limit": limit, "settle": timedelta(seconds=settle_s)}
+    events = list(await session.scalars(_CLAIM, params))
     bodies: dict[int, Any] = {}
     for event in events:  # each body is read once for the batch: lock keys, snapshots, handling
         with contextlib.suppress(orjson.JSONDecodeError):  # fails when handled, with its reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text
 
 from app.audit.models import AuditEvent
@@ -285,3 +286,41 @@ async def test_an_order_another_batch_holds_is_left_for_a_later_batch_not_waited
     assert await events_by_status(stack, shop) == {"processed": 3}
     order = await stack.order(shop, busy)
     assert (order["status"], order["reversed_amount"]) == ("partially_reversed", "1.80")
+
+
+async def test_a_create_waits_for_its_paid_so_the_order_is_evaluated_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `create_settle_s` on (as in production), a young `orders/create` is left for a
+    later batch; the paid order is credited at once from its own snapshot, and the create,
+    handled once settled, is stale and changes nothing. A create with no paid behind it is
+    handled once settled too, and its order waits for payment."""
+    monkeypatch.setattr(stack.resources.settings, "create_settle_s", 30.0)
+    shop = await stack.create_shop()
+    paid_soon, never_paid = new_order_id(), new_order_id()
+    older = "2026-11-20T10:00:00-05:00"  # the sample's own snapshot is from 10:15:09
+    for order_id in (paid_soon, never_paid):
+        unpaid = paid_order(id=order_id, financial_status="pending", updated_at=older)
+        assert (await stack.deliver(shop, unpaid, topic="orders/create")).status_code == 200
+    await stack.deliver(shop, paid_order(id=paid_soon))
+
+    assert await drain_batch(stack.resources, 100) == 1  # the paid one: the creates settle
+    assert await events_by_status(stack, shop) == {"received": 2, "processed": 1}
+    order = await stack.order(shop, paid_soon)
+    assert [(h["from_status"], h["to_status"]) for h in order["history"]] == [
+        (None, "received"),
+        ("received", "processed"),
+    ]
+    assert await count(stack, Order, Order.external_id == str(never_paid)) == 0
+
+    async with stack.resources.sessionmaker() as session:  # 31 seconds later
+        await session.execute(
+            text("UPDATE webhook_events SET received_at = received_at - interval '31 seconds'")
+        )
+        await session.commit()
+    assert await drain_batch(stack.resources, 100) == 2
+    assert await events_by_status(stack, shop) == {"processed": 3}
+    again = await stack.order(shop, paid_soon)
+    assert (again["history"], again["credited_amount"]) == (order["history"], "4.38")
+    assert (await stack.order(shop, never_paid))["status"] == "awaiting_payment"
+    assert await stack.credit_count(shop) == 1
