@@ -22,6 +22,7 @@ from enum import IntEnum
 from typing import ClassVar, Self, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from app.core.broker import Broker, Job
 from app.core.context import current_request_id
@@ -30,6 +31,7 @@ from app.core.context import current_request_id
 class Stage(IntEnum):
     """When a part flushes before the commit: lower first."""
 
+    ENTRIES = 5  # ledger credits drawn ahead (the sync rows of SYNCS name them)
     OUTCOMES = 10  # the inbox events' statuses, written last by the handlers that set them
     AUDIT = 20  # audit rows
     SYNCS = 30  # store-credit sync rows (they name ledger entries written in the batch)
@@ -115,6 +117,13 @@ class UnitOfWork:
 
 
 _KEY = "cashback.unit_of_work"  # the one key this service keeps in `session.info`
+
+
+def held(session: AsyncSession | Session, kind: type[P]) -> P | None:
+    """The part of this kind `session`'s unit of work holds, if any (the sync session of an
+    AsyncSession shares its `info`); never makes a unit of work."""
+    uow: UnitOfWork | None = session.info.get(_KEY)
+    return None if uow is None else uow.get(kind)
 
 
 def uow_of(session: AsyncSession) -> UnitOfWork:

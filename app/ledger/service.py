@@ -5,12 +5,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, select
+from sqlalchemy import ColumnElement, Table, bindparam, event, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.core.snapshots import PlatformCustomer
-from app.core.uow import Part, uow_of
+from app.core.uow import Part, Stage, held, uow_of
 from app.ledger.credits import CreditLeft, credit_left
 from app.ledger.models import CONSUMING, Customer, EntryKind, LedgerEntry
 from app.shops.models import Shop
@@ -189,6 +190,7 @@ async def credit(
     """Append a credit entry; returns its id, or None when the key was already written."""
     return await _append(
         session,
+        deferred=True,
         shop_id=shop_id,
         customer_id=customer_id,
         order_id=order_id,
@@ -224,14 +226,91 @@ _INSERT_ENTRY = (
 )
 
 
-async def _append(session: AsyncSession, **values: object) -> int | None:
-    """Insert an entry once per (shop, idempotency key): the only way entries are written."""
+async def _append(session: AsyncSession, *, deferred: bool = False, **values: object) -> int | None:
+    """Insert an entry once per (shop, idempotency key): the only way entries are written.
+    `deferred` (a batch's credits): with an id drawn ahead for the batch, the row is written
+    with the batch's others in one statement (PendingCredits), before anything reads the
+    ledger and before the commit."""
     unknown = set(values) - set(_ENTRY_FIELDS)
     if unknown:
         raise TypeError(f"not a ledger entry field: {sorted(unknown)}")
+    pending = uow_of(session).get(PendingCredits) if deferred else None
+    if pending is not None and pending.ids:
+        entry_id = pending.ids.pop()
+        pending.rows.append({"id": entry_id} | {name: values.get(name) for name in _ENTRY_FIELDS})
+        return entry_id
     params = {f"entry_{name}": values.get(name) for name in _ENTRY_FIELDS}
     entry_id = (await session.execute(_INSERT_ENTRY, params)).scalar_one_or_none()
     return None if entry_id is None else int(entry_id)
+
+
+class CreditWrittenBefore(RuntimeError):
+    """A credit a batch drew ahead was already in the ledger (its idempotency key): the
+    batch fails, and its events are handled again one by one, where the existing credit is
+    found and nothing is written twice."""
+
+
+@dataclass
+class PendingCredits(Part):
+    """A batch's credits: their ids drawn from the sequence ahead (`reserve_credit_ids`, one
+    statement), their rows written together (one statement) when the batch flushes, or as
+    soon as any other statement of the session runs (it may read the ledger), instead of one
+    INSERT each. A credit whose key is already written fails the batch (CreditWrittenBefore)."""
+
+    stage = Stage.ENTRIES
+    batched = True
+    ids: list[int] = field(default_factory=list)  # drawn, not used yet
+    rows: list[dict[str, object]] = field(default_factory=list)
+
+    async def flush(self, session: AsyncSession) -> None:
+        await session.run_sync(self.write)
+
+    def write(self, session: Session) -> None:
+        rows, self.rows = self.rows, []
+        if not rows:
+            return
+        columns = ("id", *_ENTRY_FIELDS)
+        arrays = {name: [row[name] for row in rows] for name in columns}
+        written = set(session.execute(_INSERT_CREDITS, arrays).scalars())
+        if written != {row["id"] for row in rows}:
+            raise CreditWrittenBefore("a credit of the batch was already in the ledger")
+
+
+_INSERT_CREDITS = text(
+    """
+INSERT INTO ledger_entries (id, shop_id, customer_id, order_id, kind, amount, currency,
+                            idempotency_key, reverses_entry_id, description, expires_at,
+                            redemption_id)
+SELECT * FROM unnest(CAST(:id AS bigint[]), CAST(:shop_id AS bigint[]),
+                     CAST(:customer_id AS bigint[]), CAST(:order_id AS bigint[]),
+                     CAST(:kind AS varchar[]), CAST(:amount AS bigint[]),
+                     CAST(:currency AS varchar[]), CAST(:idempotency_key AS varchar[]),
+                     CAST(:reverses_entry_id AS bigint[]), CAST(:description AS text[]),
+                     CAST(:expires_at AS timestamptz[]), CAST(:redemption_id AS bigint[]))
+ON CONFLICT (shop_id, idempotency_key) DO NOTHING
+RETURNING id
+"""
+)
+_DRAW_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('ledger_entries', 'id')) FROM generate_series(1, :n)"
+)
+
+
+async def reserve_credit_ids(session: AsyncSession, n: int) -> None:
+    """Draw ids for up to `n` credits of this batch (one statement); credits past them are
+    written one by one as usual. Ids drawn and not used are gaps, as a rolled-back insert's."""
+    pending = uow_of(session).get(PendingCredits)
+    if pending is None or n <= 0:
+        return
+    pending.ids.extend(int(i) for i in await session.scalars(_DRAW_IDS, {"n": n}))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_credits_first(state: ORMExecuteState) -> None:
+    """Any statement may read the ledger: the batch's pending credits are written first."""
+    pending = held(state.session, PendingCredits)
+    if pending is not None and pending.rows:
+        pending.write(state.session)
 
 
 async def balance(session: AsyncSession, customer_id: int) -> int:

@@ -25,7 +25,7 @@ from app.core.uow import Part, uow_of
 from app.ledger import service as ledger_service
 from app.orders.models import Order
 from app.orders.refund_models import Refund
-from app.orders.state import OrderStatus
+from app.orders.state import UNDECIDED, OrderStatus
 from app.shops.models import Shop
 
 
@@ -58,6 +58,18 @@ async def prefetch(session: AsyncSession, shop: Shop, snapshots: Sequence[Platfo
     )
     customers = {s.customer.external_id: s.customer for s in reversed(valid) if s.customer}
     await ledger_service.prefetch_customers(session, shop.id, list(customers.values()))
+    # Ids for the credits the batch may write (paid snapshots of undecided orders), drawn in
+    # one statement.
+    may_credit = {
+        s.external_id
+        for s in valid
+        if s.paid
+        and s.cancelled_at is None
+        and s.customer is not None
+        and (found := known.get((shop.id, s.external_id))) is not None
+        and found[0].status in UNDECIDED
+    }
+    await ledger_service.reserve_credit_ids(session, len(may_credit))
     await _prefetch_waiting_refunds(session, shop.id, external_ids)
 
 

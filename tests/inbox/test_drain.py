@@ -6,7 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import Engine
 
 from app.audit.models import AuditEvent
 from app.credit_sync.models import CreditSync
@@ -324,3 +326,78 @@ async def test_a_create_waits_for_its_paid_so_the_order_is_evaluated_once(
     assert (again["history"], again["credited_amount"]) == (order["history"], "4.38")
     assert (await stack.order(shop, never_paid))["status"] == "awaiting_payment"
     assert await stack.credit_count(shop) == 1
+
+
+async def test_a_batch_writes_its_credits_in_one_statement_and_reads_them_back(
+    stack: Stack,
+) -> None:
+    """A batch's credits go in together with ids drawn ahead; a refund later in the same
+    batch finds its order's credit (the pending credits are written before any read) and
+    every sync row names a credit that exists."""
+    shop = await stack.create_shop()
+    refunded = 820982911946154508  # the sample refund's order
+    others = [new_order_id() for _ in range(3)]
+    for order_id in (refunded, *others):
+        await stack.deliver(shop, paid_order(id=order_id))
+    await stack.deliver(shop, refund(), topic="refunds/create")
+    inserts: list[str] = []
+
+    def seen(*args: Any) -> None:
+        if args[2].lstrip().startswith("INSERT INTO ledger_entries"):
+            inserts.append(args[2])
+
+    sa_event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        assert await drain_batch(stack.resources, 100) == 5
+    finally:
+        sa_event.remove(Engine, "before_cursor_execute", seen)
+
+    assert await events_by_status(stack, shop) == {"processed": 5}
+    # Not one INSERT per entry (5): the credits pending when the refund reads its credit go in
+    # at once, then the reversal, then the credits of the orders handled after it.
+    assert len(inserts) <= 3
+    sample = await stack.order(shop, refunded)
+    assert (sample["status"], sample["credited_amount"], sample["reversed_amount"]) == (
+        "partially_reversed",
+        "4.38",
+        "1.80",
+    )
+    assert await stack.credit_count(shop) == 5
+    assert await count(stack, CreditSync, CreditSync.shop_id == shop.id) == 5
+
+
+async def test_a_credit_found_written_fails_the_batch_and_is_never_written_twice(
+    stack: Stack,
+) -> None:
+    """A credit already in the ledger under the order's key (as a crash between two systems
+    could leave it) makes the batch's one statement write fewer rows than it drew: the batch
+    fails, its events are handled one by one, and the order keeps its one credit."""
+    shop = await stack.create_shop()
+    order_id, other = new_order_id(), new_order_id()
+    unpaid = paid_order(id=order_id, financial_status="pending")
+    await stack.deliver(shop, unpaid, topic="orders/create")
+    assert await drain_batch(stack.resources, 100) == 1
+    async with stack.resources.sessionmaker() as session:
+        order = await session.scalar(select(Order).where(Order.external_id == str(order_id)))
+        assert order is not None and order.customer_id is not None
+        session.add(
+            LedgerEntry(
+                shop_id=shop.id,
+                customer_id=order.customer_id,
+                order_id=order.id,
+                kind=EntryKind.credit,
+                amount=438,
+                currency="USD",
+                idempotency_key=f"order:{order.id}:credit",
+            )
+        )
+        await session.commit()
+    await stack.deliver(shop, paid_order(id=order_id))
+    await stack.deliver(shop, paid_order(id=other))
+
+    assert await drain_batch(stack.resources, 100) == 2  # then one by one, in savepoints
+
+    assert await events_by_status(stack, shop) == {"processed": 3}
+    assert (await stack.order(shop, order_id))["status"] == "processed"
+    assert (await stack.order(shop, other))["credited_amount"] == "4.38"
+    assert await stack.credit_count(shop) == 2  # the one found, and the other order's
