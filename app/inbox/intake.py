@@ -33,7 +33,7 @@ from app.core.broker import Broker
 from app.core.context import current_request_id
 from app.core.errors import ProblemError, Unauthorized, is_database_unavailable
 from app.inbox.models import EventStatus
-from app.inbox.service import Delivery, Stored, handling_jobs, malformed
+from app.inbox.service import DRAIN_JOB, Delivery, Stored, handling_jobs, malformed
 from app.shopify import payloads as shopify
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class Intake:
         self._loading: dict[str, asyncio.Future[ShopKey | None]] = {}
         self._pending: list[_Pending] = []
         self._writes = 0
+        self._rung: str | None = None  # the drain job this process last queued
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- shops ------------------------------------------------------------------------------
@@ -216,10 +217,14 @@ class Intake:
             if event_id is not None and p.error is None:
                 stored.append((event_id, p.delivery.topic, p.request_id))
             answers.append((p, result))
-        jobs = handling_jobs(stored)
+        # The current bucket's drain job is one job id: once this process has queued it, a
+        # later write in the bucket would only be refused for it (at a Redis round trip each).
+        jobs = [job for job in handling_jobs(stored) if job.job_id != self._rung]
         # Queued before answering, as for any other request: a job that Redis did not take
         # is re-queued by the sweeper.
-        await self.broker.enqueue(jobs)
+        for job in await self.broker.enqueue_each(jobs):
+            if job.function == DRAIN_JOB:
+                self._rung = job.job_id
         for p, result in answers:
             if p.done.done():  # the request went away; its row is stored all the same
                 continue

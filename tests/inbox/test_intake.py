@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from app.core.broker import Job
 from app.inbox.models import EventStatus, WebhookEvent
 from tests.payloads import paid_order
 from tests.support import NO_DATABASE, NO_REDIS, ShopHandle, Stack, shopify_headers
@@ -163,3 +166,38 @@ async def test_the_admin_token_placeholder_is_not_a_key(stack: Stack) -> None:
         "/v1/orders", headers={"Authorization": f"Bearer {token.get_secret_value()}"}
     )
     assert response.status_code == 401
+
+
+async def test_a_bucket_is_rung_once_however_many_writes_it_sees(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes in one ring bucket (100 ms) ask Redis for its drain job once; the next bucket
+    rings again. Every delivery is still stored, and a worker handles them all."""
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])  # the ring buckets' clock
+    calls: list[list[str]] = []
+    broker = stack.resources.broker
+    enqueue_all = broker._enqueue_all
+
+    async def counted(jobs: list[Job]) -> list[Job]:
+        calls.append([job.job_id for job in jobs])
+        return await enqueue_all(jobs)
+
+    monkeypatch.setattr(broker, "_enqueue_all", counted)
+    shop = await stack.create_shop()
+    for n in range(5):
+        body = json.dumps(paid_order(id=n + 1)).encode()
+        headers = shopify_headers(shop, body, event_id=f"evt-{n}")
+        assert (
+            await stack.client.post("/webhooks/shopify", content=body, headers=headers)
+        ).status_code == 200
+    assert len(calls) == 1
+    clock[0] += 0.15  # the next bucket
+    body = json.dumps(paid_order(id=99)).encode()
+    headers = shopify_headers(shop, body, event_id="evt-99")
+    await stack.client.post("/webhooks/shopify", content=body, headers=headers)
+    assert len(calls) == 2 and calls[0] != calls[1]
+    assert len(await stored_events(stack)) == 6
+    monkeypatch.undo()
+    await stack.run_worker()
+    assert {event.status for event in await stored_events(stack)} == {EventStatus.processed}
