@@ -10,9 +10,10 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, delete, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.audit import service as audit_service
 from app.audit.service import SYSTEM, Actor
@@ -26,7 +27,7 @@ from app.core.snapshots import (
     snapshot_from_json,
     snapshot_to_json,
 )
-from app.core.uow import Part, defer_job, uow_of
+from app.core.uow import Part, Stage, defer_job, held, uow_of
 from app.credit_sync import service as credit_sync
 from app.ledger import credits
 from app.ledger import service as ledger_service
@@ -320,10 +321,44 @@ async def _apply_snapshot(
     if digest != order.lines_digest:  # paid after created, the lines are the same: kept
         if not fresh:
             await session.execute(delete(OrderLine).where(OrderLine.order_id == order.id))
-        session.add_all(OrderLine(order_id=order.id, **row) for row in rows)
+        pending = uow_of(session).get(PendingLines)
+        if pending is not None:  # a batch: written with the batch's other lines
+            pending.rows.extend({"order_id": order.id} | row for row in rows)
+        else:
+            session.add_all(OrderLine(order_id=order.id, **row) for row in rows)
         order.lines_digest = digest
     order.last_error = None
     return breakdown
+
+
+@dataclass
+class PendingLines(Part):
+    """A batch's new order lines, as rows rather than ORM objects, written together (one
+    statement) before any other statement of the session runs (it may read them) and before
+    the commit."""
+
+    stage = Stage.ENTRIES
+    batched = True
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    async def flush(self, session: AsyncSession) -> None:
+        await session.run_sync(self.write)
+
+    def write(self, session: Session) -> None:
+        rows, self.rows = self.rows, []
+        if rows:
+            session.execute(_INSERT_LINES, rows)
+
+
+_INSERT_LINES = insert(cast(Table, OrderLine.__table__))  # Core: no ORM object per line
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_lines_first(state: ORMExecuteState) -> None:
+    """Any statement may read order lines: the batch's pending lines are written first."""
+    pending = held(state.session, PendingLines)
+    if pending is not None and pending.rows:
+        pending.write(state.session)
 
 
 @dataclass

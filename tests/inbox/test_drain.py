@@ -331,9 +331,9 @@ async def test_a_create_waits_for_its_paid_so_the_order_is_evaluated_once(
 async def test_a_batch_writes_its_credits_in_one_statement_and_reads_them_back(
     stack: Stack,
 ) -> None:
-    """A batch's credits go in together with ids drawn ahead; a refund later in the same
-    batch finds its order's credit (the pending credits are written before any read) and
-    every sync row names a credit that exists."""
+    """A batch's credits and order lines go in together (the credits with ids drawn ahead);
+    a refund later in the same batch finds its order's credit and lines (what is pending is
+    written before any read) and every sync row names a credit that exists."""
     shop = await stack.create_shop()
     refunded = 820982911946154508  # the sample refund's order
     others = [new_order_id() for _ in range(3)]
@@ -341,10 +341,13 @@ async def test_a_batch_writes_its_credits_in_one_statement_and_reads_them_back(
         await stack.deliver(shop, paid_order(id=order_id))
     await stack.deliver(shop, refund(), topic="refunds/create")
     inserts: list[str] = []
+    line_inserts: list[str] = []
 
     def seen(*args: Any) -> None:
         if args[2].lstrip().startswith("INSERT INTO ledger_entries"):
             inserts.append(args[2])
+        elif args[2].lstrip().startswith("INSERT INTO order_lines"):
+            line_inserts.append(args[2])
 
     sa_event.listen(Engine, "before_cursor_execute", seen)
     try:
@@ -356,6 +359,7 @@ async def test_a_batch_writes_its_credits_in_one_statement_and_reads_them_back(
     # Not one INSERT per entry (5): the credits pending when the refund reads its credit go in
     # at once, then the reversal, then the credits of the orders handled after it.
     assert len(inserts) <= 3
+    assert len(line_inserts) <= 2  # the same for the orders' lines (not one per order: 4)
     sample = await stack.order(shop, refunded)
     assert (sample["status"], sample["credited_amount"], sample["reversed_amount"]) == (
         "partially_reversed",
