@@ -21,8 +21,9 @@ from contextlib import asynccontextmanager
 from enum import IntEnum
 from typing import ClassVar, Self, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.core.broker import Broker, Job
 from app.core.context import current_request_id
@@ -31,7 +32,7 @@ from app.core.context import current_request_id
 class Stage(IntEnum):
     """When a part flushes before the commit: lower first."""
 
-    ENTRIES = 5  # ledger credits drawn ahead (the sync rows of SYNCS name them)
+    ROWS = 5  # rows held to write in one statement (credits: the sync rows of SYNCS name them)
     OUTCOMES = 10  # the inbox events' statuses, written last by the handlers that set them
     AUDIT = 20  # audit rows
     SYNCS = 30  # store-credit sync rows (they name ledger entries written in the batch)
@@ -106,6 +107,9 @@ class UnitOfWork:
         for part in parts:
             await part.send(broker)
 
+    def held_rows(self) -> list[HeldRows]:
+        return [part for part in self._parts.values() if isinstance(part, HeldRows)]
+
     def drop(self) -> None:
         self._parts.clear()
 
@@ -119,11 +123,31 @@ class UnitOfWork:
 _KEY = "cashback.unit_of_work"  # the one key this service keeps in `session.info`
 
 
-def held(session: AsyncSession | Session, kind: type[P]) -> P | None:
-    """The part of this kind `session`'s unit of work holds, if any (the sync session of an
-    AsyncSession shares its `info`); never makes a unit of work."""
-    uow: UnitOfWork | None = session.info.get(_KEY)
-    return None if uow is None else uow.get(kind)
+class HeldRows(Part):
+    """Rows a batch writes in one statement instead of one statement per change (a batch's
+    credits, its orders' lines). They are written at the end like any part's, and also
+    before any other ORM statement of the session runs, since it may read them: reads see
+    them without knowing they were held."""
+
+    stage = Stage.ROWS  # a subclass sets `batched` (this base is never opened itself)
+
+    async def flush(self, session: AsyncSession) -> None:
+        await session.run_sync(self.write)
+
+    def write(self, session: Session) -> None:
+        """Write the rows held, and hold none (a sync session: also called mid-statement)."""
+        raise NotImplementedError
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_held_rows_first(state: ORMExecuteState) -> None:
+    """Before an ORM statement (select, update, delete, a lazy load, `get`), the rows a batch
+    holds are written; the sync session of an AsyncSession shares its `info`."""
+    uow: UnitOfWork | None = state.session.info.get(_KEY)
+    if uow is None or not uow.batch:
+        return
+    for part in uow.held_rows():
+        part.write(state.session)
 
 
 def uow_of(session: AsyncSession) -> UnitOfWork:

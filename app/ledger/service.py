@@ -5,13 +5,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, event, func, select, text
+from sqlalchemy import ColumnElement, Table, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 
 from app.core.snapshots import PlatformCustomer
-from app.core.uow import Part, Stage, held, uow_of
+from app.core.uow import HeldRows, Part, uow_of
 from app.ledger.credits import CreditLeft, credit_left
 from app.ledger.models import CONSUMING, Customer, EntryKind, LedgerEntry
 from app.shops.models import Shop
@@ -228,9 +228,8 @@ _INSERT_ENTRY = (
 
 async def _append(session: AsyncSession, *, deferred: bool = False, **values: object) -> int | None:
     """Insert an entry once per (shop, idempotency key): the only way entries are written.
-    `deferred` (a batch's credits): with an id drawn ahead for the batch, the row is written
-    with the batch's others in one statement (PendingCredits), before anything reads the
-    ledger and before the commit."""
+    `deferred` (a batch's credits): with an id drawn ahead for the batch, the row is held and
+    written with the batch's others in one statement (PendingCredits)."""
     unknown = set(values) - set(_ENTRY_FIELDS)
     if unknown:
         raise TypeError(f"not a ledger entry field: {sorted(unknown)}")
@@ -251,19 +250,15 @@ class CreditWrittenBefore(RuntimeError):
 
 
 @dataclass
-class PendingCredits(Part):
+class PendingCredits(HeldRows):
     """A batch's credits: their ids drawn from the sequence ahead (`reserve_credit_ids`, one
-    statement), their rows written together (one statement) when the batch flushes, or as
-    soon as any other statement of the session runs (it may read the ledger), instead of one
-    INSERT each. A credit whose key is already written fails the batch (CreditWrittenBefore)."""
+    statement), their rows written together (one statement) instead of one INSERT each. A
+    credit whose key is already written fails the batch (CreditWrittenBefore)."""
 
-    stage = Stage.ENTRIES
     batched = True
+
     ids: list[int] = field(default_factory=list)  # drawn, not used yet
     rows: list[dict[str, object]] = field(default_factory=list)
-
-    async def flush(self, session: AsyncSession) -> None:
-        await session.run_sync(self.write)
 
     def write(self, session: Session) -> None:
         rows, self.rows = self.rows, []
@@ -303,14 +298,6 @@ async def reserve_credit_ids(session: AsyncSession, n: int) -> None:
     if pending is None or n <= 0:
         return
     pending.ids.extend(int(i) for i in await session.scalars(_DRAW_IDS, {"n": n}))
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _write_credits_first(state: ORMExecuteState) -> None:
-    """Any statement may read the ledger: the batch's pending credits are written first."""
-    pending = held(state.session, PendingCredits)
-    if pending is not None and pending.rows:
-        pending.write(state.session)
 
 
 async def balance(session: AsyncSession, customer_id: int) -> int:

@@ -10,10 +10,10 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Table, delete, event, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 
 from app.audit import service as audit_service
 from app.audit.service import SYSTEM, Actor
@@ -27,7 +27,7 @@ from app.core.snapshots import (
     snapshot_from_json,
     snapshot_to_json,
 )
-from app.core.uow import Part, Stage, defer_job, held, uow_of
+from app.core.uow import HeldRows, Part, defer_job, uow_of
 from app.credit_sync import service as credit_sync
 from app.ledger import credits
 from app.ledger import service as ledger_service
@@ -332,17 +332,13 @@ async def _apply_snapshot(
 
 
 @dataclass
-class PendingLines(Part):
+class PendingLines(HeldRows):
     """A batch's new order lines, as rows rather than ORM objects, written together (one
-    statement) before any other statement of the session runs (it may read them) and before
-    the commit."""
+    statement)."""
 
-    stage = Stage.ENTRIES
     batched = True
-    rows: list[dict[str, Any]] = field(default_factory=list)
 
-    async def flush(self, session: AsyncSession) -> None:
-        await session.run_sync(self.write)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self, session: Session) -> None:
         rows, self.rows = self.rows, []
@@ -351,14 +347,6 @@ class PendingLines(Part):
 
 
 _INSERT_LINES = insert(cast(Table, OrderLine.__table__))  # Core: no ORM object per line
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _write_lines_first(state: ORMExecuteState) -> None:
-    """Any statement may read order lines: the batch's pending lines are written first."""
-    pending = held(state.session, PendingLines)
-    if pending is not None and pending.rows:
-        pending.write(state.session)
 
 
 @dataclass
