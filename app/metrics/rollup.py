@@ -38,12 +38,7 @@ async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int
         raise ValueError(f"not a rollup counter: {sorted(unknown)}")
     held = uow_of(session).get(FigureBumps)
     if held is not None:  # a batch: summed now, written once before the commit
-        deferred = held.sums
-        key = (shop_id, order_id % SHARDS)
-        summed = dict(deferred.get(key, {}))  # replaced, never changed: savepoints copy
-        for name, delta in deltas.items():
-            summed[name] = summed.get(name, 0) + delta
-        deferred[key] = summed
+        _add(held.sums, (shop_id, order_id % SHARDS), deltas)
         return
     table = OrderStatsHourly.__table__
     stmt = insert(OrderStatsHourly).values(
@@ -58,6 +53,17 @@ async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int
     )
     await session.execute(stmt)
     defer_dashboard_update(session, shop_id)  # the frontend refetches, after the commit
+
+
+def _add(
+    sums: dict[tuple[int, int], dict[str, int]], key: tuple[int, int], deltas: dict[str, int]
+) -> None:
+    """Add `deltas` to the sums of `key`. The inner dict is replaced, never changed: a
+    savepoint's copy of the part keeps the sums as they were."""
+    summed = dict(sums.get(key, {}))
+    for name, delta in deltas.items():
+        summed[name] = summed.get(name, 0) + delta
+    sums[key] = summed
 
 
 def _upsert_figures() -> Any:
@@ -171,10 +177,7 @@ async def status_changed(
     key = (shop_id, order_id % SHARDS)
     held = uow_of(session).get(FigureBumps)
     if held is not None:  # a batch: summed now, written once before the commit
-        summed = dict(held.queues.get(key, {}))  # replaced, never changed: savepoints copy
-        for name, delta in deltas.items():
-            summed[name] = summed.get(name, 0) + delta
-        held.queues[key] = summed
+        _add(held.queues, key, deltas)
         return
     await session.execute(
         _UPSERT_QUEUES,

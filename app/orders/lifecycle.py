@@ -61,13 +61,13 @@ async def transition(
         if order.review_started_at is not None:
             took = (now - order.review_started_at).total_seconds()
             await rollup.review_decided(session, order.shop_id, took)
-    if current != target:
-        await rollup.status_changed(session, order.shop_id, order.id, current, target)
     if target == OrderStatus.rejected:
         await rollup.bump(session, order.shop_id, order.id, rejected=1)
     order.status = target
     order.status_reason = reason
-    if current != target:  # the frontend's badges and figures, live (sent after the commit)
+    if current != target:
+        await rollup.status_changed(session, order.shop_id, order.id, current, target)
+        # The frontend's badges and figures, live (sent after the commit).
         defer_event(
             session,
             order.shop_id,
