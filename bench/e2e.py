@@ -282,13 +282,17 @@ async def run_step(step: Step, run: Run) -> None:
 async def wait_all_processed(
     conn: asyncpg.Connection, shop_id: int, total: int, limit_s: float
 ) -> float:
-    """Seconds until the shop has `total` processed orders (or `limit_s`, whichever first)."""
+    """Seconds until the shop has `total` processed orders and no event left unhandled (or
+    `limit_s`, whichever first). An `orders/create` whose `orders/paid` credited the order
+    first is still handled (as stale) after `create_settle_s`: the drain is done then."""
     began = time.perf_counter()
     while time.perf_counter() - began < limit_s:
-        done = await conn.fetchval(
-            "SELECT count(*) FROM orders WHERE shop_id = $1 AND status = 'processed'", shop_id
+        done, unhandled = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM orders WHERE shop_id = $1 AND status = 'processed'),"
+            " (SELECT count(*) FROM webhook_events WHERE shop_id = $1 AND status = 'received')",
+            shop_id,
         )
-        if done >= total:
+        if done >= total and not unhandled:
             break
         await asyncio.sleep(0.2)
     return time.perf_counter() - began

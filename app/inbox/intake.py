@@ -6,9 +6,10 @@ with ONE autocommitted multi-row INSERT … ON CONFLICT DO NOTHING RETURNING (on
 WAL flush), then queues all of their jobs with ONE Redis call. Under load a write carries dozens
 of deliveries; alone, a delivery is written at once. A request is answered only once the
 statement that stored its row has committed; when it fails, every request of that write fails
-(503 when the database is unreachable: Shopify retries). The jobs go to Redis before the
-answers, as for any request; a job Redis did not take is re-queued by the sweeper, which finds
-the event still `received`.
+(503 when the database is unreachable: Shopify retries). Each row is stamped with when the
+drain may take it (`ready_at`): at once, an `orders/create` `create_settle_s` later. The jobs
+go to Redis before the answers, as for any request; a job Redis did not take is re-queued by
+the sweeper, which finds the event still `received`.
 
 A shop installed through the app (it has a Shopify grant) is signed with the app's client
 secret (or the previous one while it is rotated); a shop made by hand for admin-created
@@ -25,15 +26,24 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
 from app.core.broker import Broker
 from app.core.context import current_request_id
 from app.core.errors import ProblemError, Unauthorized, is_database_unavailable
 from app.inbox.models import EventStatus
-from app.inbox.service import DRAIN_JOB, Delivery, Stored, handling_jobs, malformed
+from app.inbox.service import (
+    DRAIN_JOB,
+    SETTLING_TOPIC,
+    Delivery,
+    Stored,
+    handling_jobs,
+    malformed,
+)
 from app.shopify import payloads as shopify
 
 logger = logging.getLogger(__name__)
@@ -52,9 +62,10 @@ WHERE s.domain = $1
 _INSERT_SQL = """
 INSERT INTO webhook_events
     (shop_id, topic, event_key, webhook_id, api_version, triggered_at, body, status, error,
-     handled_at)
+     handled_at, ready_at)
 SELECT d.shop_id, d.topic, d.event_key, d.webhook_id, d.api_version, d.triggered_at, d.body,
-       d.status, d.error, CASE WHEN d.error IS NULL THEN NULL ELSE now() END
+       d.status, d.error, CASE WHEN d.error IS NULL THEN NULL ELSE now() END,
+       now() + CASE WHEN d.topic = $10 THEN $11::interval ELSE interval '0' END
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
             $7::bytea[], $8::text[], $9::text[])
      AS d(shop_id, topic, event_key, webhook_id, api_version, triggered_at, body, status, error)
@@ -94,10 +105,15 @@ class Intake:
     """One per process (per Resources): the shop cache and the group-commit writer."""
 
     def __init__(
-        self, engine: AsyncEngine, broker: Broker, app_secrets: tuple[str, ...] = ()
+        self,
+        engine: AsyncEngine,
+        broker: Broker,
+        settings: Settings,
+        app_secrets: tuple[str, ...] = (),
     ) -> None:
         self.engine = engine
         self.broker = broker
+        self.settings = settings  # read at each write: `create_settle_s` stamps a create's ready_at
         self.app_secrets = app_secrets  # the Shopify app's client secrets, current first
         self._shops: dict[str, tuple[float, ShopKey]] = {}  # domain: (expiry, shop)
         self._loading: dict[str, asyncio.Future[ShopKey | None]] = {}
@@ -259,7 +275,8 @@ class Intake:
                 raise RuntimeError("a pooled connection came back inside a transaction")
             try:
                 # Outside a transaction block the statement commits on its own: one round trip.
-                rows = await pg.fetch(_INSERT_SQL, *columns)
+                settle = timedelta(seconds=self.settings.create_settle_s)
+                rows = await pg.fetch(_INSERT_SQL, *columns, SETTLING_TOPIC, settle)
                 written = {
                     (int(r["shop_id"]), str(r["topic"]), str(r["event_key"])): int(r["id"])
                     for r in rows

@@ -91,6 +91,10 @@ def malformed(body: bytes) -> str | None:
     return None
 
 
+# An `orders/create` is ready for the drain `create_settle_s` after it is stored (the intake
+# stamps its ready_at), so the order's `orders/paid` meets it in one batch or has been handled.
+SETTLING_TOPIC = "orders/create"
+
 DRAIN_JOB = "drain_webhook_events"
 DRAIN_BATCH = 100  # events per transaction
 DRAIN_BUCKET_S = 0.1  # seconds: rings within one bucket share their drain jobs

@@ -66,7 +66,7 @@ def intake_of(request: Request) -> Intake:
     current: tuple[Resources, Intake] | None = getattr(state, "webhook_intake", None)
     if current is None or current[0] is not res:
         app = app_of(res.settings)
-        current = (res, Intake(res.engine, res.broker, app.secrets if app else ()))
+        current = (res, Intake(res.engine, res.broker, res.settings, app.secrets if app else ()))
         state.webhook_intake = current
     return current[1]
 

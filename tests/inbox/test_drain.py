@@ -317,7 +317,10 @@ async def test_a_create_waits_for_its_paid_so_the_order_is_evaluated_once(
 
     async with stack.resources.sessionmaker() as session:  # 31 seconds later
         await session.execute(
-            text("UPDATE webhook_events SET received_at = received_at - interval '31 seconds'")
+            text(
+                "UPDATE webhook_events SET received_at = received_at - interval '31 seconds',"
+                " ready_at = ready_at - interval '31 seconds'"
+            )
         )
         await session.commit()
     assert await drain_batch(stack.resources, 100) == 2
