@@ -79,7 +79,7 @@ from bench.harness import (
     write_results,
 )
 from bench.payloads import API_VERSION, WEBHOOK_PATH, OrderFactory
-from bench.pg import Integrity, check_orders, postmaster_pid
+from bench.pg import AutovacuumStandIn, Integrity, check_orders, postmaster_pid
 from bench.pooler import PgBouncer
 from bench.procs import Processes
 from bench.sse import EventStream
@@ -321,7 +321,11 @@ async def final_check(
 
 
 async def run(
-    args: argparse.Namespace, env: Env, shop: BenchShop, procs: Processes
+    args: argparse.Namespace,
+    env: Env,
+    shop: BenchShop,
+    procs: Processes,
+    settings: dict[str, str],
 ) -> dict[str, Any]:
     port = args.port or free_port()
     host = f"127.0.0.1:{port}"
@@ -349,7 +353,9 @@ async def run(
     )
     steps: list[Step] = []
     notes: list[str] = []
+    vacuum = AutovacuumStandIn(env.dsn, settings)
     try:
+        vacuum.start()
         # Warm-up (the worker's start, the pools' connections), not judged.
         warm = Step(rate=20, seconds=2, first_id=WARMUP_BASE)
         await run_step(warm, state)
@@ -390,6 +396,7 @@ async def run(
             LABEL_WORKER: peak_rss_of({w.pgid for w in workers}),
         }
     finally:
+        await vacuum.stop()
         await stream.close()
         await client.close()
         await conn.close()
@@ -410,6 +417,7 @@ async def run(
         "integrity": integrity.as_dict(),
         "stream_events": dict(stream.counts),
         "peak_rss_mb": rss,
+        "autovacuum_standin": {"runs": vacuum.runs, "seconds": round(vacuum.seconds, 2)},
         "notes": notes,
     }
 
@@ -539,7 +547,7 @@ def main(argv: list[str] | None = None) -> None:
         env.extra.update(bouncer.service_env(env.database))
     try:
         shop = create_shop(env, "bench-e2e.myshopify.com")
-        result = asyncio.run(run(args, env, shop, procs))
+        result = asyncio.run(run(args, env, shop, procs, settings))
     finally:
         procs.stop_all()
         if bouncer is not None:
