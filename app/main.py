@@ -42,6 +42,7 @@ from app.orders.routes import review_router
 from app.orders.routes import router as orders_router
 from app.program.routes import router as program_router
 from app.shopify.routes import router as shopify_router
+from app.shopify.webhooks import WebhookFastPath
 from app.shopify.webhooks import router as webhooks_router
 from app.shops.account_routes import router as account_router
 from app.shops.routes import router as shops_router
@@ -110,9 +111,13 @@ def create_app(settings: Settings | None = None, resources: Resources | None = N
         generate_unique_id_function=_operation_id,
         openapi_tags=api_docs.TAGS,
         separate_input_output_schemas=False,
+        # The service's own metrics are Prometheus (/metrics), and it installs no OpenTelemetry
+        # provider; FastAPI's hooks would look for one on every request (4% of a webhook).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     if resources is not None:
         app.state.resources = resources
+    app.add_middleware(WebhookFastPath)  # innermost: everything else wraps webhooks too
     app.add_middleware(IdempotencyMiddleware)  # inside CORS: replays carry CORS headers too
     if settings.cors_origins:
         app.add_middleware(

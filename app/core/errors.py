@@ -123,6 +123,11 @@ def problem_response(
     )
 
 
+def problem_of(exc: ProblemError) -> JSONResponse:
+    """The problem document of a ProblemError, as every route answers it."""
+    return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+
+
 def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for a route: each status it can answer with a problem document."""
     out: dict[int | str, dict[str, Any]] = {}
@@ -222,7 +227,7 @@ _CONNECTION_ERRORS = frozenset(
 def install_error_handlers(app: FastAPI) -> None:
     async def on_problem(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ProblemError)
-        return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
+        return problem_of(exc)
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

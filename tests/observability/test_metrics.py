@@ -91,6 +91,12 @@ async def test_webhooks_are_counted_by_topic_and_result(stack: Stack) -> None:
     assert sample(samples, total, topic="orders/paid", result="rejected") == 1
     # A topic nobody knows never becomes a label value of its own.
     assert sample(samples, total, topic="other", result="rejected") == 1
+    # Webhooks skip the router (app.shopify.webhooks.WebhookFastPath), and are counted under
+    # their route's template all the same, the problem answers too.
+    requests = "cashback_http_requests_total"
+    route = "/webhooks/shopify"
+    assert sample(samples, requests, method="POST", route=route, status="200") == 3
+    assert sample(samples, requests, method="POST", route=route, status="401") == 2
 
 
 async def test_queue_depth_and_age_are_read_from_redis(stack: Stack) -> None:
