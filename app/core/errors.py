@@ -128,6 +128,17 @@ def problem_of(exc: ProblemError) -> JSONResponse:
     return problem_response(exc.status, exc.code, exc.title, exc.detail, **exc.extra)
 
 
+def http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """The problem document of an HTTPException (the router's 404 and 405, the body limit's
+    413), as every route answers it."""
+    code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    headers = dict(exc.headers or {})  # e.g. WWW-Authenticate
+    if exc.status_code == 405 and not isinstance(exc, MethodRefused):
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem_response(exc.status_code, code, title, detail, headers=headers)
+
+
 def problem_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for a route: each status it can answer with a problem document."""
     out: dict[int | str, dict[str, Any]] = {}
@@ -241,12 +252,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
-        detail = exc.detail if isinstance(exc.detail, str) else None
-        headers = dict(exc.headers or {})  # e.g. WWW-Authenticate
-        if exc.status_code == 405 and not isinstance(exc, MethodRefused):
-            headers["Allow"] = ", ".join(allowed_methods(request))
-        return problem_response(exc.status_code, code, title, detail, headers=headers)
+        return http_problem(request, exc)
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         if is_rejected_value(exc):

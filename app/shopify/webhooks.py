@@ -6,12 +6,14 @@ from enum import StrEnum
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.core.errors import (
     PayloadTooLarge,
     ProblemError,
     Unauthorized,
+    http_problem,
     problem_of,
     problem_responses,
 )
@@ -165,10 +167,10 @@ class WebhookFastPath:
     The busiest request of the service needs none of what the router does for the others
     (matching a hundred routes, solving dependencies, wrapping the handler for exceptions):
     a fifth of a webhook's CPU at saturation (py-spy). Innermost of the middleware, so the
-    request id, metrics, body limit and the rest apply as to any route; problems are answered
-    as every route answers them, anything else goes up to the app's error handler. The route
-    stays declared (the OpenAPI document, and every other method and path go through the
-    router as before)."""
+    request id, metrics, body limit and the rest apply as to any route. Problems are answered
+    as every route answers them (a ProblemError, and the body limit's HTTPException); anything
+    else goes up to the app's error handler. The route stays declared: the OpenAPI document,
+    and every other method and path, go through the router as before."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -184,8 +186,11 @@ class WebhookFastPath:
             await self.app(scope, receive, send)
             return
         scope["route"] = self.route
+        request = Request(scope, receive)
         try:
-            response = await receive_shopify_webhook(Request(scope, receive))
+            response = await receive_shopify_webhook(request)
         except ProblemError as exc:
             response = problem_of(exc)
+        except HTTPException as exc:  # the body limit's 413, raised as the body is read
+            response = http_problem(request, exc)
         await response(scope, receive, send)
