@@ -194,6 +194,8 @@ class Intake:
 
     async def _write_pending(self) -> None:
         try:
+            if self.settings.intake_linger_s:  # the deliveries of the next moment come along
+                await asyncio.sleep(self.settings.intake_linger_s)
             while self._pending:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]

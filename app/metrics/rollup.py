@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +17,7 @@ from app.events.publish import defer_dashboard_update
 from app.metrics.models import OrderQueues, OrderStatsHourly, ReviewTimesDaily
 
 SHARDS = 4
+_BATCH_SHARDS = itertools.count(os.getpid())  # per process, a different start in each
 COUNTERS = ("orders", "processed", "rejected", "cashback_issued", "reversed", "expired", "redeemed")
 QUEUES = ("pending", "held", "failed", "awaiting_customer")  # statuses counted as they change
 BUCKETS_PER_DOUBLING = 16  # review-time buckets: each 2^(1/16) ≈ 4.4% wider than the last
@@ -38,7 +41,7 @@ async def bump(session: AsyncSession, shop_id: int, order_id: int, **deltas: int
         raise ValueError(f"not a rollup counter: {sorted(unknown)}")
     held = uow_of(session).get(FigureBumps)
     if held is not None:  # a batch: summed now, written once before the commit
-        _add(held.sums, (shop_id, order_id % SHARDS), deltas)
+        _add(held.sums, (shop_id, held.shard), deltas)
         return
     table = OrderStatsHourly.__table__
     stmt = insert(OrderStatsHourly).values(
@@ -93,6 +96,12 @@ class FigureBumps(Part):
 
     stage = Stage.FIGURES
     batched = True
+    # All of a batch's figures go to one shard, and the next batch of the process takes the
+    # next: two batches side by side lock different rows, where one shard per order made every
+    # batch of 30 orders lock all four, and the second wait for the first's commit (1.5 ms an
+    # upsert at 700 orders/s, pg_stat_statements). Readers sum the shards; one shard's queue
+    # count alone may go below zero (an order counted in on one, out on another).
+    shard: int = field(default_factory=lambda: next(_BATCH_SHARDS) % SHARDS)
     sums: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
     queues: dict[tuple[int, int], dict[str, int]] = field(default_factory=dict)
     reviews: dict[tuple[int, int], int] = field(default_factory=dict)  # (shop, bucket): count
@@ -177,7 +186,7 @@ async def status_changed(
     key = (shop_id, order_id % SHARDS)
     held = uow_of(session).get(FigureBumps)
     if held is not None:  # a batch: summed now, written once before the commit
-        _add(held.queues, key, deltas)
+        _add(held.queues, (shop_id, held.shard), deltas)
         return
     await session.execute(
         _UPSERT_QUEUES,
