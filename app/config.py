@@ -82,9 +82,10 @@ class Settings(BaseSettings):
         ge=0,
         le=0.1,
         description=(
-            "Seconds the webhook intake waits before a write, so the deliveries arriving "
-            "meanwhile share its statement and commit: at a few hundred orders a second each "
-            "write otherwise carries one or two. 0 writes at once."
+            "Seconds the webhook intake waits before a write that follows a small one, so the "
+            "deliveries arriving meanwhile share its statement and commit: at a few hundred "
+            "orders a second each write otherwise carries one or two. Under a flood the writes "
+            "are large and nobody waits. 0 writes at once."
         ),
     )
     create_settle_s: float = Field(

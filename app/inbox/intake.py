@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 SHOP_TTL_S = 30.0
 MAX_BATCH = 500  # rows per statement
 MAX_WRITES_IN_FLIGHT = 2  # one statement being written while the next batch fills
+LINGER_BELOW = 8  # deliveries: a write after a smaller one waits `intake_linger_s` first
 
 _SHOP_SQL = """
 SELECT s.id, s.webhook_secret, g.shop_id IS NOT NULL AS app_installed
@@ -119,6 +120,7 @@ class Intake:
         self._loading: dict[str, asyncio.Future[ShopKey | None]] = {}
         self._pending: list[_Pending] = []
         self._writes = 0
+        self._last_batch = 0  # deliveries in the last write
         self._rung: str | None = None  # the drain job this process last queued
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -194,11 +196,15 @@ class Intake:
 
     async def _write_pending(self) -> None:
         try:
-            if self.settings.intake_linger_s:  # the deliveries of the next moment come along
+            # After a small write (a moderate rate: each delivery nearly alone), wait a moment
+            # so the next deliveries share this one's statement and commit. After a large
+            # one (a flood) the batches fill on their own, and waiting would only idle.
+            if self.settings.intake_linger_s and self._last_batch < LINGER_BELOW:
                 await asyncio.sleep(self.settings.intake_linger_s)
             while self._pending:
                 batch = self._pending[:MAX_BATCH]
                 del self._pending[:MAX_BATCH]
+                self._last_batch = len(batch)
                 await self._write(batch)
         finally:
             self._writes -= 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.core.broker import Job
 from app.inbox.models import EventStatus, WebhookEvent
@@ -201,3 +202,32 @@ async def test_a_bucket_is_rung_once_however_many_writes_it_sees(
     monkeypatch.undo()
     await stack.run_worker()
     assert {event.status for event in await stored_events(stack)} == {EventStatus.processed}
+
+
+async def transactions_of_events(stack: Stack) -> int:
+    """How many transactions wrote the shop's inbox rows (a statement's rows share its xmin)."""
+    async with stack.resources.sessionmaker() as session:
+        return int(
+            await session.scalar(text("SELECT count(DISTINCT xmin::text) FROM webhook_events"))
+        )
+
+
+async def test_deliveries_a_moment_apart_share_one_write_after_a_small_one(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a moderate rate each delivery would be written alone: after a small write the
+    intake waits `intake_linger_s`, and the deliveries of that moment share one statement and
+    one commit. Each is answered only after it, and each is stored."""
+    monkeypatch.setattr(stack.resources.settings, "intake_linger_s", 0.5)
+    shop = await stack.create_shop()
+
+    async def deliver(n: int) -> int:
+        await asyncio.sleep(0.02 * n)  # a moment apart, well inside the linger
+        body = json.dumps(paid_order(id=n + 1)).encode()
+        headers = shopify_headers(shop, body, event_id=f"evt-{n}")
+        response = await stack.client.post("/webhooks/shopify", content=body, headers=headers)
+        return response.status_code
+
+    assert await asyncio.gather(*(deliver(n) for n in range(4))) == [200] * 4
+    assert len(await stored_events(stack)) == 4
+    assert await transactions_of_events(stack) == 1
