@@ -95,7 +95,8 @@ class Settings(BaseSettings):
             "Seconds an `orders/create` waits before it is handled, so the order's "
             "`orders/paid` (which follows within a second on a real store) meets it in one "
             "batch or has been handled already: the order is then evaluated once, not twice. "
-            "Nothing else waits; 0 handles creates at once."
+            "The API applies it as it stores the delivery (its ready_at). Nothing else waits; "
+            "0 handles creates at once."
         ),
     )
     log_level: str = "INFO"
