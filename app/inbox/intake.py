@@ -4,7 +4,8 @@ Each request hands its delivery to the process's `Intake` and awaits its commit.
 that arrive while a write is in flight wait for the next one, and each write stores all of them
 with ONE autocommitted multi-row INSERT … ON CONFLICT DO NOTHING RETURNING (one round trip, one
 WAL flush), then queues all of their jobs with ONE Redis call. Under load a write carries dozens
-of deliveries; alone, a delivery is written at once. A request is answered only once the
+of deliveries; after a small write the next waits `intake_linger_s` (2 ms) first, so that at a
+moderate rate the deliveries of that moment still share it. A request is answered only once the
 statement that stored its row has committed; when it fails, every request of that write fails
 (503 when the database is unreachable: Shopify retries). Each row is stamped with when the
 drain may take it (`ready_at`): at once, an `orders/create` `create_settle_s` later. The jobs

@@ -183,14 +183,13 @@ async def status_changed(
         deltas[after] += 1
     if not any(deltas.values()):
         return
-    key = (shop_id, order_id % SHARDS)
     held = uow_of(session).get(FigureBumps)
     if held is not None:  # a batch: summed now, written once before the commit
         _add(held.queues, (shop_id, held.shard), deltas)
         return
     await session.execute(
         _UPSERT_QUEUES,
-        {"queue_shop": shop_id, "queue_shard": key[1]}
+        {"queue_shop": shop_id, "queue_shard": order_id % SHARDS}
         | {f"queue_{n}": d for n, d in deltas.items()},
     )
 
